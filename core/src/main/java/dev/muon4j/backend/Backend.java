@@ -1,0 +1,76 @@
+package dev.muon4j.backend;
+
+/**
+ * Dense float32 linear algebra on row-major matrices stored in heap {@code float[]} arrays.
+ *
+ * <p>Every matrix argument is a base array, an offset into it and a leading dimension (the
+ * distance in floats between the starts of consecutive rows). Output arrays are modified; input
+ * arrays are not. An output must not overlap an input. Implementations are chosen once (see
+ * {@link Backends}) and passed to whatever needs them; there is no global instance.
+ *
+ * <p>Implementations are not required to be safe for concurrent calls from several Java threads:
+ * each backend already uses all the threads it was configured with.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Short human-readable description, e.g. {@code "OpenBLAS 0.3.31 (bundled), 2 threads"}. */
+    String description();
+
+    /** Which implementation this is. */
+    BackendKind kind();
+
+    /** Number of compute threads this backend uses. */
+    int threads();
+
+    /**
+     * General matrix product {@code C = alpha·op(A)·op(B) + beta·C}, where {@code op(X)} is
+     * {@code X} or {@code Xᵀ}. {@code op(A)} is m×k, {@code op(B)} is k×n, {@code C} is m×n.
+     * When {@code beta == 0}, C's previous contents are ignored (NaNs in C do not propagate).
+     */
+    void gemm(boolean transA, boolean transB, int m, int n, int k,
+              float alpha, float[] a, int aOffset, int lda,
+              float[] b, int bOffset, int ldb,
+              float beta, float[] c, int cOffset, int ldc);
+
+    /**
+     * Symmetric rank-k update of the upper triangle: {@code C = alpha·A·Aᵀ + beta·C} with A n×k
+     * ({@code trans == false}), or {@code C = alpha·Aᵀ·A + beta·C} with A k×n ({@code trans == true}).
+     * C is n×n; only its upper triangle (including the diagonal) is read and written, the strictly
+     * lower triangle is left untouched.
+     */
+    void syrk(boolean trans, int n, int k,
+              float alpha, float[] a, int aOffset, int lda,
+              float beta, float[] c, int cOffset, int ldc);
+
+    /**
+     * Symmetric times general: {@code C = alpha·S·B + beta·C} with S m×m symmetric, of which only
+     * the upper triangle is read, B and C m×n.
+     */
+    void symm(int m, int n,
+              float alpha, float[] s, int sOffset, int lds,
+              float[] b, int bOffset, int ldb,
+              float beta, float[] c, int cOffset, int ldc);
+
+    /** Releases native resources, if any. Further calls are undefined. */
+    @Override
+    default void close() {
+    }
+
+    /** Checks that a row-major matrix of {@code rows × cols} with leading dimension {@code ld} fits in {@code array}. */
+    static void checkMatrix(String what, float[] array, int offset, int rows, int cols, int ld) {
+        if (rows < 0 || cols < 0) {
+            throw new IllegalArgumentException(what + ": negative size " + rows + "×" + cols);
+        }
+        if (ld < Math.max(1, cols)) {
+            throw new IllegalArgumentException(what + ": leading dimension " + ld + " < column count " + cols);
+        }
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        long last = (long) offset + (long) (rows - 1) * ld + cols;
+        if (offset < 0 || last > array.length) {
+            throw new IllegalArgumentException(what + ": " + rows + "×" + cols + " matrix at offset " + offset
+                    + " with leading dimension " + ld + " needs " + last + " floats, array has " + array.length);
+        }
+    }
+}

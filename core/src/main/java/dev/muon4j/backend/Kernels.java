@@ -1,0 +1,250 @@
+package dev.muon4j.backend;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Elementwise kernels on the Vector API, single-threaded, over {@code float[]} ranges.
+ *
+ * <p>Each method documents which arrays it modifies; the others are read only. Every kernel here
+ * has a plain scalar twin in the tests ({@code ScalarKernels}) that it is checked against.
+ */
+public final class Kernels {
+    static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> SI = IntVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+
+    private Kernels() {
+    }
+
+    /** {@code x[off..off+len) *= s}; modifies x. */
+    public static void scale(float[] x, int off, int len, float s) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector.fromArray(S, x, off + i).mul(s).intoArray(x, off + i);
+        }
+        for (; i < len; i++) {
+            x[off + i] *= s;
+        }
+    }
+
+    /** {@code y += a·x} over len elements; modifies y. */
+    public static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector xv = FloatVector.fromArray(S, x, xOff + i);
+            FloatVector.fromArray(S, y, yOff + i).add(xv.mul(a)).intoArray(y, yOff + i);
+        }
+        for (; i < len; i++) {
+            y[yOff + i] += a * x[xOff + i];
+        }
+    }
+
+    /** {@code y = a·x + b·y} over len elements; modifies y. */
+    public static void axpby(float a, float[] x, int xOff, float b, float[] y, int yOff, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector xv = FloatVector.fromArray(S, x, xOff + i);
+            FloatVector.fromArray(S, y, yOff + i).mul(b).add(xv.mul(a)).intoArray(y, yOff + i);
+        }
+        for (; i < len; i++) {
+            y[yOff + i] = a * x[xOff + i] + b * y[yOff + i];
+        }
+    }
+
+    /** Sum of squares, accumulated per vector lane in float over blocks of 1024 and across blocks in double. */
+    public static double sumOfSquares(float[] x, int off, int len) {
+        double total = 0;
+        for (int start = 0; start < len; start += 1024) {
+            int n = Math.min(1024, len - start);
+            int i = 0;
+            FloatVector acc = FloatVector.zero(S);
+            for (int bound = S.loopBound(n); i < bound; i += L) {
+                FloatVector v = FloatVector.fromArray(S, x, off + start + i);
+                acc = v.fma(v, acc);
+            }
+            double block = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < n; i++) {
+                float v = x[off + start + i];
+                block += (double) v * v;
+            }
+            total += block;
+        }
+        return total;
+    }
+
+    /** Index (relative to off) of the first NaN or infinite value, or -1 if all are finite. */
+    public static int firstNonFinite(float[] x, int off, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector v = FloatVector.fromArray(S, x, off + i);
+            // x - x is 0 for finite x and NaN for NaN or ±Inf.
+            VectorMask<Float> bad = v.sub(v).test(VectorOperators.IS_NAN);
+            if (bad.anyTrue()) {
+                return i + bad.firstTrue();
+            }
+        }
+        for (; i < len; i++) {
+            if (!Float.isFinite(x[off + i])) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    /** C (rows×cols, leading dimension ld) {@code *= beta}; beta == 0 writes zeros (NaN does not survive). Modifies c. */
+    public static void scaleMatrix(float[] c, int off, int rows, int cols, int ld, float beta) {
+        for (int r = 0; r < rows; r++) {
+            int row = off + r * ld;
+            if (beta == 0f) {
+                java.util.Arrays.fill(c, row, row + cols, 0f);
+            } else if (beta != 1f) {
+                scale(c, row, cols, beta);
+            }
+        }
+    }
+
+    /** The upper triangle (with diagonal) of the n×n matrix C {@code *= beta}; beta == 0 writes zeros. Modifies c. */
+    public static void scaleUpperTriangle(float[] c, int off, int n, int ld, float beta) {
+        for (int r = 0; r < n; r++) {
+            int start = off + r * ld + r;
+            if (beta == 0f) {
+                java.util.Arrays.fill(c, start, off + r * ld + n, 0f);
+            } else if (beta != 1f) {
+                scale(c, start, n - r, beta);
+            }
+        }
+    }
+
+    /** Copies the upper triangle of the n×n matrix into its lower triangle, making it fully symmetric. Modifies c. */
+    public static void symmetrizeFromUpper(float[] c, int off, int n, int ld) {
+        final int block = 64;
+        for (int rb = 0; rb < n; rb += block) {
+            for (int cb = 0; cb <= rb; cb += block) {
+                int rEnd = Math.min(n, rb + block);
+                int cEnd = Math.min(n, cb + block);
+                for (int r = rb; r < rEnd; r++) {
+                    for (int col = cb; col < Math.min(cEnd, r); col++) {
+                        c[off + r * ld + col] = c[off + col * ld + r];
+                    }
+                }
+            }
+        }
+    }
+
+    /** dst (cols×rows) = srcᵀ where src is rows×cols, both dense. Modifies dst; dst must not be src. */
+    public static void transpose(float[] src, int srcOff, int rows, int cols, float[] dst, int dstOff) {
+        final int block = 32;
+        for (int rb = 0; rb < rows; rb += block) {
+            int rEnd = Math.min(rows, rb + block);
+            for (int cb = 0; cb < cols; cb += block) {
+                int cEnd = Math.min(cols, cb + block);
+                for (int r = rb; r < rEnd; r++) {
+                    int s = srcOff + r * cols;
+                    for (int col = cb; col < cEnd; col++) {
+                        dst[dstOff + col * rows + r] = src[s + col];
+                    }
+                }
+            }
+        }
+    }
+
+    /** Rounds each value to the nearest bfloat16 (ties to even), in place; same result as {@code BFloat16.round}. */
+    public static void roundToBFloat16(float[] x, int off, int len) {
+        int i = 0;
+        if (SI.length() == L) {
+            for (int bound = S.loopBound(len); i < bound; i += L) {
+                FloatVector v = FloatVector.fromArray(S, x, off + i);
+                IntVector bits = v.reinterpretAsInts();
+                VectorMask<Integer> special = bits.and(0x7f800000).compare(VectorOperators.EQ, 0x7f800000);
+                IntVector lsb = bits.lanewise(VectorOperators.LSHR, 16).and(1);
+                IntVector rounded = bits.add(lsb.add(0x7fff)).and(0xffff0000);
+                // Infinities pass unchanged; every NaN becomes the canonical NaN (as BFloat16.round does).
+                IntVector result = rounded.blend(bits, special)
+                        .blend(IntVector.broadcast(SI, 0x7fc00000), v.test(VectorOperators.IS_NAN).cast(SI));
+                result.reinterpretAsFloats().intoArray(x, off + i);
+            }
+        }
+        for (; i < len; i++) {
+            x[off + i] = dev.muon4j.tensor.BFloat16.round(x[off + i]);
+        }
+    }
+
+    /**
+     * Muon momentum update and the matrix handed to Newton–Schulz, fused. Modifies m and u.
+     *
+     * <pre>
+     * EMA form:      m ← β·m + (1−β)·g;   u = nesterov ? (1−β)·g + β·m : m
+     * classic form:  m ← β·m + g;         u = nesterov ? g + β·m : m
+     * </pre>
+     */
+    public static void muonMomentum(boolean ema, boolean nesterov, float beta,
+                                    float[] g, int gOff, float[] m, int mOff, float[] u, int uOff, int len) {
+        float gScale = ema ? 1f - beta : 1f;
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector gv = FloatVector.fromArray(S, g, gOff + i).mul(gScale);
+            FloatVector mv = FloatVector.fromArray(S, m, mOff + i).mul(beta).add(gv);
+            mv.intoArray(m, mOff + i);
+            (nesterov ? mv.mul(beta).add(gv) : mv).intoArray(u, uOff + i);
+        }
+        for (; i < len; i++) {
+            float gv = gScale * g[gOff + i];
+            float mv = beta * m[mOff + i] + gv;
+            m[mOff + i] = mv;
+            u[uOff + i] = nesterov ? beta * mv + gv : mv;
+        }
+    }
+
+    /** Muon's parameter update {@code w ← w·decay − step·o} (decay = 1 − lr·wd, step = lr·scale). Modifies w. */
+    public static void decayAndSubtract(float[] w, int wOff, float decay, float step, float[] o, int oOff, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector ov = FloatVector.fromArray(S, o, oOff + i);
+            FloatVector.fromArray(S, w, wOff + i).mul(decay).sub(ov.mul(step)).intoArray(w, wOff + i);
+        }
+        for (; i < len; i++) {
+            w[wOff + i] = w[wOff + i] * decay - step * o[oOff + i];
+        }
+    }
+
+    /**
+     * AdamW, fused over one parameter. Modifies w, m and v.
+     *
+     * <pre>
+     * m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
+     * w ← w·(1 − lr·wd) − lr · (m / bc1) / (√(v / bc2) + eps)     bc1 = 1 − β1^t, bc2 = 1 − β2^t
+     * </pre>
+     */
+    public static void adamw(float[] w, int wOff, float[] g, int gOff, float[] m, int mOff, float[] v, int vOff, int len,
+                             float beta1, float beta2, float lr, float weightDecay, float eps, float bc1, float bc2) {
+        float decay = 1f - lr * weightDecay;
+        float stepSize = lr / bc1;
+        float invBc2 = 1f / bc2;
+        float oneMinusB1 = 1f - beta1;
+        float oneMinusB2 = 1f - beta2;
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector gv = FloatVector.fromArray(S, g, gOff + i);
+            FloatVector mv = FloatVector.fromArray(S, m, mOff + i).mul(beta1).add(gv.mul(oneMinusB1));
+            FloatVector vv = FloatVector.fromArray(S, v, vOff + i).mul(beta2).add(gv.mul(gv).mul(oneMinusB2));
+            mv.intoArray(m, mOff + i);
+            vv.intoArray(v, vOff + i);
+            FloatVector denom = vv.mul(invBc2).sqrt().add(eps);
+            FloatVector wv = FloatVector.fromArray(S, w, wOff + i).mul(decay).sub(mv.mul(stepSize).div(denom));
+            wv.intoArray(w, wOff + i);
+        }
+        for (; i < len; i++) {
+            float gv = g[gOff + i];
+            float mv = beta1 * m[mOff + i] + oneMinusB1 * gv;
+            float vv = beta2 * v[vOff + i] + oneMinusB2 * (gv * gv);
+            m[mOff + i] = mv;
+            v[vOff + i] = vv;
+            float denom = (float) Math.sqrt(vv * invBc2) + eps;
+            w[wOff + i] = w[wOff + i] * decay - (mv * stepSize) / denom;
+        }
+    }
+}
