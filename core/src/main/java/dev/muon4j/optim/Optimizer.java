@@ -1,0 +1,32 @@
+package dev.muon4j.optim;
+
+import java.util.List;
+
+/**
+ * An optimizer over a fixed list of named {@link Parameter}s. Each {@link #step()} reads the
+ * parameters' gradients and updates their values in place.
+ */
+public interface Optimizer {
+
+    /** Applies one update from the current gradients. */
+    StepResult step();
+
+    /** Number of applied steps so far (skipped steps not counted); drives bias correction and the schedule. */
+    long stepCount();
+
+    /** Number of steps skipped for non-finite gradients. */
+    long skippedSteps();
+
+    /** The parameters, in the order given. */
+    List<Parameter> parameters();
+
+    /** A deep copy of the optimizer's state, keyed by parameter name. */
+    OptimizerState saveState();
+
+    /**
+     * Replaces the optimizer's state with {@code state}, after checking that it has exactly this
+     * optimizer's parameter names, routes and buffer sizes; on any mismatch nothing is changed and
+     * the error names the parameter.
+     */
+    void loadState(OptimizerState state);
+}
