@@ -85,7 +85,8 @@ public final class Backends {
                 return OpenBlasBackend.open(BackendKind.OPENBLAS_SYSTEM, p, threads);
             }
         }
-        throw new IllegalStateException("no system libopenblas.so.0 in " + SYSTEM_OPENBLAS_PATHS);
+        throw new IllegalStateException("no system libopenblas.so.0 in the " + SYSTEM_OPENBLAS_PATHS.size()
+                + " usual places (set MUON4J_OPENBLAS to name one)");
     }
 
     /** Extracts (once) and opens the libopenblas from the org.bytedeco:openblas jar on the class path. */

@@ -1,0 +1,49 @@
+package dev.muon4j.cli;
+
+import dev.muon4j.backend.Backend;
+import dev.muon4j.bench.OptimizerBenchmark;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code muon4j bench optimizer}: GEMM rate, Newton–Schulz speed and a GPT-2-sized Muon step, in one run. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks. 'optimizer': backend GEMM GFLOP/s, NS5 time and effective GFLOP/s, and a Muon step over GPT-2 small's hidden matrices.",
+        subcommands = {BenchCommand.Optimizer.class})
+public final class BenchCommand implements Callable<Integer> {
+    @Override
+    public Integer call() {
+        new picocli.CommandLine(this).usage(System.out);
+        return 0;
+    }
+
+    @Command(name = "optimizer", mixinStandardHelpOptions = true,
+            description = "GEMM GFLOP/s, NS5 on 1024x1024, 1024x4096, 4096x4096, and a full Muon step on GPT-2 small's hidden matrices.")
+    static final class Optimizer implements Callable<Integer> {
+        @Mixin
+        BackendOptions backendOptions;
+
+        @Option(names = "--repetitions", defaultValue = "3", description = "Timed repetitions per case, median reported (default: ${DEFAULT-VALUE}).")
+        int repetitions;
+
+        @Option(names = "--skip-gpt2", description = "Skip the GPT-2 small optimizer step (needs about 1.5 GB of heap).")
+        boolean skipGpt2;
+
+        @Override
+        public Integer call() {
+            try (Backend backend = backendOptions.open()) {
+                System.out.println("backend: " + backend.description());
+                System.out.printf("java %s, %d processors%n%n", Runtime.version(), Runtime.getRuntime().availableProcessors());
+                OptimizerBenchmark bench = new OptimizerBenchmark(backend, System.out, repetitions);
+                System.out.printf("square GEMM 2048: %.1f GFLOP/s%n%n", bench.gemmGflops(2048, 2048, 2048));
+                bench.runNewtonSchulz(OptimizerBenchmark.NS_SHAPES);
+                if (!skipGpt2) {
+                    System.out.println();
+                    bench.runGpt2Step();
+                }
+            }
+            return 0;
+        }
+    }
+}
