@@ -8,11 +8,13 @@ import dev.muon4j.optim.LearningRateSchedule;
 import dev.muon4j.optim.MuonConfig;
 import dev.muon4j.optim.Optimizer;
 import dev.muon4j.optim.Route;
-import java.io.PrintStream;
+import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * Trains the same small MLP twice on a teacher-student regression task, once with AdamW on every
@@ -43,10 +45,12 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--every", defaultValue = "25", description = "Print a row every N steps (default: ${DEFAULT-VALUE}).")
     int every;
 
-    private final PrintStream out = System.out;
+    @Spec
+    CommandSpec spec;
 
     @Override
     public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
         if (steps < 1 || batch < 1 || every < 1) {
             throw new IllegalArgumentException("--steps, --batch and --every must be positive, got " + steps + ", " + batch + ", " + every);
         }
@@ -104,6 +108,7 @@ public final class DemoCommand implements Callable<Integer> {
             } else {
                 out.printf("Muon did not reach AdamW's final validation loss within %d steps%n", steps);
             }
+            out.flush();
         }
         return 0;
     }

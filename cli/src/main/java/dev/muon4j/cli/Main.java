@@ -19,6 +19,11 @@ public final class Main implements Callable<Integer> {
     public static void main(String[] args) {
         // One line per log record: "INFO dev.muon4j.backend: message".
         System.setProperty("java.util.logging.SimpleFormatter.format", "%4$s %3$s: %5$s%6$s%n");
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The configured command line (also used by tests, which redirect its output). */
+    public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Main());
         cli.setCaseInsensitiveEnumValuesAllowed(true);
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
@@ -28,6 +33,6 @@ public final class Main implements Callable<Integer> {
             }
             throw ex;
         });
-        System.exit(cli.execute(args));
+        return cli;
     }
 }
