@@ -75,7 +75,21 @@ public final class NewtonSchulz {
         }
         CoefficientSchedule schedule = config.schedule();
         double norm = Math.sqrt(Kernels.sumOfSquares(x, 0, size));
-        Kernels.scale(x, 0, size, (float) (1.0 / (schedule.normScale() * norm + config.eps())));
+        double denominator = schedule.normScale() * norm + config.eps();
+        if (denominator == 0) {
+            // G = 0 with eps = 0: the result is the zero matrix (dividing would give 0/0 = NaN).
+            java.util.Arrays.fill(output, outputOffset, outputOffset + size, 0f);
+            return;
+        }
+        double factor = 1.0 / denominator;
+        if ((float) factor < Float.POSITIVE_INFINITY) {
+            Kernels.scale(x, 0, size, (float) factor);
+        } else {
+            // 1/denominator overflows float32 (tiny G, eps = 0): scale in two steps.
+            float half = (float) Math.sqrt(factor);
+            Kernels.scale(x, 0, size, half);
+            Kernels.scale(x, 0, size, (float) (factor / half));
+        }
         boolean bf16 = config.precision() == DType.BF16;
         if (bf16) {
             Kernels.roundToBFloat16(x, 0, size);
