@@ -221,11 +221,21 @@ public final class Kernels {
      */
     public static void adamw(float[] w, int wOff, float[] g, int gOff, float[] m, int mOff, float[] v, int vOff, int len,
                              float beta1, float beta2, float lr, float weightDecay, float eps, float bc1, float bc2) {
+        adamw(w, wOff, g, gOff, m, mOff, v, vOff, len, beta1, beta2, 1f - beta1, 1f - beta2, lr, weightDecay, eps, bc1, bc2);
+    }
+
+    /**
+     * {@link #adamw(float[], int, float[], int, float[], int, float[], int, int, float, float, float, float, float, float, float)}
+     * with {@code 1 − β1} and {@code 1 − β2} given by the caller. Compute them in double from the
+     * double betas: {@code 1f − (float) β} loses digits when β is near 1 ((float) 0.9999 makes
+     * 1 − β2 wrong by 1.7e-4 relative), and then the moments no longer match the bias corrections.
+     */
+    public static void adamw(float[] w, int wOff, float[] g, int gOff, float[] m, int mOff, float[] v, int vOff, int len,
+                             float beta1, float beta2, float oneMinusB1, float oneMinusB2,
+                             float lr, float weightDecay, float eps, float bc1, float bc2) {
         float decay = 1f - lr * weightDecay;
         float stepSize = lr / bc1;
         float invBc2 = 1f / bc2;
-        float oneMinusB1 = 1f - beta1;
-        float oneMinusB2 = 1f - beta2;
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += L) {
             FloatVector gv = FloatVector.fromArray(S, g, gOff + i);

@@ -154,7 +154,8 @@ public final class HybridOptimizer implements Optimizer {
             if (s.route == Route.ADAMW) {
                 Parameter p = s.parameter;
                 Kernels.adamw(p.value(), 0, p.gradient(), 0, s.first, 0, s.second, 0, p.size(),
-                        (float) adamw.beta1(), (float) adamw.beta2(), (float) lr, (float) s.weightDecay,
+                        (float) adamw.beta1(), (float) adamw.beta2(),
+                        (float) (1 - adamw.beta1()), (float) (1 - adamw.beta2()), (float) lr, (float) s.weightDecay,
                         (float) adamw.eps(), bc1, bc2);
             } else {
                 muonUpdate(s, lr);
