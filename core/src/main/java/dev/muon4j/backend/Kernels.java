@@ -180,10 +180,13 @@ public final class Kernels {
      * EMA form:      m ← β·m + (1−β)·g;   u = nesterov ? (1−β)·g + β·m : m
      * classic form:  m ← β·m + g;         u = nesterov ? g + β·m : m
      * </pre>
+     * β is taken in double so that 1 − β is formed before rounding to float (for β near 1 the
+     * float β alone would lose digits of 1 − β).
      */
-    public static void muonMomentum(boolean ema, boolean nesterov, float beta,
+    public static void muonMomentum(boolean ema, boolean nesterov, double momentum,
                                     float[] g, int gOff, float[] m, int mOff, float[] u, int uOff, int len) {
-        float gScale = ema ? 1f - beta : 1f;
+        float beta = (float) momentum;
+        float gScale = ema ? (float) (1 - momentum) : 1f;
         int i = 0;
         for (int bound = S.loopBound(len); i < bound; i += L) {
             FloatVector gv = FloatVector.fromArray(S, g, gOff + i).mul(gScale);

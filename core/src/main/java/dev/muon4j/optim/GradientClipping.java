@@ -8,7 +8,7 @@ public final class GradientClipping {
     private GradientClipping() {
     }
 
-    /** √(Σ g²) over every gradient element of every parameter, accumulated in double. */
+    /** √(Σ g²) over every gradient element of every parameter (float partial sums per 1024 elements, added in double). */
     public static double globalNorm(List<Parameter> parameters) {
         double sum = 0;
         for (Parameter p : parameters) {

@@ -174,7 +174,7 @@ public final class HybridOptimizer implements Optimizer {
         float stepSize = (float) (lr * s.scale);
         for (int i = 0; i < layout.count(); i++) {
             int off = i * size;
-            Kernels.muonMomentum(ema, muon.nesterov(), (float) muon.momentum(),
+            Kernels.muonMomentum(ema, muon.nesterov(), muon.momentum(),
                     p.gradient(), off, s.first, off, scratch, 0, size);
             NewtonSchulz.orthogonalize(backend, muon.newtonSchulz(), scratch, 0, layout.fanOut(), layout.fanIn(),
                     scratch, 0, workspace);
