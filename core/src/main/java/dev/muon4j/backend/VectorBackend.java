@@ -1,32 +1,85 @@
 package dev.muon4j.backend;
 
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.Future;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Pure-Java {@link Backend} on the Vector API. Always available; slower than OpenBLAS.
- * Work is split over row blocks of C across {@code threads} worker threads.
+ *
+ * <p>Matrix products follow the usual GotoBLAS/BLIS structure: op(B) is packed into a
+ * {@value #KC}-deep panel of {@link #NR}-column strips, op(A) (scaled by alpha) into a block of
+ * {@value #MC} rows in {@value #MR}-row strips, and a register-blocked micro-kernel computes one
+ * {@value #MR}×{@link #NR} tile of C at a time with fused multiply-adds. C is split into
+ * {@code threads} column (or row) ranges, one per compute thread; the calling thread computes the
+ * first range itself, so at most {@code threads} threads compute at once.
+ *
+ * <p>Each instance keeps its packing buffers between calls, which is one more reason (beyond the
+ * {@link Backend} contract) not to call one instance from several Java threads at once.
  */
 public final class VectorBackend implements Backend {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-    private final int threads;
-    private final ForkJoinPool pool;
+    /** 256-bit vectors where the hardware has them (the micro-kernel is tuned for AVX2), else the preferred shape. */
+    static final VectorSpecies<Float> SPECIES = chooseSpecies();
+    private static final int L = SPECIES.length();
+    /** Rows of C per micro-tile. */
+    static final int MR = 5;
+    /** Columns of C per micro-tile: two vectors. */
+    static final int NR = 2 * L;
+    /** Depth of one packed panel (the k-block). */
+    static final int KC = 256;
+    /** Rows of op(A) per packed block; a multiple of {@link #MR}. */
+    static final int MC = 120;
+    /** Columns of op(B) per packed panel; a multiple of {@link #NR}. */
+    static final int NC = 2048;
+    /** Products with fewer multiply-adds (m·n·k) than this run on the calling thread alone. */
+    private static final long MIN_PARALLEL_WORK = 1L << 18;
 
+    private final int threads;
+    private final ExecutorService pool;
+    private final Workspace[] workspaces;
+
+    /**
+     * Creates a backend computing on {@code threads} threads (the calling thread and
+     * {@code threads - 1} daemon workers).
+     *
+     * @throws IllegalArgumentException if {@code threads < 1}
+     */
     public VectorBackend(int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
         }
         this.threads = threads;
-        this.pool = threads == 1 ? null : new ForkJoinPool(threads);
+        this.pool = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, daemonThreads());
+        this.workspaces = new Workspace[threads];
+        for (int t = 0; t < threads; t++) {
+            workspaces[t] = new Workspace();
+        }
+    }
+
+    private static VectorSpecies<Float> chooseSpecies() {
+        VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
+        return preferred.vectorBitSize() >= 256 ? FloatVector.SPECIES_256 : preferred;
+    }
+
+    private static ThreadFactory daemonThreads() {
+        AtomicInteger count = new AtomicInteger();
+        return runnable -> {
+            Thread thread = new Thread(runnable, "muon4j-vector-" + count.incrementAndGet());
+            thread.setDaemon(true);
+            return thread;
+        };
     }
 
     @Override
     public String description() {
-        return "Vector API (" + S.length() + " floats a vector), " + threads + " thread" + (threads == 1 ? "" : "s");
+        return "Vector API (" + L + " floats a vector), " + threads + " thread" + (threads == 1 ? "" : "s");
     }
 
     @Override
@@ -57,48 +110,13 @@ public final class VectorBackend implements Backend {
         if (m == 0 || n == 0) {
             return;
         }
-        Kernels.scaleMatrix(c, cOffset, m, n, ldc, beta);
         if (k == 0 || alpha == 0f) {
+            Kernels.scaleMatrix(c, cOffset, m, n, ldc, beta);
             return;
         }
-        // Pack op(B) as a dense k×n row-major panel so the inner loop streams contiguous rows.
-        float[] bp = new float[k * n];
-        for (int p = 0; p < k; p++) {
-            for (int j = 0; j < n; j++) {
-                bp[p * n + j] = transB ? b[bOffset + j * ldb + p] : b[bOffset + p * ldb + j];
-            }
-        }
-        parallelRows(m, (r0, r1) -> {
-            float[] arow = new float[k];
-            for (int i = r0; i < r1; i++) {
-                for (int p = 0; p < k; p++) {
-                    arow[p] = alpha * (transA ? a[aOffset + p * lda + i] : a[aOffset + i * lda + p]);
-                }
-                rowTimesPanel(arow, k, bp, n, 0, n, c, cOffset + i * ldc);
-            }
-        });
-    }
-
-    /** c[cRow + j] += Σ_p arow[p]·panel[p·n + j] for j in [j0, j1). */
-    private static void rowTimesPanel(float[] arow, int k, float[] panel, int n, int j0, int j1, float[] c, int cRow) {
-        int len = j1 - j0;
-        int bound = S.loopBound(len);
-        for (int p = 0; p < k; p++) {
-            float av = arow[p];
-            if (av == 0f) {
-                continue;
-            }
-            int base = p * n;
-            int j = 0;
-            for (; j < bound; j += S.length()) {
-                FloatVector bv = FloatVector.fromArray(S, panel, base + j0 + j);
-                FloatVector cv = FloatVector.fromArray(S, c, cRow + j0 + j);
-                bv.fma(FloatVector.broadcast(S, av), cv).intoArray(c, cRow + j0 + j);
-            }
-            for (; j < len; j++) {
-                c[cRow + j0 + j] = Math.fma(av, panel[base + j0 + j], c[cRow + j0 + j]);
-            }
-        }
+        Product product = new Product(transA, transB, k, alpha, a, aOffset, lda, b, bOffset, ldb,
+                beta, c, cOffset, ldc, false);
+        compute(product, m, n);
     }
 
     @Override
@@ -110,26 +128,14 @@ public final class VectorBackend implements Backend {
         if (n == 0) {
             return;
         }
-        Kernels.scaleUpperTriangle(c, cOffset, n, ldc, beta);
         if (k == 0 || alpha == 0f) {
+            Kernels.scaleUpperTriangle(c, cOffset, n, ldc, beta);
             return;
         }
-        // Panel = op(A)ᵀ as k×n: column j of the panel is row j of op(A).
-        float[] panel = new float[k * n];
-        for (int j = 0; j < n; j++) {
-            for (int p = 0; p < k; p++) {
-                panel[p * n + j] = trans ? a[aOffset + p * lda + j] : a[aOffset + j * lda + p];
-            }
-        }
-        parallelRows(n, (r0, r1) -> {
-            float[] arow = new float[k];
-            for (int i = r0; i < r1; i++) {
-                for (int p = 0; p < k; p++) {
-                    arow[p] = alpha * panel[p * n + i];
-                }
-                rowTimesPanel(arow, k, panel, n, i, n, c, cOffset + i * ldc);
-            }
-        });
+        // A·Aᵀ is gemm(A, Aᵀ); Aᵀ·A is gemm(Aᵀ, A); only tiles touching the upper triangle are computed.
+        Product product = new Product(trans, !trans, k, alpha, a, aOffset, lda, a, aOffset, lda,
+                beta, c, cOffset, ldc, true);
+        compute(product, n, n);
     }
 
     @Override
@@ -143,42 +149,349 @@ public final class VectorBackend implements Backend {
         if (m == 0 || n == 0) {
             return;
         }
-        float[] full = new float[m * m];
-        for (int i = 0; i < m; i++) {
-            for (int j = i; j < m; j++) {
-                float v = s[sOffset + i * lds + j];
-                full[i * m + j] = v;
-                full[j * m + i] = v;
-            }
-        }
+        float[] full = expandUpper(s, sOffset, m, lds);
         gemm(false, false, m, n, m, alpha, full, 0, m, b, bOffset, ldb, beta, c, cOffset, ldc);
     }
 
-    private interface RowRange {
-        void run(int from, int to);
+    /** The dense m×m symmetric matrix whose upper triangle is that of S. */
+    private static float[] expandUpper(float[] s, int sOffset, int m, int lds) {
+        float[] full = new float[m * m];
+        for (int i = 0; i < m; i++) {
+            System.arraycopy(s, sOffset + i * lds + i, full, i * m + i, m - i);
+        }
+        Kernels.symmetrizeFromUpper(full, 0, m, m);
+        return full;
     }
 
-    private void parallelRows(int rows, RowRange body) {
-        if (pool == null || rows < 2 * threads) {
-            body.run(0, rows);
+    /**
+     * One call's operands: {@code C = alpha·op(A)·op(B) + beta·C} with op(A) m×k and op(B) k×n;
+     * with {@code upperOnly}, only elements on or above C's diagonal are computed and written.
+     */
+    private record Product(boolean transA, boolean transB, int k, float alpha,
+                           float[] a, int aOffset, int lda, float[] b, int bOffset, int ldb,
+                           float beta, float[] c, int cOffset, int ldc, boolean upperOnly) {
+    }
+
+    /** Packing buffers and an edge-tile buffer for one compute thread. */
+    private static final class Workspace {
+        float[] packedA = new float[0];
+        float[] packedB = new float[0];
+        final float[] tile = new float[MR * NR];
+
+        void reserve(int aFloats, int bFloats) {
+            if (packedA.length < aFloats) {
+                packedA = new float[aFloats];
+            }
+            if (packedB.length < bFloats) {
+                packedB = new float[bFloats];
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- work split over threads
+
+    /** Computes the m×n product, split over up to {@code threads} ranges of C. */
+    private void compute(Product p, int m, int n) {
+        boolean byColumns = p.upperOnly() || n >= m;
+        int tasks = taskCount(p, m, n, byColumns);
+        if (tasks == 1) {
+            computeBlock(p, 0, m, 0, n, workspaces[0]);
             return;
         }
-        int chunks = Math.min(rows, threads * 4);
-        List<Future<?>> futures = new ArrayList<>(chunks);
-        for (int t = 0; t < chunks; t++) {
-            int from = (int) ((long) rows * t / chunks);
-            int to = (int) ((long) rows * (t + 1) / chunks);
-            futures.add(pool.submit(() -> body.run(from, to)));
+        int[] bounds = p.upperOnly() ? triangleBounds(n, tasks)
+                : evenBounds(byColumns ? n : m, tasks, byColumns ? NR : MR);
+        List<Future<?>> futures = new ArrayList<>(tasks - 1);
+        for (int t = 1; t < tasks; t++) {
+            int from = bounds[t];
+            int to = bounds[t + 1];
+            Workspace ws = workspaces[t];
+            futures.add(pool.submit(() -> computeRange(p, m, n, byColumns, from, to, ws)));
         }
-        for (Future<?> f : futures) {
-            try {
-                f.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted during a Vector API kernel", e);
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw new IllegalStateException("Vector API kernel failed", e.getCause());
+        RuntimeException failure = null;
+        try {
+            computeRange(p, m, n, byColumns, bounds[0], bounds[1], workspaces[0]);
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        for (Future<?> future : futures) {
+            failure = await(future, failure);
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private int taskCount(Product p, int m, int n, boolean byColumns) {
+        if (threads == 1 || (long) m * n * p.k() < MIN_PARALLEL_WORK) {
+            return 1;
+        }
+        int extent = byColumns ? n : m;
+        int unit = byColumns ? NR : MR;
+        return Math.max(1, Math.min(threads, extent / unit));
+    }
+
+    private static RuntimeException await(Future<?> future, RuntimeException failure) {
+        try {
+            future.get();
+            return failure;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return chain(failure, new IllegalStateException("interrupted during a Vector API product", e));
+        } catch (ExecutionException e) {
+            return chain(failure, new IllegalStateException("Vector API product failed", e.getCause()));
+        }
+    }
+
+    private static RuntimeException chain(RuntimeException first, RuntimeException next) {
+        if (first == null) {
+            return next;
+        }
+        first.addSuppressed(next);
+        return first;
+    }
+
+    private void computeRange(Product p, int m, int n, boolean byColumns, int from, int to, Workspace ws) {
+        if (from >= to) {
+            return;
+        }
+        if (byColumns) {
+            computeBlock(p, 0, m, from, to, ws);
+        } else {
+            computeBlock(p, from, to, 0, n, ws);
+        }
+    }
+
+    /** {@code parts + 1} boundaries splitting [0, extent) evenly, each inner one a multiple of {@code unit}. */
+    static int[] evenBounds(int extent, int parts, int unit) {
+        int[] bounds = new int[parts + 1];
+        int units = (extent + unit - 1) / unit;
+        for (int t = 1; t < parts; t++) {
+            bounds[t] = Math.min(extent, (int) ((long) units * t / parts) * unit);
+        }
+        bounds[parts] = extent;
+        return bounds;
+    }
+
+    /**
+     * Column boundaries splitting the upper triangle of an n×n matrix into parts of about equal area
+     * (column j holds j + 1 elements), each inner one a multiple of {@link #NR}.
+     */
+    static int[] triangleBounds(int n, int parts) {
+        int[] bounds = new int[parts + 1];
+        for (int t = 1; t < parts; t++) {
+            int cut = (int) Math.round(n * Math.sqrt((double) t / parts) / NR) * NR;
+            bounds[t] = Math.clamp(cut, bounds[t - 1], n);
+        }
+        bounds[parts] = n;
+        return bounds;
+    }
+
+    // ---------------------------------------------------------------- blocked product on one thread
+
+    /** Computes rows [i0, i1) × columns [j0, j1) of C on the calling thread. */
+    private static void computeBlock(Product p, int i0, int i1, int j0, int j1, Workspace ws) {
+        int k = p.k();
+        ws.reserve(MC * Math.min(KC, k), Math.min(KC, k) * roundUp(Math.min(NC, j1 - j0), NR));
+        for (int jc = j0; jc < j1; jc += NC) {
+            int nc = Math.min(NC, j1 - jc);
+            int rowEnd = p.upperOnly() ? Math.min(i1, jc + nc) : i1;
+            for (int pc = 0; pc < k && i0 < rowEnd; pc += KC) {
+                int kc = Math.min(KC, k - pc);
+                float beta = pc == 0 ? p.beta() : 1f;
+                packB(p, pc, kc, jc, nc, ws.packedB);
+                for (int ic = i0; ic < rowEnd; ic += MC) {
+                    int mc = Math.min(MC, rowEnd - ic);
+                    packA(p, ic, mc, pc, kc, ws.packedA);
+                    macroKernel(p, ic, mc, jc, nc, kc, beta, ws);
+                }
             }
+        }
+    }
+
+    private static int roundUp(int value, int unit) {
+        return (value + unit - 1) / unit * unit;
+    }
+
+    /**
+     * Packs alpha·op(A)[ic..ic+mc, pc..pc+kc) as strips of {@link #MR} rows: element (r, q) of the
+     * strip starting at row s goes to {@code s·kc + q·MR + r}. Rows past mc are zero.
+     */
+    private static void packA(Product p, int ic, int mc, int pc, int kc, float[] dst) {
+        for (int strip = 0; strip < mc; strip += MR) {
+            int rows = Math.min(MR, mc - strip);
+            int base = strip * kc;
+            if (p.transA()) {
+                packStripTransposed(p.a(), p.aOffset() + pc * p.lda() + ic + strip, p.lda(), rows, kc, MR, p.alpha(), dst, base);
+            } else {
+                packStrip(p.a(), p.aOffset() + (ic + strip) * p.lda() + pc, p.lda(), rows, kc, MR, p.alpha(), dst, base);
+            }
+        }
+    }
+
+    /**
+     * Packs op(B)[pc..pc+kc, jc..jc+nc) as strips of {@link #NR} columns: element (q, j) of the
+     * strip starting at column s goes to {@code s·kc + q·NR + j}. Columns past nc are zero.
+     */
+    private static void packB(Product p, int pc, int kc, int jc, int nc, float[] dst) {
+        for (int strip = 0; strip < nc; strip += NR) {
+            int cols = Math.min(NR, nc - strip);
+            int base = strip * kc;
+            if (p.transB()) {
+                packStrip(p.b(), p.bOffset() + (jc + strip) * p.ldb() + pc, p.ldb(), cols, kc, NR, 1f, dst, base);
+            } else if (cols == NR) {
+                copyFullRows(p.b(), p.bOffset() + pc * p.ldb() + jc + strip, p.ldb(), kc, dst, base);
+            } else {
+                packStripTransposed(p.b(), p.bOffset() + pc * p.ldb() + jc + strip, p.ldb(), cols, kc, NR, 1f, dst, base);
+            }
+        }
+    }
+
+    /**
+     * Packs {@code lanes} source rows of {@code depth} contiguous floats (row stride ld) so that
+     * element (lane, q) lands at {@code base + q·width + lane}, scaled; lanes up to width are zero.
+     */
+    private static void packStrip(float[] src, int start, int ld, int lanes, int depth, int width,
+                                  float scale, float[] dst, int base) {
+        for (int lane = 0; lane < lanes; lane++) {
+            int from = start + lane * ld;
+            for (int q = 0; q < depth; q++) {
+                dst[base + q * width + lane] = scale * src[from + q];
+            }
+        }
+        zeroLanes(dst, base, depth, width, lanes);
+    }
+
+    /**
+     * Packs {@code depth} source rows (row stride ld) of which the first {@code lanes} floats are
+     * used, so that element (q, lane) lands at {@code base + q·width + lane}, scaled; lanes up to
+     * width are zero.
+     */
+    private static void packStripTransposed(float[] src, int start, int ld, int lanes, int depth, int width,
+                                            float scale, float[] dst, int base) {
+        for (int q = 0; q < depth; q++) {
+            int from = start + q * ld;
+            int to = base + q * width;
+            for (int lane = 0; lane < lanes; lane++) {
+                dst[to + lane] = scale * src[from + lane];
+            }
+        }
+        zeroLanes(dst, base, depth, width, lanes);
+    }
+
+    private static void zeroLanes(float[] dst, int base, int depth, int width, int lanes) {
+        if (lanes == width) {
+            return;
+        }
+        for (int q = 0; q < depth; q++) {
+            java.util.Arrays.fill(dst, base + q * width + lanes, base + (q + 1) * width, 0f);
+        }
+    }
+
+    /** Copies {@code depth} rows of {@link #NR} floats (row stride ld) into consecutive rows of dst. */
+    private static void copyFullRows(float[] src, int start, int ld, int depth, float[] dst, int base) {
+        for (int q = 0; q < depth; q++) {
+            int from = start + q * ld;
+            int to = base + q * NR;
+            for (int v = 0; v < NR; v += L) {
+                FloatVector.fromArray(SPECIES, src, from + v).intoArray(dst, to + v);
+            }
+        }
+    }
+
+    /** Multiplies the packed block by the packed panel into C[ic..ic+mc, jc..jc+nc). */
+    private static void macroKernel(Product p, int ic, int mc, int jc, int nc, int kc, float beta, Workspace ws) {
+        float[] c = p.c();
+        int ldc = p.ldc();
+        for (int jr = 0; jr < nc; jr += NR) {
+            int cols = Math.min(NR, nc - jr);
+            int col = jc + jr;
+            for (int ir = 0; ir < mc; ir += MR) {
+                int rows = Math.min(MR, mc - ir);
+                int row = ic + ir;
+                if (p.upperOnly() && row > col + cols - 1) {
+                    break;
+                }
+                boolean crossesDiagonal = p.upperOnly() && row + MR - 1 > col;
+                int cIndex = p.cOffset() + row * ldc + col;
+                if (rows == MR && cols == NR && !crossesDiagonal) {
+                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, c, cIndex, ldc, beta);
+                } else {
+                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, ws.tile, 0, NR, 0f);
+                    int firstColumn = crossesDiagonal ? row - col : Integer.MIN_VALUE;
+                    mergeTile(ws.tile, rows, cols, firstColumn, c, cIndex, ldc, beta);
+                }
+            }
+        }
+    }
+
+    /**
+     * Adds the rows×cols corner of an edge tile into C (as {@code C = tile + beta·C}), skipping in
+     * row r the columns before {@code firstColumn + r} (the part below C's diagonal).
+     */
+    private static void mergeTile(float[] tile, int rows, int cols, int firstColumn, float[] c, int cIndex, int ldc, float beta) {
+        for (int r = 0; r < rows; r++) {
+            int from = Math.max(0, firstColumn + r);
+            int rowIndex = cIndex + r * ldc;
+            for (int j = from; j < cols; j++) {
+                float value = tile[r * NR + j];
+                c[rowIndex + j] = beta == 0f ? value : Math.fma(beta, c[rowIndex + j], value);
+            }
+        }
+    }
+
+    /**
+     * The register-blocked micro-kernel: an {@link #MR}×{@link #NR} tile
+     * {@code T = Σ_q A[·, q]·B[q, ·]} over the packed strips, stored as {@code C = T + beta·C}
+     * (beta 0: C's old values ignored). Loop indices are {@code long}, which C2 compiles to a
+     * tighter loop here than {@code int} indices.
+     */
+    private static void microKernel(int kc, float[] a, int aBase, float[] b, int bBase,
+                                    float[] c, int cIndex, int ldc, float beta) {
+        FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00;
+        FloatVector c10 = c00, c11 = c00;
+        FloatVector c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00;
+        FloatVector c40 = c00, c41 = c00;
+        for (long q = 0; q < kc; q++) {
+            int bi = (int) (bBase + q * NR);
+            int ai = (int) (aBase + q * MR);
+            FloatVector b0 = FloatVector.fromArray(SPECIES, b, bi);
+            FloatVector b1 = FloatVector.fromArray(SPECIES, b, bi + L);
+            FloatVector av = FloatVector.broadcast(SPECIES, a[ai]);
+            c00 = b0.fma(av, c00);
+            c01 = b1.fma(av, c01);
+            av = FloatVector.broadcast(SPECIES, a[ai + 1]);
+            c10 = b0.fma(av, c10);
+            c11 = b1.fma(av, c11);
+            av = FloatVector.broadcast(SPECIES, a[ai + 2]);
+            c20 = b0.fma(av, c20);
+            c21 = b1.fma(av, c21);
+            av = FloatVector.broadcast(SPECIES, a[ai + 3]);
+            c30 = b0.fma(av, c30);
+            c31 = b1.fma(av, c31);
+            av = FloatVector.broadcast(SPECIES, a[ai + 4]);
+            c40 = b0.fma(av, c40);
+            c41 = b1.fma(av, c41);
+        }
+        storeRow(c00, c01, c, cIndex, beta);
+        storeRow(c10, c11, c, cIndex + ldc, beta);
+        storeRow(c20, c21, c, cIndex + 2 * ldc, beta);
+        storeRow(c30, c31, c, cIndex + 3 * ldc, beta);
+        storeRow(c40, c41, c, cIndex + 4 * ldc, beta);
+    }
+
+    /** Stores one tile row of two vectors as {@code C = t + beta·C}. */
+    private static void storeRow(FloatVector t0, FloatVector t1, float[] c, int index, float beta) {
+        if (beta == 0f) {
+            t0.intoArray(c, index);
+            t1.intoArray(c, index + L);
+        } else if (beta == 1f) {
+            FloatVector.fromArray(SPECIES, c, index).add(t0).intoArray(c, index);
+            FloatVector.fromArray(SPECIES, c, index + L).add(t1).intoArray(c, index + L);
+        } else {
+            FloatVector scale = FloatVector.broadcast(SPECIES, beta);
+            FloatVector.fromArray(SPECIES, c, index).fma(scale, t0).intoArray(c, index);
+            FloatVector.fromArray(SPECIES, c, index + L).fma(scale, t1).intoArray(c, index + L);
         }
     }
 }
