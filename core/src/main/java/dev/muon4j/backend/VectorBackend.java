@@ -295,15 +295,32 @@ public final class VectorBackend implements Backend {
         for (int jc = j0; jc < j1; jc += NC) {
             int nc = Math.min(NC, j1 - jc);
             int rowEnd = p.upperOnly() ? Math.min(i1, jc + nc) : i1;
+            float firstBeta = p.beta();
+            if (firstBeta != 0f && firstBeta != 1f && i0 < rowEnd) {
+                // Apply a general beta up front so the micro-kernel only ever stores or accumulates.
+                scaleBlock(p, i0, rowEnd, jc, nc, firstBeta);
+                firstBeta = 1f;
+            }
             for (int pc = 0; pc < k && i0 < rowEnd; pc += KC) {
                 int kc = Math.min(KC, k - pc);
-                float beta = pc == 0 ? p.beta() : 1f;
+                float beta = pc == 0 ? firstBeta : 1f;
                 packB(p, pc, kc, jc, nc, ws.packedB);
                 for (int ic = i0; ic < rowEnd; ic += MC) {
                     int mc = Math.min(MC, rowEnd - ic);
                     packA(p, ic, mc, pc, kc, ws.packedA);
                     macroKernel(p, ic, mc, jc, nc, kc, beta, ws);
                 }
+            }
+        }
+    }
+
+    /** C[rows, jc..jc+nc) *= beta, restricted to the upper triangle for syrk. */
+    private static void scaleBlock(Product p, int rowStart, int rowEnd, int jc, int nc, float beta) {
+        for (int r = rowStart; r < rowEnd; r++) {
+            int from = p.upperOnly() ? Math.max(jc, r) : jc;
+            int to = jc + nc;
+            if (from < to) {
+                Kernels.scale(p.c(), p.cOffset() + r * p.ldc() + from, to - from, beta);
             }
         }
     }
@@ -414,9 +431,9 @@ public final class VectorBackend implements Backend {
                 boolean crossesDiagonal = p.upperOnly() && row + MR - 1 > col;
                 int cIndex = p.cOffset() + row * ldc + col;
                 if (rows == MR && cols == NR && !crossesDiagonal) {
-                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, c, cIndex, ldc, beta);
+                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, c, cIndex, ldc, beta != 0f);
                 } else {
-                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, ws.tile, 0, NR, 0f);
+                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, ws.tile, 0, NR, false);
                     int firstColumn = crossesDiagonal ? row - col : Integer.MIN_VALUE;
                     mergeTile(ws.tile, rows, cols, firstColumn, c, cIndex, ldc, beta);
                 }
@@ -441,12 +458,14 @@ public final class VectorBackend implements Backend {
 
     /**
      * The register-blocked micro-kernel: an {@link #MR}×{@link #NR} tile
-     * {@code T = Σ_q A[·, q]·B[q, ·]} over the packed strips, stored as {@code C = T + beta·C}
-     * (beta 0: C's old values ignored). Loop indices are {@code long}, which C2 compiles to a
-     * tighter loop here than {@code int} indices.
+     * {@code T = Σ_q A[·, q]·B[q, ·]} over the packed strips, stored as {@code C = T}, or
+     * {@code C = C + T} when {@code accumulate} (a general beta was applied to C beforehand).
+     * Loop indices are {@code long}, which C2 compiles to a tighter loop here than {@code int}
+     * indices. The stores are written out in place rather than in a helper: a helper that C2
+     * declines to inline after a deoptimisation would box every vector and run 4× slower.
      */
     private static void microKernel(int kc, float[] a, int aBase, float[] b, int bBase,
-                                    float[] c, int cIndex, int ldc, float beta) {
+                                    float[] c, int cIndex, int ldc, boolean accumulate) {
         FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00;
         FloatVector c10 = c00, c11 = c00;
         FloatVector c20 = c00, c21 = c00;
@@ -473,25 +492,32 @@ public final class VectorBackend implements Backend {
             c40 = b0.fma(av, c40);
             c41 = b1.fma(av, c41);
         }
-        storeRow(c00, c01, c, cIndex, beta);
-        storeRow(c10, c11, c, cIndex + ldc, beta);
-        storeRow(c20, c21, c, cIndex + 2 * ldc, beta);
-        storeRow(c30, c31, c, cIndex + 3 * ldc, beta);
-        storeRow(c40, c41, c, cIndex + 4 * ldc, beta);
-    }
-
-    /** Stores one tile row of two vectors as {@code C = t + beta·C}. */
-    private static void storeRow(FloatVector t0, FloatVector t1, float[] c, int index, float beta) {
-        if (beta == 0f) {
-            t0.intoArray(c, index);
-            t1.intoArray(c, index + L);
-        } else if (beta == 1f) {
-            FloatVector.fromArray(SPECIES, c, index).add(t0).intoArray(c, index);
-            FloatVector.fromArray(SPECIES, c, index + L).add(t1).intoArray(c, index + L);
-        } else {
-            FloatVector scale = FloatVector.broadcast(SPECIES, beta);
-            FloatVector.fromArray(SPECIES, c, index).fma(scale, t0).intoArray(c, index);
-            FloatVector.fromArray(SPECIES, c, index + L).fma(scale, t1).intoArray(c, index + L);
+        int r0 = cIndex;
+        int r1 = cIndex + ldc;
+        int r2 = cIndex + 2 * ldc;
+        int r3 = cIndex + 3 * ldc;
+        int r4 = cIndex + 4 * ldc;
+        if (accumulate) {
+            c00 = c00.add(FloatVector.fromArray(SPECIES, c, r0));
+            c01 = c01.add(FloatVector.fromArray(SPECIES, c, r0 + L));
+            c10 = c10.add(FloatVector.fromArray(SPECIES, c, r1));
+            c11 = c11.add(FloatVector.fromArray(SPECIES, c, r1 + L));
+            c20 = c20.add(FloatVector.fromArray(SPECIES, c, r2));
+            c21 = c21.add(FloatVector.fromArray(SPECIES, c, r2 + L));
+            c30 = c30.add(FloatVector.fromArray(SPECIES, c, r3));
+            c31 = c31.add(FloatVector.fromArray(SPECIES, c, r3 + L));
+            c40 = c40.add(FloatVector.fromArray(SPECIES, c, r4));
+            c41 = c41.add(FloatVector.fromArray(SPECIES, c, r4 + L));
         }
+        c00.intoArray(c, r0);
+        c01.intoArray(c, r0 + L);
+        c10.intoArray(c, r1);
+        c11.intoArray(c, r1 + L);
+        c20.intoArray(c, r2);
+        c21.intoArray(c, r2 + L);
+        c30.intoArray(c, r3);
+        c31.intoArray(c, r3 + L);
+        c40.intoArray(c, r4);
+        c41.intoArray(c, r4 + L);
     }
 }
