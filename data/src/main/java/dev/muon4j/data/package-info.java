@@ -1,0 +1,2 @@
+/** Tokenizers, corpora and batches. */
+package dev.muon4j.data;

@@ -1,0 +1,167 @@
+package dev.muon4j.autograd;
+
+import dev.muon4j.backend.Backend;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Causal multi-head self-attention with grouped key/value heads. Shapes: B batch, T time,
+ * H query heads, K key/value heads (H a multiple of K), D head dimension. q (B·T, H·D),
+ * k and v (B·T, K·D), output (B·T, H·D). Query head h reads key/value head h / (H/K).
+ *
+ * <p>Per (b, h): {@code S = Q·Kᵀ/√D} (T×T, GEMM on strided views, no copies), masked above the
+ * diagonal, {@code P = softmax(S)} row-wise (kept for backward), {@code O = P·V} (GEMM). Backward:
+ * {@code dP = dO·Vᵀ}, {@code dS = P ⊙ (dP − rowsum(dP ⊙ P))/√D}, {@code dQ = dS·K},
+ * {@code dK += dSᵀ·Q}, {@code dV += Pᵀ·dO}. The GEMMs run one after another on the backend's
+ * threads; the row-wise softmax work runs split over rows between them.
+ */
+final class AttentionOps {
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final int L = S.length();
+
+    private AttentionOps() {
+    }
+
+    static Tensor causal(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads) {
+        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException("attention: query heads " + heads + " must be a positive multiple of key/value heads " + kvHeads);
+        }
+        int rows = batch * time;
+        if (q.rows() != rows || k.rows() != rows || v.rows() != rows) {
+            throw new IllegalArgumentException("attention: q, k, v must have B·T = " + rows + " rows, got "
+                    + q.rows() + ", " + k.rows() + ", " + v.rows());
+        }
+        if (q.cols() % heads != 0) {
+            throw new IllegalArgumentException("attention: q width " + q.cols() + " is not a multiple of " + heads + " heads");
+        }
+        int d = q.cols() / heads;
+        if (k.cols() != kvHeads * d || v.cols() != kvHeads * d) {
+            throw new IllegalArgumentException("attention: k and v must be (B·T, " + kvHeads * d + "), got widths " + k.cols() + " and " + v.cols());
+        }
+        int qw = heads * d;
+        int kw = kvHeads * d;
+        int group = heads / kvHeads;
+        float scale = (float) (1.0 / Math.sqrt(d));
+        int tt = time * time;
+        Backend be = g.backend();
+        Tensor out = g.output(g.needsGrad(q, k, v), rows, qw);
+        float[] probs = g.scratch(batch * heads * tt);
+        // S = scale · Q·Kᵀ for every (b, h)
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int kh = h / group;
+                be.gemm(false, true, time, time, d, scale, q.data, b * time * qw + h * d, qw,
+                        k.data, b * time * kw + kh * d, kw, 0f, probs, (b * heads + h) * tt, time);
+            }
+        }
+        // causal softmax, row by row
+        g.parallel().forRows(batch * heads * time, 256, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                softmaxCausalRow(probs, r * time, r % time + 1, time);
+            }
+        });
+        // O = P·V
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int kh = h / group;
+                be.gemm(false, false, time, d, time, 1f, probs, (b * heads + h) * tt, time,
+                        v.data, b * time * kw + kh * d, kw, 0f, out.data, b * time * qw + h * d, qw);
+            }
+        }
+        if (out.requiresGrad()) {
+            g.record(() -> backward(g, q, k, v, out, probs, batch, time, heads, group, d, scale));
+        }
+        return out;
+    }
+
+    private static void backward(Graph g, Tensor q, Tensor k, Tensor v, Tensor out, float[] probs,
+                                 int batch, int time, int heads, int group, int d, float scale) {
+        Backend be = g.backend();
+        float[] dOut = g.grad(out);
+        int kvHeads = heads / group;
+        int qw = heads * d;
+        int kw = kvHeads * d;
+        int tt = time * time;
+        float[] dP = g.scratch(batch * heads * tt);
+        // dP = dO·Vᵀ and dV += Pᵀ·dO
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int kh = h / group;
+                int pOff = (b * heads + h) * tt;
+                int oOff = b * time * qw + h * d;
+                int kvOff = b * time * kw + kh * d;
+                be.gemm(false, true, time, time, d, 1f, dOut, oOff, qw, v.data, kvOff, kw, 0f, dP, pOff, time);
+                if (v.requiresGrad) {
+                    be.gemm(true, false, time, d, time, 1f, probs, pOff, time, dOut, oOff, qw, 1f, g.grad(v), kvOff, kw);
+                }
+            }
+        }
+        // dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale, in place in dP; zero above the diagonal
+        g.parallel().forRows(batch * heads * time, 256, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                int off = r * time;
+                int valid = r % time + 1;
+                float dot = 0;
+                for (int j = 0; j < valid; j++) {
+                    dot += dP[off + j] * probs[off + j];
+                }
+                for (int j = 0; j < valid; j++) {
+                    dP[off + j] = probs[off + j] * (dP[off + j] - dot) * scale;
+                }
+                java.util.Arrays.fill(dP, off + valid, off + time, 0f);
+            }
+        });
+        // dQ += dS·K and dK += dSᵀ·Q
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                int kh = h / group;
+                int pOff = (b * heads + h) * tt;
+                int qOff = b * time * qw + h * d;
+                int kvOff = b * time * kw + kh * d;
+                if (q.requiresGrad) {
+                    be.gemm(false, false, time, d, time, 1f, dP, pOff, time, k.data, kvOff, kw, 1f, g.grad(q), qOff, qw);
+                }
+                if (k.requiresGrad) {
+                    be.gemm(true, false, time, d, time, 1f, dP, pOff, time, q.data, qOff, qw, 1f, g.grad(k), kvOff, kw);
+                }
+            }
+        }
+    }
+
+    /** Softmax of x[off .. off+valid) in place; x[off+valid .. off+len) set to 0 (masked). */
+    static void softmaxCausalRow(float[] x, int off, int valid, int len) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < valid; j++) {
+            max = Math.max(max, x[off + j]);
+        }
+        float sum = expShiftInPlace(x, off, valid, max);
+        float inv = 1f / sum;
+        int j = 0;
+        for (int bound = S.loopBound(valid); j < bound; j += L) {
+            FloatVector.fromArray(S, x, off + j).mul(inv).intoArray(x, off + j);
+        }
+        for (; j < valid; j++) {
+            x[off + j] *= inv;
+        }
+        java.util.Arrays.fill(x, off + valid, off + len, 0f);
+    }
+
+    /** x ← exp(x − shift) over n values; returns their sum. */
+    static float expShiftInPlace(float[] x, int off, int n, float shift) {
+        FloatVector acc = FloatVector.zero(S);
+        int j = 0;
+        for (int bound = S.loopBound(n); j < bound; j += L) {
+            FloatVector e = FloatVector.fromArray(S, x, off + j).sub(shift).lanewise(VectorOperators.EXP);
+            e.intoArray(x, off + j);
+            acc = acc.add(e);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) {
+            float e = (float) Math.exp(x[off + j] - shift);
+            x[off + j] = e;
+            sum += e;
+        }
+        return sum;
+    }
+}

@@ -1,0 +1,134 @@
+package dev.muon4j.autograd;
+
+import dev.muon4j.backend.Backend;
+import dev.muon4j.optim.Parameter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Reverse-mode automatic differentiation over a tape. Operations (in {@link Ops}) compute their
+ * result at once and, when an input needs a gradient, push their backward step onto the tape;
+ * {@link #backward} runs the tape in reverse. Arrays of intermediate tensors come from a pool and
+ * return to it at {@link #reset()}, so a training loop that resets after each step allocates
+ * nothing once warm.
+ *
+ * <p>Gradients accumulate: backward adds into each parameter's {@link Parameter#gradient()},
+ * which the training loop zeroes when it wants to. Not thread-safe.
+ */
+public final class Graph implements AutoCloseable {
+    private final Backend backend;
+    private final Parallel parallel;
+    private final BufferPool pool = new BufferPool();
+    private final List<Runnable> tape = new ArrayList<>();
+    private boolean recording = true;
+
+    public Graph(Backend backend) {
+        this.backend = Objects.requireNonNull(backend, "backend");
+        this.parallel = new Parallel(backend.threads());
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    public Parallel parallel() {
+        return parallel;
+    }
+
+    /** Turns recording of backward steps on or off (off: inference, nothing is kept for backward). */
+    public void setRecording(boolean on) {
+        this.recording = on;
+    }
+
+    public boolean isRecording() {
+        return recording;
+    }
+
+    /** A leaf tensor over a parameter's own arrays; backward adds into its gradient. */
+    public Tensor parameter(Parameter p) {
+        return new Tensor(p.shape(), p.value(), p.gradient(), true, p);
+    }
+
+    /** A leaf tensor that needs no gradient (inputs, targets); the array is used, not copied. */
+    public Tensor constant(float[] data, int... shape) {
+        return new Tensor(shape, data, null, false, null);
+    }
+
+    /** A leaf tensor whose gradient backward computes (for tests of the operations). */
+    public Tensor variable(float[] data, int... shape) {
+        return new Tensor(shape, data, null, true, null);
+    }
+
+    /** A fresh tensor from the pool with unspecified contents; needs a gradient when any input does. */
+    Tensor output(boolean requiresGrad, int... shape) {
+        float[] data = pool.take(Tensor.sizeOf(shape));
+        return new Tensor(shape, data, null, requiresGrad && recording, null);
+    }
+
+    /** Pool scratch memory valid until {@link #reset()}. */
+    float[] scratch(int length) {
+        return pool.take(length);
+    }
+
+    /** The gradient array of t, created zeroed on first use. */
+    float[] grad(Tensor t) {
+        if (t.grad == null) {
+            t.grad = pool.takeZeroed(t.size());
+        }
+        return t.grad;
+    }
+
+    /** True when any of the tensors needs a gradient and the graph is recording. */
+    boolean needsGrad(Tensor... inputs) {
+        if (!recording) {
+            return false;
+        }
+        for (Tensor t : inputs) {
+            if (t.requiresGrad) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Pushes a backward step; it runs after the steps of every later operation. */
+    void record(Runnable backwardStep) {
+        if (recording) {
+            tape.add(backwardStep);
+        }
+    }
+
+    /** Sets d(loss)/d(loss) = 1 and runs the tape backwards. The loss must be a one-element tensor. */
+    public void backward(Tensor loss) {
+        if (loss.size() != 1) {
+            throw new IllegalArgumentException("backward needs a one-element loss, got shape " + Arrays.toString(loss.shape()));
+        }
+        if (!loss.requiresGrad) {
+            throw new IllegalStateException("the loss does not depend on anything that needs a gradient");
+        }
+        grad(loss)[0] = 1f;
+        for (int i = tape.size() - 1; i >= 0; i--) {
+            tape.get(i).run();
+        }
+        tape.clear();
+    }
+
+    /** Forgets the tape and returns every intermediate array to the pool; earlier tensors become invalid. */
+    public void reset() {
+        tape.clear();
+        pool.releaseAll();
+    }
+
+    /** Most floats held by intermediate tensors at once, since creation. */
+    public long peakFloats() {
+        return pool.peakFloats();
+    }
+
+    @Override
+    public void close() {
+        reset();
+        parallel.close();
+    }
+}

@@ -1,0 +1,65 @@
+package dev.muon4j.autograd;
+
+/**
+ * The operations a Llama-style decoder needs, each with its backward next to its forward (in the
+ * classes this delegates to). Shape letters: N rows (B·T), B batch, T time, C channels, V vocabulary.
+ */
+public final class Ops {
+    private Ops() {
+    }
+
+    /** y (N, out) = x (N, in) · Wᵀ with W (out, in), as {@code torch.nn.functional.linear}. */
+    public static Tensor linear(Graph g, Tensor x, Tensor w) {
+        return LinearOps.linear(g, x, w);
+    }
+
+    /** y (…, M, N) = a (…, M, K) · b (…, K, N); b may be 2-D and shared across a's batch. */
+    public static Tensor matmul(Graph g, Tensor a, Tensor b) {
+        return LinearOps.matmul(g, a, b);
+    }
+
+    /** a + b, same shapes. */
+    public static Tensor add(Graph g, Tensor a, Tensor b) {
+        return ElementwiseOps.add(g, a, b);
+    }
+
+    /** a ⊙ b, same shapes. */
+    public static Tensor mul(Graph g, Tensor a, Tensor b) {
+        return ElementwiseOps.mul(g, a, b);
+    }
+
+    /** x·σ(x). */
+    public static Tensor silu(Graph g, Tensor x) {
+        return ElementwiseOps.silu(g, x);
+    }
+
+    /** silu(gate) ⊙ up. */
+    public static Tensor swiglu(Graph g, Tensor gate, Tensor up) {
+        return ElementwiseOps.swiglu(g, gate, up);
+    }
+
+    /** Rows of table (V, C) selected by token ids: (N, C). */
+    public static Tensor embedding(Graph g, Tensor table, int[] tokens) {
+        return NormOps.embedding(g, table, tokens);
+    }
+
+    /** x / √(mean(x²) + eps) ⊙ gain over the last dimension. */
+    public static Tensor rmsNorm(Graph g, Tensor x, Tensor gain, float eps) {
+        return NormOps.rmsNorm(g, x, gain, eps);
+    }
+
+    /** Rotary position embedding of x (B·T, heads·D), sequences of {@code time} positions. */
+    public static Tensor rope(Graph g, Rope rope, Tensor x, int time) {
+        return rope.apply(g, x, time);
+    }
+
+    /** Causal self-attention with grouped key/value heads: q (B·T, H·D), k and v (B·T, K·D) → (B·T, H·D). */
+    public static Tensor causalAttention(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads) {
+        return AttentionOps.causal(g, q, k, v, batch, time, heads, kvHeads);
+    }
+
+    /** Mean softmax cross-entropy of logits (N, V) against N target ids: a one-element tensor. */
+    public static Tensor crossEntropy(Graph g, Tensor logits, int[] targets) {
+        return LossOps.crossEntropy(g, logits, targets);
+    }
+}

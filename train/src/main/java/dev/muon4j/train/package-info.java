@@ -1,0 +1,2 @@
+/** The training loop, checkpoints, metrics and reports. */
+package dev.muon4j.train;
