@@ -10,12 +10,49 @@ import picocli.CommandLine.Option;
 /** {@code muon4j bench optimizer}: GEMM rate, Newton–Schulz speed and a GPT-2-sized Muon step, in one run. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks. 'optimizer': backend GEMM GFLOP/s, NS5 time and effective GFLOP/s, and a Muon step over GPT-2 small's hidden matrices.",
-        subcommands = {BenchCommand.Optimizer.class})
+        subcommands = {BenchCommand.Optimizer.class, BenchCommand.Training.class})
 public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         new picocli.CommandLine(this).usage(System.out);
         return 0;
+    }
+
+    @Command(name = "training", mixinStandardHelpOptions = true,
+            description = "Training throughput (tokens/s) of the standard small Llama (byte-level, 6 layers, width 384, 6 heads, "
+                    + "SwiGLU 1024, context 256, batch 16, untied head: 10.8M parameters) with AdamW and with Muon, "
+                    + "and the share of forward, backward and optimizer step.")
+    static final class Training implements Callable<Integer> {
+        @Mixin
+        BackendOptions backendOptions;
+
+        @Option(names = "--batch", defaultValue = "16", description = "Sequences per step (default: ${DEFAULT-VALUE}).")
+        int batch;
+
+        @Option(names = "--steps", defaultValue = "5", description = "Timed steps per optimizer, median reported (default: ${DEFAULT-VALUE}).")
+        int steps;
+
+        @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default: ${DEFAULT-VALUE}).")
+        int warmup;
+
+        @Override
+        public Integer call() {
+            if (batch < 1 || steps < 1 || warmup < 0) {
+                throw new IllegalArgumentException("--batch and --steps must be >= 1 and --warmup >= 0");
+            }
+            dev.muon4j.nn.LlamaConfig config = dev.muon4j.nn.LlamaConfig.standardSmall();
+            try (Backend backend = backendOptions.open()) {
+                System.out.println("backend: " + backend.description());
+                System.out.printf("model: %,d parameters, batch %d x %d tokens%n%n", config.parameterCount(), batch, config.contextLength());
+                dev.muon4j.bench.TrainingBenchmark bench = new dev.muon4j.bench.TrainingBenchmark(backend, System.out);
+                var adam = bench.run(config, batch, false, warmup, steps);
+                bench.print(adam);
+                var muon = bench.run(config, batch, true, warmup, steps);
+                bench.print(muon);
+                System.out.printf("%nMuon throughput / AdamW throughput: %.3f%n", muon.tokensPerSecond() / adam.tokensPerSecond());
+            }
+            return 0;
+        }
     }
 
     @Command(name = "optimizer", mixinStandardHelpOptions = true,

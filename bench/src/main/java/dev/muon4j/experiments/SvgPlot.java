@@ -1,0 +1,155 @@
+package dev.muon4j.experiments;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A line chart written as a standalone SVG document: axes with ticks, a grid, one polyline per
+ * series and a legend. Enough for loss curves; no dependencies.
+ */
+public final class SvgPlot {
+    /** One named curve; x and y have the same length. */
+    public record Series(String name, String color, double[] x, double[] y) {
+        public Series {
+            if (x.length != y.length) {
+                throw new IllegalArgumentException("series " + name + ": " + x.length + " x values but " + y.length + " y values");
+            }
+        }
+    }
+
+    private final String title;
+    private final String xLabel;
+    private final String yLabel;
+    private final List<Series> series = new ArrayList<>();
+    private final int width = 800;
+    private final int height = 480;
+    private final int left = 80;
+    private final int right = 30;
+    private final int top = 50;
+    private final int bottom = 60;
+
+    public SvgPlot(String title, String xLabel, String yLabel) {
+        this.title = title;
+        this.xLabel = xLabel;
+        this.yLabel = yLabel;
+    }
+
+    public SvgPlot add(Series s) {
+        series.add(s);
+        return this;
+    }
+
+    /** The SVG document. */
+    public String render() {
+        double xMin = Double.POSITIVE_INFINITY;
+        double xMax = Double.NEGATIVE_INFINITY;
+        double yMin = Double.POSITIVE_INFINITY;
+        double yMax = Double.NEGATIVE_INFINITY;
+        for (Series s : series) {
+            for (int i = 0; i < s.x().length; i++) {
+                if (Double.isFinite(s.x()[i]) && Double.isFinite(s.y()[i])) {
+                    xMin = Math.min(xMin, s.x()[i]);
+                    xMax = Math.max(xMax, s.x()[i]);
+                    yMin = Math.min(yMin, s.y()[i]);
+                    yMax = Math.max(yMax, s.y()[i]);
+                }
+            }
+        }
+        if (!(xMin < xMax)) {
+            xMax = xMin + 1;
+        }
+        if (!(yMin < yMax)) {
+            yMax = yMin + 1;
+        }
+        double[] xTicks = ticks(xMin, xMax, 6);
+        double[] yTicks = ticks(yMin, yMax, 6);
+        xMin = Math.min(xMin, xTicks[0]);
+        xMax = Math.max(xMax, xTicks[xTicks.length - 1]);
+        yMin = Math.min(yMin, yTicks[0]);
+        yMax = Math.max(yMax, yTicks[yTicks.length - 1]);
+        double plotW = width - left - right;
+        double plotH = height - top - bottom;
+        StringBuilder svg = new StringBuilder();
+        svg.append(f("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">%n",
+                width, height, width, height));
+        svg.append(f("<rect width=\"%d\" height=\"%d\" fill=\"white\"/>%n", width, height));
+        svg.append(f("<text x=\"%d\" y=\"28\" font-size=\"18\" text-anchor=\"middle\">%s</text>%n", width / 2, escape(title)));
+        for (double t : xTicks) {
+            double px = left + (t - xMin) / (xMax - xMin) * plotW;
+            svg.append(f("<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e0e0e0\"/>%n", px, top, px, height - bottom));
+            svg.append(f("<text x=\"%.1f\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">%s</text>%n", px, height - bottom + 18, label(t)));
+        }
+        for (double t : yTicks) {
+            double py = top + (1 - (t - yMin) / (yMax - yMin)) * plotH;
+            svg.append(f("<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>%n", left, py, width - right, py));
+            svg.append(f("<text x=\"%d\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">%s</text>%n", left - 8, py + 4, label(t)));
+        }
+        svg.append(f("<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>%n", left, top, plotW, plotH));
+        svg.append(f("<text x=\"%.1f\" y=\"%d\" font-size=\"14\" text-anchor=\"middle\">%s</text>%n", left + plotW / 2, height - 15, escape(xLabel)));
+        svg.append(f("<text x=\"20\" y=\"%.1f\" font-size=\"14\" text-anchor=\"middle\" transform=\"rotate(-90 20 %.1f)\">%s</text>%n",
+                top + plotH / 2, top + plotH / 2, escape(yLabel)));
+        int legendY = top + 20;
+        for (Series s : series) {
+            StringBuilder points = new StringBuilder();
+            for (int i = 0; i < s.x().length; i++) {
+                if (!Double.isFinite(s.x()[i]) || !Double.isFinite(s.y()[i])) {
+                    continue;
+                }
+                double px = left + (s.x()[i] - xMin) / (xMax - xMin) * plotW;
+                double py = top + (1 - (s.y()[i] - yMin) / (yMax - yMin)) * plotH;
+                points.append(f("%.1f,%.1f ", px, py));
+            }
+            svg.append(f("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>%n", s.color(), points.toString().strip()));
+            svg.append(f("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>%n",
+                    width - right - 190, legendY, width - right - 160, legendY, s.color()));
+            svg.append(f("<text x=\"%d\" y=\"%d\" font-size=\"13\">%s</text>%n", width - right - 152, legendY + 4, escape(s.name())));
+            legendY += 20;
+        }
+        svg.append("</svg>\n");
+        return svg.toString();
+    }
+
+    /** "Nice" tick values covering [min, max]: steps of 1, 2 or 5 times a power of ten. */
+    static double[] ticks(double min, double max, int target) {
+        double raw = (max - min) / Math.max(1, target);
+        double magnitude = Math.pow(10, Math.floor(Math.log10(raw)));
+        double step = magnitude;
+        for (double m : new double[] {1, 2, 5, 10}) {
+            if (m * magnitude >= raw) {
+                step = m * magnitude;
+                break;
+            }
+        }
+        double start = Math.floor(min / step) * step;
+        double end = Math.ceil(max / step) * step;
+        int n = (int) Math.round((end - start) / step) + 1;
+        double[] t = new double[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = start + i * step;
+        }
+        return t;
+    }
+
+    private static String label(double v) {
+        double a = Math.abs(v);
+        if (a >= 1e6) {
+            return f("%.1fM", v / 1e6);
+        }
+        if (a >= 1e3) {
+            return f("%.0fk", v / 1e3);
+        }
+        if (a == Math.rint(a)) {
+            return f("%.0f", v);
+        }
+        return f("%.2f", v);
+    }
+
+    private static String escape(String s) {
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\"", "&quot;");
+    }
+
+    private static String f(String format, Object... args) {
+        return String.format(Locale.ROOT, format, args);
+    }
+}
