@@ -56,7 +56,10 @@ public final class Graph implements AutoCloseable {
         return new Tensor(shape, data, null, false, null);
     }
 
-    /** A leaf tensor whose gradient backward computes (for tests of the operations). */
+    /**
+     * A leaf tensor whose gradient backward computes (for tests of the operations). Its gradient
+     * array is its own, not the pool's: it survives {@link #reset()} and keeps accumulating.
+     */
     public Tensor variable(float[] data, int... shape) {
         return new Tensor(shape, data, null, true, null);
     }
@@ -64,7 +67,16 @@ public final class Graph implements AutoCloseable {
     /** A fresh tensor from the pool with unspecified contents; needs a gradient when any input does. */
     Tensor output(boolean requiresGrad, int... shape) {
         float[] data = pool.take(Tensor.sizeOf(shape));
-        return new Tensor(shape, data, null, requiresGrad && recording, null);
+        Tensor t = new Tensor(shape, data, null, requiresGrad && recording, null);
+        t.intermediate = true;
+        return t;
+    }
+
+    /** A tensor over x's data array under another shape (no copy); its gradient, if any, comes from the pool. */
+    Tensor view(Tensor x, boolean requiresGrad, int... shape) {
+        Tensor t = new Tensor(shape, x.data, null, requiresGrad && recording, null);
+        t.intermediate = true;
+        return t;
     }
 
     /** Pool scratch memory valid until {@link #reset()}. */
@@ -72,10 +84,14 @@ public final class Graph implements AutoCloseable {
         return pool.take(length);
     }
 
-    /** The gradient array of t, created zeroed on first use. */
+    /**
+     * The gradient array of t, created zeroed on first use: from the pool for an intermediate
+     * tensor, a fresh array for a leaf (a leaf outlives {@link #reset()}, which would hand a
+     * pooled array on to the next step's intermediates while the leaf still adds into it).
+     */
     float[] grad(Tensor t) {
         if (t.grad == null) {
-            t.grad = pool.takeZeroed(t.size());
+            t.grad = t.intermediate ? pool.takeZeroed(t.size()) : new float[t.size()];
         }
         return t.grad;
     }

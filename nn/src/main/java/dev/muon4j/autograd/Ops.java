@@ -18,6 +18,11 @@ public final class Ops {
         return LinearOps.matmul(g, a, b);
     }
 
+    /** The same values under another shape of equal size: a zero-copy view whose gradient flows back into x. */
+    public static Tensor reshape(Graph g, Tensor x, int... shape) {
+        return ShapeOps.reshape(g, x, shape);
+    }
+
     /** a + b, same shapes. */
     public static Tensor add(Graph g, Tensor a, Tensor b) {
         return ElementwiseOps.add(g, a, b);

@@ -16,6 +16,8 @@ public final class Tensor {
     float[] grad;
     final boolean requiresGrad;
     final Parameter parameter;
+    /** Made by an operation (its arrays come from the graph's pool), as opposed to a leaf. */
+    boolean intermediate;
 
     Tensor(int[] shape, float[] data, float[] grad, boolean requiresGrad, Parameter parameter) {
         this.shape = shape.clone();
