@@ -1,0 +1,99 @@
+package dev.muon4j.train;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Training metrics as JSON lines: one object per optimizer step
+ * ({@code {"step","tokens","loss","lr","grad_norm","seconds"}}) and one per validation
+ * ({@code {"step","tokens","val_loss"}}). Each line is flushed as written. On resume the file is
+ * cut back (atomically) to the lines of steps up to the checkpoint, so it reads as if the run had
+ * never stopped.
+ */
+public final class MetricsLog {
+    private final Path file;
+
+    public MetricsLog(Path file) {
+        this.file = file;
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    /** Keeps only lines with step ≤ {@code step} and returns the validation points among them. */
+    public List<Trainer.EvalPoint> truncateAfter(long step) throws IOException {
+        List<Trainer.EvalPoint> evals = new ArrayList<>();
+        List<String> kept = new ArrayList<>();
+        if (Files.exists(file)) {
+            int number = 0;
+            for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+                number++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                Map<String, Object> m;
+                try {
+                    m = Json.parseObject(line);
+                } catch (IllegalArgumentException e) {
+                    // A line cut short by a crash mid-write: everything after it is dropped too.
+                    break;
+                }
+                if (!(m.get("step") instanceof Number s)) {
+                    throw new IOException(file + " line " + number + " has no step");
+                }
+                if (s.longValue() > step) {
+                    continue;
+                }
+                kept.add(line);
+                if (m.get("val_loss") instanceof Number v) {
+                    evals.add(new Trainer.EvalPoint(s.longValue(), ((Number) m.get("tokens")).longValue(), v.doubleValue()));
+                }
+            }
+        }
+        Files.createDirectories(file.toAbsolutePath().getParent());
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.write(tmp, kept, StandardCharsets.UTF_8);
+        Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        return evals;
+    }
+
+    void step(Trainer.StepPoint p) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("step", p.step());
+        m.put("tokens", p.tokens());
+        m.put("loss", p.loss());
+        m.put("lr", p.lr());
+        m.put("grad_norm", p.gradNorm());
+        m.put("seconds", p.seconds());
+        append(m);
+    }
+
+    void eval(Trainer.EvalPoint p) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("step", p.step());
+        m.put("tokens", p.tokens());
+        m.put("val_loss", p.loss());
+        append(m);
+    }
+
+    private void append(Map<String, Object> m) {
+        try (BufferedWriter w = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+                StandardOpenOption.APPEND)) {
+            w.write(Json.write(m));
+            w.newLine();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot append to " + file + ": " + e.getMessage(), e);
+        }
+    }
+}

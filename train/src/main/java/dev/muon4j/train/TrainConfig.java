@@ -1,0 +1,116 @@
+package dev.muon4j.train;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * How to train. Step counts are optimizer steps; each takes {@code accumulation} micro-batches of
+ * {@code batchSize} sequences, so a step sees {@code batchSize · accumulation · T} tokens.
+ *
+ * @param optimizer        AdamW everywhere, or Muon for hidden matrices + AdamW for the rest
+ * @param learningRate     peak learning rate, shared by AdamW and Muon (Muon uses the Moonlight scale)
+ * @param weightDecay      decoupled weight decay, shared
+ * @param beta1            AdamW β1
+ * @param beta2            AdamW β2
+ * @param muonMomentum     Muon's momentum μ (classic form, Nesterov)
+ * @param schedule         learning-rate schedule shape
+ * @param warmupSteps      linear warm-up steps
+ * @param steps            total optimizer steps
+ * @param minLrFactor      final learning rate as a fraction of the peak
+ * @param batchSize        sequences per micro-batch
+ * @param accumulation     micro-batches per optimizer step (gradient accumulation)
+ * @param clipNorm         global gradient-norm clip; 0 turns it off
+ * @param seed             seed of the initial weights and the data order
+ * @param evalEvery        validation every this many steps (and at the last step)
+ * @param evalBatches      validation batches per evaluation
+ * @param checkpointEvery  checkpoint every this many steps (and at the last step); 0: only at the end
+ * @param keepCheckpoints  newest checkpoints kept
+ */
+public record TrainConfig(OptimizerChoice optimizer, double learningRate, double weightDecay, double beta1, double beta2,
+                          double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
+                          int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
+                          long checkpointEvery, int keepCheckpoints) {
+
+    public TrainConfig {
+        Objects.requireNonNull(optimizer, "optimizer");
+        Objects.requireNonNull(schedule, "schedule");
+        nonNegative("learning rate", learningRate);
+        nonNegative("weight decay", weightDecay);
+        unit("beta1", beta1);
+        unit("beta2", beta2);
+        unit("Muon momentum", muonMomentum);
+        if (steps < 1) {
+            throw new IllegalArgumentException("training needs at least 1 step, got " + steps);
+        }
+        if (warmupSteps < 0 || warmupSteps > steps) {
+            throw new IllegalArgumentException("warm-up steps must be in [0, steps=" + steps + "], got " + warmupSteps);
+        }
+        if (!(minLrFactor >= 0 && minLrFactor <= 1)) {
+            throw new IllegalArgumentException("minimum learning-rate factor must be in [0, 1], got " + minLrFactor);
+        }
+        if (batchSize < 1 || accumulation < 1) {
+            throw new IllegalArgumentException("batch size and accumulation must be >= 1, got " + batchSize + " and " + accumulation);
+        }
+        nonNegative("gradient clipping norm", clipNorm);
+        if (evalEvery < 1 || evalBatches < 1) {
+            throw new IllegalArgumentException("evalEvery and evalBatches must be >= 1, got " + evalEvery + " and " + evalBatches);
+        }
+        if (checkpointEvery < 0 || keepCheckpoints < 1) {
+            throw new IllegalArgumentException("checkpointEvery must be >= 0 and keepCheckpoints >= 1, got "
+                    + checkpointEvery + " and " + keepCheckpoints);
+        }
+    }
+
+    private static void nonNegative(String what, double v) {
+        if (!(v >= 0) || !Double.isFinite(v)) {
+            throw new IllegalArgumentException(what + " must be finite and >= 0, got " + v);
+        }
+    }
+
+    private static void unit(String what, double v) {
+        if (!(v >= 0 && v < 1)) {
+            throw new IllegalArgumentException(what + " must be in [0, 1), got " + v);
+        }
+    }
+
+    /** Sequences per optimizer step. */
+    public int sequencesPerStep() {
+        return batchSize * accumulation;
+    }
+
+    public TrainConfig withOptimizer(OptimizerChoice o) {
+        return new TrainConfig(o, learningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints);
+    }
+
+    public TrainConfig withSteps(long s) {
+        return new TrainConfig(optimizer, learningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
+                Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
+                checkpointEvery, keepCheckpoints);
+    }
+
+    /** Field name → value, for JSON. */
+    public Map<String, Object> toMap() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("optimizer", optimizer.name());
+        m.put("learning_rate", learningRate);
+        m.put("weight_decay", weightDecay);
+        m.put("beta1", beta1);
+        m.put("beta2", beta2);
+        m.put("muon_momentum", muonMomentum);
+        m.put("schedule", schedule.name());
+        m.put("warmup_steps", warmupSteps);
+        m.put("steps", steps);
+        m.put("min_lr_factor", minLrFactor);
+        m.put("batch_size", batchSize);
+        m.put("accumulation", accumulation);
+        m.put("clip_norm", clipNorm);
+        m.put("seed", seed);
+        m.put("eval_every", evalEvery);
+        m.put("eval_batches", evalBatches);
+        m.put("checkpoint_every", checkpointEvery);
+        m.put("keep_checkpoints", keepCheckpoints);
+        return m;
+    }
+}
