@@ -1,0 +1,624 @@
+package dev.muon4j.train;
+
+import dev.muon4j.optim.OptimizerState;
+import dev.muon4j.optim.Parameter;
+import java.io.BufferedOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.channels.Channels;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.DigestOutputStream;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.function.Consumer;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Checkpoints of a training run, kept in a run directory so that a crash at any moment leaves the
+ * latest complete checkpoint readable.
+ *
+ * <h2>Layout</h2>
+ * <pre>
+ * runDir/
+ *   latest                 one line: the name of the current checkpoint directory, e.g. step-00000300
+ *   step-00000200/
+ *   step-00000300/
+ *     model.safetensors    parameter name → value (F32), sorted by name; metadata producer=muon4j, step=N
+ *     optimizer.state      {@link OptimizerState#write the optimizer state}
+ *     config.json          the caller's JSON object (model config, training config)
+ *     trainer.json         the caller's JSON object (step, data position, seed, metrics so far)
+ *     MANIFEST.json        {"format": "muon4j-checkpoint", "version": 1, "step": N,
+ *                           "files": {name: {"size": bytes, "sha256": hex}, ...}} for the four files above
+ *   .tmp-…                 leftovers of an interrupted save: ignored, deleted by the next save
+ * </pre>
+ * Step directories are named {@code step-} and the step with at least 8 digits.
+ *
+ * <h2>Saving</h2>
+ * {@link #save} writes every file into a fresh {@code .tmp-step-…} directory inside the run
+ * directory, fsyncs the files and that directory, atomically renames it to {@code step-N}, fsyncs
+ * the run directory, and then atomically replaces {@code latest} (temporary file, fsync, rename).
+ * Only after that are checkpoints beyond the newest {@code keep} (by step number; the one just
+ * written always stays) deleted, each first renamed to a {@code .tmp-} name so that a half-deleted
+ * directory never looks like a checkpoint. If writing fails (a full disk, say) the temporary
+ * directory is removed, nothing else has changed, and the {@code IOException} says that the
+ * checkpoint was not written and which previous checkpoint is kept. Saving a step that already
+ * exists replaces that directory. The store assumes one writer per run directory.
+ *
+ * <h2>Loading</h2>
+ * {@link #latest} follows {@code latest}; when that file is missing, unreadable, names a missing
+ * directory or a damaged checkpoint, it reports a warning and falls back to the newest complete
+ * checkpoint that loads. {@link #load} verifies every file against the manifest (size and SHA-256;
+ * errors name the damaged file) before parsing it. {@link #restoreWeights} (or {@link #checkModel})
+ * then checks the weights against the model's parameters: the same names and shapes, or an error
+ * saying that the checkpoint is from another model with the missing and unexpected names and the
+ * shape mismatches.
+ *
+ * <p>JSON values come back as {@link Json} parses them: integral numbers as {@code Long}, others as
+ * {@code Double}, objects as {@code LinkedHashMap}, arrays as {@code List}.
+ */
+public final class CheckpointStore {
+    /** Default number of checkpoints kept. */
+    public static final int DEFAULT_KEEP = 3;
+    /** Name of the weights file in a checkpoint directory. */
+    public static final String MODEL_FILE = "model.safetensors";
+    /** Name of the optimizer state file in a checkpoint directory. */
+    public static final String OPTIMIZER_FILE = "optimizer.state";
+    /** Name of the caller's configuration file in a checkpoint directory. */
+    public static final String CONFIG_FILE = "config.json";
+    /** Name of the caller's trainer state file in a checkpoint directory. */
+    public static final String TRAINER_FILE = "trainer.json";
+    /** Name of the manifest (sizes and SHA-256 of the other files) in a checkpoint directory. */
+    public static final String MANIFEST_FILE = "MANIFEST.json";
+    /** Name of the pointer file in the run directory. */
+    public static final String LATEST_FILE = "latest";
+    /** The {@code "format"} value of a manifest. */
+    public static final String MANIFEST_FORMAT = "muon4j-checkpoint";
+    /** The manifest version this code writes and reads. */
+    public static final int MANIFEST_VERSION = 1;
+
+    private static final List<String> REQUIRED = List.of(MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, TRAINER_FILE);
+    private static final Pattern STEP_DIR = Pattern.compile("step-(\\d{8,18})");
+    private static final String TMP_PREFIX = ".tmp-";
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final System.Logger LOG = System.getLogger(CheckpointStore.class.getName());
+
+    /**
+     * A loaded checkpoint.
+     *
+     * @param dir       its directory
+     * @param step      the step it was saved at
+     * @param weights   parameter name → value, in name order (unmodifiable)
+     * @param optimizer the optimizer state
+     * @param config    the caller's config.json object
+     * @param trainer   the caller's trainer.json object
+     */
+    public record Checkpoint(Path dir, long step, Map<String, TensorData> weights, OptimizerState optimizer,
+                             Map<String, Object> config, Map<String, Object> trainer) {
+        /** Checks for nulls and makes the maps unmodifiable (shallow). */
+        public Checkpoint {
+            Objects.requireNonNull(dir, "dir");
+            weights = Collections.unmodifiableMap(new LinkedHashMap<>(weights));
+            Objects.requireNonNull(optimizer, "optimizer");
+            config = Collections.unmodifiableMap(new LinkedHashMap<>(config));
+            trainer = Collections.unmodifiableMap(new LinkedHashMap<>(trainer));
+        }
+    }
+
+    /** Hook that wraps every stream the store writes itself: lets tests simulate a full disk. */
+    interface StreamWrapper {
+        /** The stream to write {@code fileName} through; {@code out} goes to the file. */
+        OutputStream wrap(String fileName, OutputStream out) throws IOException;
+    }
+
+    private final Path runDir;
+    private final int keep;
+    private final Consumer<String> warnings;
+    private final StreamWrapper wrapper;
+
+    /** A store in {@code runDir} (created on the first save) keeping the newest {@value #DEFAULT_KEEP} checkpoints. */
+    public CheckpointStore(Path runDir) {
+        this(runDir, DEFAULT_KEEP);
+    }
+
+    /**
+     * A store in {@code runDir} (created on the first save) keeping the newest {@code keep}
+     * checkpoints, warnings going to the {@link System.Logger} of this class.
+     */
+    public CheckpointStore(Path runDir, int keep) {
+        this(runDir, keep, message -> LOG.log(System.Logger.Level.WARNING, message));
+    }
+
+    /**
+     * A store in {@code runDir} keeping the newest {@code keep} (≥ 1) checkpoints, warnings (fallbacks
+     * while loading, failures to prune or clean up) going to {@code warnings}.
+     */
+    public CheckpointStore(Path runDir, int keep, Consumer<String> warnings) {
+        this(runDir, keep, warnings, (name, out) -> out);
+    }
+
+    CheckpointStore(Path runDir, int keep, Consumer<String> warnings, StreamWrapper wrapper) {
+        if (keep < 1) {
+            throw new IllegalArgumentException("keep must be >= 1, got " + keep);
+        }
+        this.runDir = runDir.toAbsolutePath().normalize();
+        this.keep = keep;
+        this.warnings = Objects.requireNonNull(warnings, "warnings");
+        this.wrapper = Objects.requireNonNull(wrapper, "wrapper");
+    }
+
+    /** The run directory. */
+    public Path runDir() {
+        return runDir;
+    }
+
+    /** How many checkpoints are kept. */
+    public int keep() {
+        return keep;
+    }
+
+    /** The directory name of a step's checkpoint: {@code step-} and the step with at least 8 digits. */
+    public static String dirName(long step) {
+        if (step < 0) {
+            throw new IllegalArgumentException("step must be >= 0, got " + step);
+        }
+        return String.format("step-%08d", step);
+    }
+
+    /** The step of a checkpoint directory name, or -1 when the name is not one. */
+    private static long stepOf(String name) {
+        Matcher m = STEP_DIR.matcher(name);
+        if (!m.matches()) {
+            return -1;
+        }
+        long step = Long.parseLong(m.group(1));
+        return dirName(step).equals(name) ? step : -1;
+    }
+
+    /**
+     * The complete checkpoint directories (a {@code step-N} directory holding a manifest), oldest
+     * step first. Their files are not verified here.
+     */
+    public List<Path> checkpoints() throws IOException {
+        List<Path> dirs = new ArrayList<>();
+        if (!Files.isDirectory(runDir)) {
+            return dirs;
+        }
+        try (DirectoryStream<Path> stream = Files.newDirectoryStream(runDir)) {
+            for (Path p : stream) {
+                if (stepOf(p.getFileName().toString()) >= 0 && Files.isDirectory(p) && Files.isRegularFile(p.resolve(MANIFEST_FILE))) {
+                    dirs.add(p);
+                }
+            }
+        }
+        dirs.sort(Comparator.comparingLong(p -> stepOf(p.getFileName().toString())));
+        return dirs;
+    }
+
+    // ------------------------------------------------------------------------------------------ saving
+
+    /**
+     * Saves a checkpoint atomically (see the class description) and prunes old ones.
+     *
+     * @param step    the training step (≥ 0); names the directory
+     * @param params  the model's parameters; their values are written as F32 under their names
+     * @param state   the optimizer state
+     * @param config  written to config.json (values as {@link Json#write} accepts)
+     * @param trainer written to trainer.json (values as {@link Json#write} accepts)
+     * @return the new checkpoint directory
+     * @throws IllegalArgumentException before anything is written, for duplicate parameter names or
+     *                                  values JSON cannot hold (NaN, Infinity, other types)
+     * @throws IOException              if writing fails: the message says that the checkpoint was not
+     *                                  written and which previous checkpoint is kept (or, if only the
+     *                                  {@code latest} pointer could not be replaced, that the
+     *                                  directory was written but {@code latest} still names the old one)
+     */
+    public Path save(long step, List<Parameter> params, OptimizerState state, Map<String, Object> config,
+                     Map<String, Object> trainer) throws IOException {
+        String name = dirName(step);
+        Objects.requireNonNull(state, "optimizer state");
+        Map<String, TensorData> tensors = new LinkedHashMap<>();
+        for (Parameter p : params) {
+            if (tensors.put(p.name(), TensorData.f32(p.shape(), p.value())) != null) {
+                throw new IllegalArgumentException("two parameters are named " + p.name());
+            }
+        }
+        byte[] configJson = jsonBytes(Objects.requireNonNull(config, "config"), CONFIG_FILE);
+        byte[] trainerJson = jsonBytes(Objects.requireNonNull(trainer, "trainer"), TRAINER_FILE);
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("producer", "muon4j");
+        metadata.put("step", Long.toString(step));
+
+        Files.createDirectories(runDir);
+        cleanLeftovers();
+        String previous = describePrevious();
+        Path target = runDir.resolve(name);
+        Path tmp = runDir.resolve(TMP_PREFIX + name + "-" + nonce());
+        try {
+            Files.createDirectory(tmp);
+            Map<String, Object> files = new LinkedHashMap<>();
+            files.put(MODEL_FILE, writeFile(tmp, MODEL_FILE, out -> SafeTensors.write(out, tensors, metadata)));
+            Path optimizerFile = tmp.resolve(OPTIMIZER_FILE);
+            state.write(optimizerFile);
+            files.put(OPTIMIZER_FILE, fileInfo(Files.size(optimizerFile), FileUtil.sha256(optimizerFile)));
+            files.put(CONFIG_FILE, writeFile(tmp, CONFIG_FILE, out -> out.write(configJson)));
+            files.put(TRAINER_FILE, writeFile(tmp, TRAINER_FILE, out -> out.write(trainerJson)));
+            Map<String, Object> manifest = new LinkedHashMap<>();
+            manifest.put("format", MANIFEST_FORMAT);
+            manifest.put("version", MANIFEST_VERSION);
+            manifest.put("step", step);
+            manifest.put("files", files);
+            byte[] manifestJson = (Json.pretty(manifest) + "\n").getBytes(StandardCharsets.UTF_8);
+            writeFile(tmp, MANIFEST_FILE, out -> out.write(manifestJson));
+            FileUtil.fsyncDirectory(tmp);
+            if (Files.exists(target)) {
+                // Re-saving a step: move the old directory out of the way (deleted by the next save).
+                atomicMove(target, runDir.resolve(TMP_PREFIX + "replaced-" + name + "-" + nonce()));
+            }
+            atomicMove(tmp, target);
+            FileUtil.fsyncDirectory(runDir);
+        } catch (IOException | UncheckedIOException e) {
+            deleteQuietly(tmp, e);
+            throw new IOException("checkpoint " + name + " was not written (" + e.getMessage() + "); " + previous, e);
+        } catch (RuntimeException | Error e) {
+            deleteQuietly(tmp, e);
+            throw e;
+        }
+        try {
+            writeLatest(name);
+        } catch (IOException e) {
+            throw new IOException("checkpoint " + name + " was written to " + target + " but the '" + LATEST_FILE
+                    + "' pointer could not be replaced (" + e.getMessage() + "); it still names the previous checkpoint", e);
+        }
+        prune(target);
+        return target;
+    }
+
+    private static void deleteQuietly(Path tmp, Throwable failure) {
+        try {
+            FileUtil.deleteRecursively(tmp);
+        } catch (IOException cleanup) {
+            failure.addSuppressed(cleanup);
+        }
+    }
+
+    private static byte[] jsonBytes(Map<String, Object> value, String file) {
+        try {
+            return (Json.pretty(value) + "\n").getBytes(StandardCharsets.UTF_8);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static String nonce() {
+        byte[] b = new byte[6];
+        RANDOM.nextBytes(b);
+        return HexFormat.of().formatHex(b);
+    }
+
+    private String describePrevious() {
+        try {
+            Path latest = runDir.resolve(LATEST_FILE);
+            if (Files.isRegularFile(latest)) {
+                String named = Files.readString(latest).trim();
+                if (stepOf(named) >= 0 && Files.isDirectory(runDir.resolve(named))) {
+                    return "the previous checkpoint " + runDir.resolve(named) + " is kept";
+                }
+            }
+            List<Path> dirs = checkpoints();
+            if (!dirs.isEmpty()) {
+                return "the previous checkpoint " + dirs.getLast() + " is kept";
+            }
+        } catch (IOException | RuntimeException e) {
+            return "the previous checkpoints in " + runDir + " are kept";
+        }
+        return "no earlier checkpoint exists in " + runDir;
+    }
+
+    private interface Body {
+        void write(OutputStream out) throws IOException;
+    }
+
+    /** Writes a new file through the wrapper, fsyncs it, and returns its manifest entry. */
+    private Map<String, Object> writeFile(Path dir, String fileName, Body body) throws IOException {
+        Path file = dir.resolve(fileName);
+        MessageDigest digest = FileUtil.sha256();
+        long size;
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            OutputStream raw = wrapper.wrap(fileName, Channels.newOutputStream(channel));
+            DigestOutputStream out = new DigestOutputStream(new BufferedOutputStream(raw, 1 << 16), digest);
+            body.write(out);
+            out.flush();
+            channel.force(true);
+            size = channel.size();
+        }
+        return fileInfo(size, HexFormat.of().formatHex(digest.digest()));
+    }
+
+    private static Map<String, Object> fileInfo(long size, String sha256) {
+        Map<String, Object> info = new LinkedHashMap<>();
+        info.put("size", size);
+        info.put("sha256", sha256);
+        return info;
+    }
+
+    private static void atomicMove(Path from, Path to) throws IOException {
+        try {
+            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            throw new IOException("cannot atomically rename " + from + " to " + to + ": the file system does not support atomic moves", e);
+        }
+    }
+
+    private void writeLatest(String name) throws IOException {
+        Path tmp = runDir.resolve(TMP_PREFIX + LATEST_FILE + "-" + nonce());
+        try {
+            byte[] line = (name + "\n").getBytes(StandardCharsets.US_ASCII);
+            writeFile(runDir, tmp.getFileName().toString(), out -> out.write(line));
+            Files.move(tmp, runDir.resolve(LATEST_FILE), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            FileUtil.fsyncDirectory(runDir);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** Deletes {@code .tmp-} leftovers of interrupted saves and deletions; failures are warnings. */
+    private void cleanLeftovers() {
+        try (DirectoryStream<Path> stream = Files.newDirectoryStream(runDir, TMP_PREFIX + "*")) {
+            for (Path p : stream) {
+                try {
+                    FileUtil.deleteRecursively(p);
+                } catch (IOException e) {
+                    warnings.accept("could not delete the leftover " + p + ": " + e.getMessage());
+                }
+            }
+        } catch (IOException e) {
+            warnings.accept("could not list " + runDir + " for leftovers: " + e.getMessage());
+        }
+    }
+
+    /** Deletes checkpoints beyond the newest {@code keep}, never {@code justWritten}; failures are warnings. */
+    private void prune(Path justWritten) {
+        try {
+            List<Path> dirs = new ArrayList<>(checkpoints());
+            dirs.remove(justWritten);
+            int surplus = dirs.size() + 1 - keep;
+            for (int i = 0; i < surplus; i++) {
+                Path old = dirs.get(i);
+                try {
+                    Path doomed = runDir.resolve(TMP_PREFIX + "delete-" + old.getFileName() + "-" + nonce());
+                    atomicMove(old, doomed);
+                    FileUtil.deleteRecursively(doomed);
+                } catch (IOException e) {
+                    warnings.accept("could not delete the old checkpoint " + old + ": " + e.getMessage());
+                }
+            }
+        } catch (IOException e) {
+            warnings.accept("could not prune old checkpoints in " + runDir + ": " + e.getMessage());
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ loading
+
+    /**
+     * The current checkpoint: the one {@code latest} names, or, with a warning, the newest complete
+     * checkpoint that loads when {@code latest} is missing, names a missing directory or a damaged
+     * checkpoint. Every file is verified as in {@link #load}.
+     *
+     * @return empty when the run directory holds no checkpoint and no {@code latest} file
+     * @throws IOException when checkpoints (or a {@code latest} file) exist but none loads; the
+     *                     message lists each failure
+     */
+    public Optional<Checkpoint> latest() throws IOException {
+        Path latestFile = runDir.resolve(LATEST_FILE);
+        List<Path> dirs = new ArrayList<>(checkpoints());
+        Collections.reverse(dirs);
+        List<String> failures = new ArrayList<>();
+        Path named = null;
+        boolean pointerExists = Files.exists(latestFile);
+        if (pointerExists) {
+            String content;
+            try {
+                content = Files.readString(latestFile, StandardCharsets.US_ASCII).trim();
+            } catch (IOException e) {
+                content = null;
+                failures.add(latestFile + " cannot be read: " + e.getMessage());
+            }
+            if (content != null && stepOf(content) < 0) {
+                failures.add(latestFile + " does not name a checkpoint directory (it holds '" + abbreviate(content) + "')");
+            } else if (content != null) {
+                named = runDir.resolve(content);
+                if (!Files.isDirectory(named)) {
+                    failures.add(latestFile + " names " + content + ", which does not exist");
+                } else {
+                    try {
+                        return Optional.of(load(named));
+                    } catch (IOException e) {
+                        failures.add(latestFile + " names " + content + ", which is damaged: " + e.getMessage());
+                    }
+                }
+            }
+        } else if (!dirs.isEmpty()) {
+            failures.add("there is no '" + LATEST_FILE + "' file in " + runDir);
+        }
+        for (Path dir : dirs) {
+            if (dir.equals(named)) {
+                continue;
+            }
+            try {
+                Checkpoint checkpoint = load(dir);
+                warnings.accept(String.join("; ", failures) + "; falling back to the newest complete checkpoint " + dir);
+                return Optional.of(checkpoint);
+            } catch (IOException e) {
+                failures.add(dir.getFileName() + " is damaged: " + e.getMessage());
+            }
+        }
+        if (failures.isEmpty()) {
+            return Optional.empty();
+        }
+        throw new IOException("no loadable checkpoint in " + runDir + ": " + String.join("; ", failures));
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 80 ? s : s.substring(0, 80) + "…";
+    }
+
+    /**
+     * Loads and verifies one checkpoint directory: the manifest must list the four files, each must
+     * have the listed size and SHA-256, and each must parse.
+     *
+     * @throws IOException naming the missing, truncated or damaged file
+     */
+    public Checkpoint load(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            throw new IOException("checkpoint directory " + dir + " does not exist");
+        }
+        Path manifestFile = dir.resolve(MANIFEST_FILE);
+        if (!Files.isRegularFile(manifestFile)) {
+            throw new IOException("checkpoint " + dir + " is incomplete: " + MANIFEST_FILE + " is missing");
+        }
+        Map<String, Object> manifest = readJsonObject(manifestFile);
+        if (!MANIFEST_FORMAT.equals(manifest.get("format"))) {
+            throw new IOException(manifestFile + " is not a muon4j checkpoint manifest (format " + manifest.get("format") + ")");
+        }
+        if (!Long.valueOf(MANIFEST_VERSION).equals(manifest.get("version"))) {
+            throw new IOException(manifestFile + " has manifest version " + manifest.get("version") + "; this muon4j reads version "
+                    + MANIFEST_VERSION);
+        }
+        if (!(manifest.get("step") instanceof Long step) || step < 0) {
+            throw new IOException(manifestFile + " is damaged: no valid \"step\"");
+        }
+        if (!(manifest.get("files") instanceof Map<?, ?> files)) {
+            throw new IOException(manifestFile + " is damaged: no \"files\" object");
+        }
+        for (String required : REQUIRED) {
+            if (!files.containsKey(required)) {
+                throw new IOException(manifestFile + " does not list " + required);
+            }
+        }
+        for (Map.Entry<?, ?> e : files.entrySet()) {
+            verify(dir, manifestFile, (String) e.getKey(), e.getValue());
+        }
+        Map<String, TensorData> weights = SafeTensors.read(dir.resolve(MODEL_FILE)).tensors();
+        OptimizerState optimizer = OptimizerState.read(dir.resolve(OPTIMIZER_FILE));
+        Map<String, Object> config = readJsonObject(dir.resolve(CONFIG_FILE));
+        Map<String, Object> trainer = readJsonObject(dir.resolve(TRAINER_FILE));
+        return new Checkpoint(dir, step, weights, optimizer, config, trainer);
+    }
+
+    private static void verify(Path dir, Path manifestFile, String name, Object entry) throws IOException {
+        if (name.isEmpty() || name.contains("/") || name.contains("\\") || name.equals(".") || name.equals("..")) {
+            throw new IOException(manifestFile + " is damaged: invalid file name '" + name + "'");
+        }
+        if (!(entry instanceof Map<?, ?> info) || !(info.get("size") instanceof Long size)
+                || !(info.get("sha256") instanceof String sha256)) {
+            throw new IOException(manifestFile + " is damaged: the entry of " + name + " lacks size or sha256");
+        }
+        Path file = dir.resolve(name);
+        if (!Files.isRegularFile(file)) {
+            throw new IOException("checkpoint " + dir + " is incomplete: " + file + " is missing");
+        }
+        long actual = Files.size(file);
+        if (actual != size) {
+            throw new IOException(file + " is " + (actual < size ? "truncated" : "damaged") + ": it has " + actual
+                    + " bytes, the manifest says " + size);
+        }
+        String actualSha = FileUtil.sha256(file);
+        if (!actualSha.equalsIgnoreCase(sha256)) {
+            throw new IOException(file + " is damaged: its SHA-256 " + actualSha + " does not match the manifest's " + sha256);
+        }
+    }
+
+    private static Map<String, Object> readJsonObject(Path file) throws IOException {
+        String text;
+        try {
+            text = new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IOException(file + " cannot be read: " + e.getMessage(), e);
+        }
+        try {
+            return Json.parseObject(text);
+        } catch (Json.ParseException e) {
+            throw new IOException(file + " is damaged: " + e.getMessage(), e);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------ model check
+
+    /**
+     * Checks that a checkpoint's weights have exactly the names and shapes of {@code params}.
+     *
+     * @throws IllegalArgumentException "checkpoint … is from another model" listing missing and
+     *                                  unexpected parameter names and shape mismatches
+     */
+    public static void checkModel(Checkpoint checkpoint, List<Parameter> params) {
+        Map<String, TensorData> weights = checkpoint.weights();
+        List<String> missing = new ArrayList<>();
+        List<String> mismatched = new ArrayList<>();
+        Set<String> expected = new HashSet<>();
+        for (Parameter p : params) {
+            expected.add(p.name());
+            TensorData t = weights.get(p.name());
+            if (t == null) {
+                missing.add(p.name());
+            } else if (!Arrays.equals(t.shape(), p.shape())) {
+                mismatched.add(p.name() + " (checkpoint " + Arrays.toString(t.shape()) + ", model " + Arrays.toString(p.shape()) + ")");
+            }
+        }
+        List<String> unexpected = weights.keySet().stream().filter(n -> !expected.contains(n)).toList();
+        if (missing.isEmpty() && unexpected.isEmpty() && mismatched.isEmpty()) {
+            return;
+        }
+        StringBuilder sb = new StringBuilder("checkpoint " + checkpoint.dir() + " is from another model:");
+        appendList(sb, "missing parameters", missing);
+        appendList(sb, "unexpected parameters", unexpected);
+        appendList(sb, "shape mismatches", mismatched);
+        throw new IllegalArgumentException(sb.toString());
+    }
+
+    private static void appendList(StringBuilder sb, String what, List<String> items) {
+        if (items.isEmpty()) {
+            return;
+        }
+        int shown = Math.min(items.size(), 20);
+        sb.append(' ').append(what).append(' ').append(items.subList(0, shown));
+        if (shown < items.size()) {
+            sb.append(" and ").append(items.size() - shown).append(" more");
+        }
+        sb.append(';');
+    }
+
+    /**
+     * Copies the checkpoint's weights into the parameters' value arrays after {@link #checkModel}.
+     * Nothing is copied when the check fails.
+     *
+     * @throws IllegalArgumentException when the checkpoint is from another model
+     */
+    public static void restoreWeights(Checkpoint checkpoint, List<Parameter> params) {
+        checkModel(checkpoint, params);
+        for (Parameter p : params) {
+            float[] source = checkpoint.weights().get(p.name()).data();
+            System.arraycopy(source, 0, p.value(), 0, source.length);
+        }
+    }
+}
