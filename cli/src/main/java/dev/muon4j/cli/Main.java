@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 /** Entry point of the {@code muon4j} command line. */
 @Command(name = "muon4j", mixinStandardHelpOptions = true, version = "muon4j 0.1.0",
         description = "The Muon optimizer and its training system on the JVM.",
-        subcommands = {DemoCommand.class, BenchCommand.class})
+        subcommands = {CompareCommand.class, TrainCommand.class, DataCommand.class, DemoCommand.class, BenchCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override
@@ -27,7 +27,8 @@ public final class Main implements Callable<Integer> {
         CommandLine cli = new CommandLine(new Main());
         cli.setCaseInsensitiveEnumValuesAllowed(true);
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-            if (ex instanceof IllegalArgumentException || ex instanceof IllegalStateException) {
+            if (ex instanceof IllegalArgumentException || ex instanceof IllegalStateException
+                    || ex instanceof java.io.IOException || ex instanceof java.io.UncheckedIOException) {
                 cmd.getErr().println("muon4j: " + ex.getMessage());
                 return 2;
             }

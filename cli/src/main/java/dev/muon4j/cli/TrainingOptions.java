@@ -1,0 +1,127 @@
+package dev.muon4j.cli;
+
+import dev.muon4j.data.Corpus;
+import dev.muon4j.data.TokenDataset;
+import dev.muon4j.data.TokenizerKind;
+import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.train.OptimizerChoice;
+import dev.muon4j.train.ScheduleKind;
+import dev.muon4j.train.TrainConfig;
+import java.nio.file.Path;
+import java.util.List;
+import picocli.CommandLine.Option;
+
+/** Model, data and optimisation flags shared by {@code train} and {@code compare}. */
+public final class TrainingOptions {
+    @Option(names = "--preset", defaultValue = "TINY", paramLabel = "NAME",
+            description = "Model size: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    ModelPreset preset;
+
+    @Option(names = "--layers", description = "Decoder blocks (default: the preset's).")
+    Integer layers;
+
+    @Option(names = "--width", description = "Residual width C (default: the preset's).")
+    Integer width;
+
+    @Option(names = "--heads", description = "Query heads H; must divide the width (default: the preset's).")
+    Integer heads;
+
+    @Option(names = "--kv-heads", description = "Key/value heads; must divide --heads (default: the preset's).")
+    Integer kvHeads;
+
+    @Option(names = "--mlp-width", description = "SwiGLU hidden width (default: the preset's).")
+    Integer mlpWidth;
+
+    @Option(names = "--context", description = "Context length T (default: the preset's).")
+    Integer context;
+
+    @Option(names = "--tied", description = "Tie the output head to the embedding table.")
+    boolean tied;
+
+    @Option(names = "--data", paramLabel = "PATH", arity = "1..*",
+            description = "Text files or directories of .txt files (default: the shipped Gutenberg sample).")
+    List<Path> data;
+
+    @Option(names = "--tokenizer", defaultValue = "BYTE", description = "Tokenizer: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    TokenizerKind tokenizer;
+
+    @Option(names = "--validation-fraction", defaultValue = "0.05", description = "Share of the corpus held out for validation (default: ${DEFAULT-VALUE}).")
+    double validationFraction;
+
+    @Option(names = "--lr", defaultValue = "3e-3", description = "Peak learning rate, shared by AdamW and Muon (default: ${DEFAULT-VALUE}).")
+    double learningRate;
+
+    @Option(names = "--weight-decay", defaultValue = "0.1", description = "Decoupled weight decay (default: ${DEFAULT-VALUE}).")
+    double weightDecay;
+
+    @Option(names = "--beta2", defaultValue = "0.95", description = "AdamW beta2 (default: ${DEFAULT-VALUE}).")
+    double beta2;
+
+    @Option(names = "--momentum", defaultValue = "0.95", description = "Muon momentum (default: ${DEFAULT-VALUE}).")
+    double momentum;
+
+    @Option(names = "--schedule", defaultValue = "COSINE", description = "Learning-rate schedule: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    ScheduleKind schedule;
+
+    @Option(names = "--warmup", defaultValue = "20", description = "Warm-up steps (default: ${DEFAULT-VALUE}).")
+    long warmup;
+
+    @Option(names = "--steps", description = "Optimizer steps (default: 300, or from --tokens).")
+    Long steps;
+
+    @Option(names = "--tokens", description = "Token budget; sets the step count from the tokens per step.")
+    Long tokens;
+
+    @Option(names = "--batch", defaultValue = "16", description = "Sequences per micro-batch (default: ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--accumulate", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE}).")
+    int accumulate;
+
+    @Option(names = "--clip", defaultValue = "1.0", description = "Global gradient-norm clip, 0 for none (default: ${DEFAULT-VALUE}).")
+    double clip;
+
+    @Option(names = "--seed", defaultValue = "1", description = "Seed of weights and data order (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--eval-every", defaultValue = "25", description = "Validate every N steps (default: ${DEFAULT-VALUE}).")
+    long evalEvery;
+
+    @Option(names = "--eval-batches", defaultValue = "8", description = "Validation batches per evaluation (default: ${DEFAULT-VALUE}).")
+    int evalBatches;
+
+    @Option(names = "--checkpoint-every", defaultValue = "100", description = "Checkpoint every N steps, 0 for only at the end (default: ${DEFAULT-VALUE}).")
+    long checkpointEvery;
+
+    @Option(names = "--keep", defaultValue = "3", description = "Newest checkpoints kept (default: ${DEFAULT-VALUE}).")
+    int keep;
+
+    /** The model config: the preset with any flags applied, the vocabulary set from the tokenizer. */
+    LlamaConfig model(int vocabSize) {
+        LlamaConfig p = preset.config();
+        return new LlamaConfig(vocabSize, or(width, p.width()), or(layers, p.layers()), or(heads, p.heads()),
+                or(kvHeads, kvHeads == null && heads != null ? heads : p.kvHeads()), or(mlpWidth, p.mlpWidth()),
+                or(context, p.contextLength()), tied || p.tiedHead(), p.ropeTheta(), p.normEps(), p.initStd());
+    }
+
+    private static int or(Integer v, int fallback) {
+        return v != null ? v : fallback;
+    }
+
+    /** Loads the corpus and tokenizes it. */
+    TokenDataset dataset(int contextLength) {
+        Corpus corpus = data == null || data.isEmpty() ? Corpus.defaultCorpus() : Corpus.fromPaths(data);
+        return TokenDataset.of(corpus, tokenizer.create(), validationFraction, contextLength);
+    }
+
+    /** The training config for {@code optimizer}. */
+    TrainConfig train(OptimizerChoice optimizer, int contextLength) {
+        if (steps != null && tokens != null) {
+            throw new IllegalArgumentException("give --steps or --tokens, not both");
+        }
+        long tokensPerStep = (long) batch * accumulate * contextLength;
+        long n = steps != null ? steps : tokens != null ? Math.max(1, tokens / tokensPerStep) : 300;
+        return new TrainConfig(optimizer, learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
+                0.1, batch, accumulate, clip, seed, evalEvery, evalBatches, checkpointEvery, keep);
+    }
+}
