@@ -55,7 +55,10 @@ public final class Kernels {
         }
     }
 
-    /** Sum of squares, accumulated per vector lane in float over blocks of 1024 and across blocks in double. */
+    /**
+     * Sum of squares, accumulated per vector lane in float over blocks of 1024 and across lanes and
+     * blocks in double, in a fixed order (the same bits interpreted or JIT-compiled).
+     */
     public static double sumOfSquares(float[] x, int off, int len) {
         double total = 0;
         for (int start = 0; start < len; start += 1024) {
@@ -66,7 +69,11 @@ public final class Kernels {
                 FloatVector v = FloatVector.fromArray(S, x, off + start + i);
                 acc = v.fma(v, acc);
             }
-            double block = acc.reduceLanes(VectorOperators.ADD);
+            // The lanes in lane order: reduceLanes(ADD) adds them in an order that changes with the JIT tier.
+            double block = 0;
+            for (float lane : acc.toArray()) {
+                block += lane;
+            }
             for (; i < n; i++) {
                 float v = x[off + start + i];
                 block += (double) v * v;

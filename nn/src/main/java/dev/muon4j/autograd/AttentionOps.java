@@ -2,7 +2,6 @@ package dev.muon4j.autograd;
 
 import dev.muon4j.backend.Backend;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -147,21 +146,21 @@ final class AttentionOps {
         java.util.Arrays.fill(x, off + valid, off + len, 0f);
     }
 
-    /** x ← exp(x − shift) over n values; returns their sum. */
+    /** x ← exp(x − shift) over n values ({@link ExactBits#exp}: the same bits at every JIT tier); returns their sum. */
     static float expShiftInPlace(float[] x, int off, int n, float shift) {
         FloatVector acc = FloatVector.zero(S);
         int j = 0;
         for (int bound = S.loopBound(n); j < bound; j += L) {
-            FloatVector e = FloatVector.fromArray(S, x, off + j).sub(shift).lanewise(VectorOperators.EXP);
+            FloatVector e = ExactBits.exp(FloatVector.fromArray(S, x, off + j).sub(shift));
             e.intoArray(x, off + j);
             acc = acc.add(e);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        double sum = ExactBits.sumLanes(acc);
         for (; j < n; j++) {
-            float e = (float) Math.exp(x[off + j] - shift);
+            float e = ExactBits.exp(x[off + j] - shift);
             x[off + j] = e;
             sum += e;
         }
-        return sum;
+        return (float) sum;
     }
 }

@@ -2,7 +2,6 @@ package dev.muon4j.autograd;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Elementwise operations: add, multiply, SiLU and SwiGLU, on the Vector API, split over rows. */
@@ -98,11 +97,11 @@ final class ElementwiseOps {
 
     /** σ(x) = 1 / (1 + e^−x) over a vector. */
     private static FloatVector sigmoid(FloatVector x) {
-        return FloatVector.broadcast(S, 1f).div(x.neg().lanewise(VectorOperators.EXP).add(1f));
+        return FloatVector.broadcast(S, 1f).div(ExactBits.exp(x.neg()).add(1f));
     }
 
     private static float sigmoid(float x) {
-        return 1f / (1f + (float) Math.exp(-x));
+        return 1f / (1f + ExactBits.exp(-x));
     }
 
     /** y = silu(x) = x·σ(x). */

@@ -2,7 +2,6 @@ package dev.muon4j.autograd;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /** RMSNorm and the embedding lookup: row-wise operations split over rows. */
@@ -91,7 +90,7 @@ final class NormOps {
             FloatVector v = FloatVector.fromArray(S, x, off + i);
             acc = v.fma(v, acc);
         }
-        double sum = acc.reduceLanes(VectorOperators.ADD);
+        double sum = ExactBits.sumLanes(acc);
         for (; i < len; i++) {
             sum += (double) x[off + i] * x[off + i];
         }

@@ -105,6 +105,24 @@ public final class Trainer {
 
     /** Trains; with {@code resume}, continues from the run directory's latest checkpoint if there is one. */
     public Result run(boolean resume) throws IOException {
+        return run(resume, Long.MAX_VALUE);
+    }
+
+    /**
+     * Trains like {@link #run(boolean)} but pauses once {@code stopAfter} steps are done (counted
+     * from step 0, not from where a resumed run starts), if that comes before
+     * {@link TrainConfig#steps()}. The run is still the run of {@code config.steps()} steps: the
+     * learning-rate schedule spans all of them. At the pause a checkpoint is saved (unless the
+     * checkpoint interval just saved one), so {@code run(true)} on the same run directory later
+     * finishes the run exactly as if it had never paused.
+     *
+     * @param stopAfter the step count to pause at, at least 1; {@code Long.MAX_VALUE} runs to the end
+     */
+    public Result run(boolean resume, long stopAfter) throws IOException {
+        if (stopAfter < 1) {
+            throw new IllegalArgumentException("stopAfter must be >= 1, got " + stopAfter);
+        }
+        long end = Math.min(stopAfter, config.steps());
         int time = modelConfig.contextLength();
         LlamaModel model = new LlamaModel(modelConfig);
         model.initialize(config.seed());
@@ -129,8 +147,9 @@ public final class Trainer {
         } else {
             metrics.truncateAfter(0);
         }
-        if (start >= config.steps()) {
-            log.accept("nothing to do: the checkpoint is at step " + start + " of " + config.steps());
+        if (start >= end) {
+            log.accept("nothing to do: the checkpoint is at step " + start + " of " + config.steps()
+                    + (end < config.steps() ? " (asked to stop after " + end + ")" : ""));
             return new Result(runDir, List.of(), evals, Double.NaN, start, 0);
         }
         BatchSampler sampler = data.trainSampler(time, config.batchSize(), config.seed());
@@ -141,7 +160,7 @@ public final class Trainer {
         long trainedTokens = 0;
         Double lastVal = evals.isEmpty() ? null : evals.getLast().loss();
         try (Graph g = new Graph(backend)) {
-            for (long step = start; step < config.steps(); step++) {
+            for (long step = start; step < end; step++) {
                 long t0 = System.nanoTime();
                 model.zeroGradients();
                 double lossSum = 0;
@@ -179,7 +198,7 @@ public final class Trainer {
                     metrics.eval(e);
                     lastVal = val;
                 }
-                if ((config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == config.steps()) {
+                if ((config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == end) {
                     store.save(done, model.parameters(), optimizer.saveState(), checkpointConfig(),
                             trainerState(done, done * tokensPerStep));
                 }

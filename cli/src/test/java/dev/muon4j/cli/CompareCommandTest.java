@@ -1,0 +1,98 @@
+package dev.muon4j.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import javax.xml.parsers.DocumentBuilder;
+import javax.xml.parsers.DocumentBuilderFactory;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.w3c.dom.Document;
+import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
+import picocli.CommandLine;
+
+/** {@code muon4j compare} end to end with a tiny model: console table, report.md and a well-formed loss.svg. */
+class CompareCommandTest {
+    @TempDir
+    Path tmp;
+
+    @Test
+    void comparesAndWritesTheReportAndThePlot() throws Exception {
+        Path data = tmp.resolve("data.txt");
+        Files.writeString(data, "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs!\n".repeat(30));
+        Path out = tmp.resolve("report");
+        List<String> args = List.of("compare", "--layers", "2", "--width", "32", "--heads", "2", "--mlp-width", "64",
+                "--context", "16", "--batch", "4", "--steps", "12", "--warmup", "2", "--eval-every", "4", "--eval-batches", "2",
+                "--data", data.toString(), "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
+
+        CommandLine cli = Main.commandLine();
+        StringWriter stdout = new StringWriter();
+        StringWriter stderr = new StringWriter();
+        cli.setOut(new PrintWriter(stdout));
+        cli.setErr(new PrintWriter(stderr));
+        int code = cli.execute(args.toArray(String[]::new));
+        String console = stdout.toString();
+        assertEquals(0, code, () -> "exit code; stdout:\n" + console + "\nstderr:\n" + stderr);
+
+        // Console: a row per optimizer and the ratio line (reached, or not reached within the budget).
+        Matcher adamwRow = Pattern.compile("(?m)^AdamW\\s+([0-9.]+)\\s+([0-9,]+)\\s+([0-9,]+)$").matcher(console);
+        Matcher muonRow = Pattern.compile("(?m)^Muon\\s+([0-9.]+)\\s+([0-9,]+)\\s+([0-9,]+)$").matcher(console);
+        assertTrue(adamwRow.find(), console);
+        assertTrue(muonRow.find(), console);
+        String adamwLoss = adamwRow.group(1);
+        String muonLoss = muonRow.group(1);
+        assertEquals("768", adamwRow.group(2).replace(",", ""), "12 steps x 4 sequences x 16 tokens");
+        assertEquals("768", muonRow.group(2).replace(",", ""));
+        assertTrue(Double.parseDouble(adamwLoss) < Math.log(256) && Double.parseDouble(muonLoss) < Math.log(256), console);
+        assertTrue(console.contains("Muon reached AdamW's final validation loss with")
+                || console.contains("Muon did not reach AdamW's final validation loss within the budget."), console);
+        assertTrue(console.contains("report: " + out.resolve("report.md")), console);
+
+        // report.md: the command line, both final losses, the table.
+        String report = Files.readString(out.resolve("report.md"));
+        assertTrue(report.contains("Command: `./muon4j " + String.join(" ", args) + "`"), report);
+        assertTrue(report.contains("| optimizer | final validation loss | tokens | tokens/s | training time |"), report);
+        assertTrue(report.contains("| AdamW | " + adamwLoss + " | 768 |"), report);
+        assertTrue(report.contains("| Muon | " + muonLoss + " | 768 |"), report);
+        assertTrue(report.contains("| step | tokens | AdamW | Muon |"), report);
+        for (int step : new int[] {4, 8, 12}) {
+            assertTrue(Pattern.compile("(?m)^\\| " + step + " \\| [0-9,]+ \\| [0-9.]+ \\| [0-9.]+ \\|$").matcher(report).find(),
+                    "validation row of step " + step + ":\n" + report);
+        }
+        assertTrue(report.contains("![validation loss against tokens](loss.svg)"), report);
+        assertTrue(report.contains(String.format(Locale.ROOT, "(%s)", adamwLoss)), "the target loss is AdamW's final loss:\n" + report);
+
+        // loss.svg: well-formed XML, an svg root, one polyline per optimizer with one point per evaluation.
+        DocumentBuilderFactory factory = DocumentBuilderFactory.newInstance();
+        factory.setNamespaceAware(true);
+        factory.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+        DocumentBuilder builder = factory.newDocumentBuilder();
+        Document svg = builder.parse(out.resolve("loss.svg").toFile());
+        Element root = svg.getDocumentElement();
+        assertEquals("svg", root.getLocalName());
+        assertEquals("http://www.w3.org/2000/svg", root.getNamespaceURI());
+        NodeList lines = svg.getElementsByTagNameNS("http://www.w3.org/2000/svg", "polyline");
+        assertEquals(2, lines.getLength(), "one polyline per optimizer");
+        for (int i = 0; i < lines.getLength(); i++) {
+            String points = ((Element) lines.item(i)).getAttribute("points").strip();
+            String[] pairs = points.split("\\s+");
+            assertEquals(3, pairs.length, "evaluations at steps 4, 8 and 12: " + points);
+            for (String pair : pairs) {
+                String[] xy = pair.split(",");
+                assertEquals(2, xy.length, pair);
+                assertTrue(Double.isFinite(Double.parseDouble(xy[0])) && Double.isFinite(Double.parseDouble(xy[1])), pair);
+            }
+        }
+        assertTrue(Files.isRegularFile(out.resolve("adamw").resolve("metrics.jsonl")));
+        assertTrue(Files.isRegularFile(out.resolve("muon").resolve("metrics.jsonl")));
+    }
+}
