@@ -110,9 +110,9 @@ public final class CompareReport {
                     em == null ? "" : String.format(Locale.ROOT, "%.4f", em.loss())));
         }
         s.append("\nThe token ratio interpolates Muon's validation curve linearly between evaluations. "
-                + "Both runs use the same initial weights, data order, learning rate, weight decay and schedule; "
-                + "Muon (Moonlight's variant: classic Nesterov momentum, update scale 0.2·√max(out, in)) updates the hidden matrices "
-                + "and AdamW the embedding, head and norms.\n");
+                + "Both runs use the same initial weights, data order, token budget, weight decay and schedule shape; "
+                + "the Muon run updates the hidden matrices with Muon (Moonlight's variant: classic Nesterov momentum, update scale "
+                + "0.2·√max(out, in)) at the Muon learning rate, and the embedding, head and norms with AdamW at the AdamW rate.\n");
         return s.toString();
     }
 

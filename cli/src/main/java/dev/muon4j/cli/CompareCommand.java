@@ -47,14 +47,14 @@ public final class CompareCommand implements Callable<Integer> {
         LlamaConfig shape = options.model(256);
         TokenDataset data = options.dataset(shape.contextLength());
         LlamaConfig model = options.model(data.vocabSize());
-        TrainConfig adamwConfig = options.train(OptimizerChoice.ADAMW, model.contextLength());
+        TrainConfig adamwConfig = options.train(OptimizerChoice.ADAMW, model.contextLength(), 150);
         TrainConfig muonConfig = adamwConfig.withOptimizer(OptimizerChoice.MUON);
         Path dir = out != null ? out
                 : Path.of("runs", "compare-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
-        String training = String.format(Locale.ROOT, "%d steps x %d sequences x %d tokens = %,d tokens; lr %.3g (%s, %d warm-up), "
+        String training = String.format(Locale.ROOT, "%d steps x %d sequences x %d tokens = %,d tokens; AdamW lr %.3g, Muon lr %.3g (%s, %d warm-up), "
                         + "weight decay %.3g, clip %.2g, seed %d", adamwConfig.steps(), adamwConfig.sequencesPerStep(),
                 model.contextLength(), adamwConfig.steps() * adamwConfig.sequencesPerStep() * model.contextLength(),
-                adamwConfig.learningRate(), adamwConfig.schedule().name().toLowerCase(Locale.ROOT), adamwConfig.warmupSteps(),
+                adamwConfig.learningRate(), adamwConfig.muonLearningRate(), adamwConfig.schedule().name().toLowerCase(Locale.ROOT), adamwConfig.warmupSteps(),
                 adamwConfig.weightDecay(), adamwConfig.clipNorm(), adamwConfig.seed());
         String modelText = String.format(Locale.ROOT, "%,d parameters: %d layers, width %d, %d heads (%d key/value), SwiGLU %d, "
                         + "context %d, vocabulary %d%s", model.parameterCount(), model.layers(), model.width(), model.heads(),

@@ -51,7 +51,7 @@ public final class TrainCommand implements Callable<Integer> {
         LlamaConfig shape = options.model(256);
         TokenDataset data = options.dataset(shape.contextLength());
         LlamaConfig model = options.model(data.vocabSize());
-        TrainConfig config = options.train(optimizer, model.contextLength());
+        TrainConfig config = options.train(optimizer, model.contextLength(), 300);
         Path dir = runDir != null ? runDir
                 : Path.of("runs", optimizer.name().toLowerCase(Locale.ROOT) + "-"
                 + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
@@ -59,8 +59,9 @@ public final class TrainCommand implements Callable<Integer> {
             out.println("backend: " + backend.description());
             out.println("data: " + data.describe());
             out.printf(Locale.ROOT, "model: %,d parameters %s%n", model.parameterCount(), model);
-            out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g, run directory %s%n",
-                    optimizer, config.steps(), config.sequencesPerStep(), model.contextLength(), config.learningRate(), dir);
+            out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g (AdamW) / %.3g (Muon), run directory %s%n",
+                    optimizer, config.steps(), config.sequencesPerStep(), model.contextLength(), config.learningRate(),
+                    config.muonLearningRate(), dir);
             out.flush();
             Trainer trainer = new Trainer(backend, model, config, data, dir, msg -> {
                 out.println(msg);

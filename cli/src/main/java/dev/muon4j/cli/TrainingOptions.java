@@ -48,8 +48,12 @@ public final class TrainingOptions {
     @Option(names = "--validation-fraction", defaultValue = "0.05", description = "Share of the corpus held out for validation (default: ${DEFAULT-VALUE}).")
     double validationFraction;
 
-    @Option(names = "--lr", defaultValue = "3e-3", description = "Peak learning rate, shared by AdamW and Muon (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--lr", defaultValue = "3e-3", description = "Peak learning rate of AdamW (default: ${DEFAULT-VALUE}).")
     double learningRate;
+
+    @Option(names = "--muon-lr", description = "Peak learning rate of Muon's hidden matrices (default: 4 x --lr; "
+            + "Moonlight's 'same as AdamW' is --muon-lr equal to --lr).")
+    Double muonLearningRate;
 
     @Option(names = "--weight-decay", defaultValue = "0.1", description = "Decoupled weight decay (default: ${DEFAULT-VALUE}).")
     double weightDecay;
@@ -66,7 +70,7 @@ public final class TrainingOptions {
     @Option(names = "--warmup", defaultValue = "20", description = "Warm-up steps (default: ${DEFAULT-VALUE}).")
     long warmup;
 
-    @Option(names = "--steps", description = "Optimizer steps (default: 300, or from --tokens).")
+    @Option(names = "--steps", description = "Optimizer steps (default: 300 for train, 150 for compare, or from --tokens).")
     Long steps;
 
     @Option(names = "--tokens", description = "Token budget; sets the step count from the tokens per step.")
@@ -84,8 +88,8 @@ public final class TrainingOptions {
     @Option(names = "--seed", defaultValue = "1", description = "Seed of weights and data order (default: ${DEFAULT-VALUE}).")
     long seed;
 
-    @Option(names = "--eval-every", defaultValue = "25", description = "Validate every N steps (default: ${DEFAULT-VALUE}).")
-    long evalEvery;
+    @Option(names = "--eval-every", description = "Validate every N steps (default: a tenth of the steps).")
+    Long evalEvery;
 
     @Option(names = "--eval-batches", defaultValue = "8", description = "Validation batches per evaluation (default: ${DEFAULT-VALUE}).")
     int evalBatches;
@@ -114,14 +118,15 @@ public final class TrainingOptions {
         return TokenDataset.of(corpus, tokenizer.create(), validationFraction, contextLength);
     }
 
-    /** The training config for {@code optimizer}. */
-    TrainConfig train(OptimizerChoice optimizer, int contextLength) {
+    /** The training config for {@code optimizer}; {@code defaultSteps} applies when neither --steps nor --tokens is given. */
+    TrainConfig train(OptimizerChoice optimizer, int contextLength, long defaultSteps) {
         if (steps != null && tokens != null) {
             throw new IllegalArgumentException("give --steps or --tokens, not both");
         }
         long tokensPerStep = (long) batch * accumulate * contextLength;
-        long n = steps != null ? steps : tokens != null ? Math.max(1, tokens / tokensPerStep) : 300;
-        return new TrainConfig(optimizer, learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
-                0.1, batch, accumulate, clip, seed, evalEvery, evalBatches, checkpointEvery, keep);
+        long n = steps != null ? steps : tokens != null ? Math.max(1, tokens / tokensPerStep) : defaultSteps;
+        long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
+        return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
+                0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep);
     }
 }

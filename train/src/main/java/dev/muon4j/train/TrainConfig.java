@@ -9,7 +9,9 @@ import java.util.Objects;
  * {@code batchSize} sequences, so a step sees {@code batchSize · accumulation · T} tokens.
  *
  * @param optimizer        AdamW everywhere, or Muon for hidden matrices + AdamW for the rest
- * @param learningRate     peak learning rate, shared by AdamW and Muon (Muon uses the Moonlight scale)
+ * @param learningRate     peak learning rate of AdamW (every parameter with ADAMW; embedding, head and norms with MUON)
+ * @param muonLearningRate peak learning rate of Muon's hidden matrices (Moonlight scale 0.2·√max(out, in)); Moonlight uses
+ *                         the AdamW rate, short runs of small models want a larger one (see docs/EXPERIMENTS.md)
  * @param weightDecay      decoupled weight decay, shared
  * @param beta1            AdamW β1
  * @param beta2            AdamW β2
@@ -27,7 +29,7 @@ import java.util.Objects;
  * @param checkpointEvery  checkpoint every this many steps (and at the last step); 0: only at the end
  * @param keepCheckpoints  newest checkpoints kept
  */
-public record TrainConfig(OptimizerChoice optimizer, double learningRate, double weightDecay, double beta1, double beta2,
+public record TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1, double beta2,
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
                           long checkpointEvery, int keepCheckpoints) {
@@ -36,6 +38,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         Objects.requireNonNull(optimizer, "optimizer");
         Objects.requireNonNull(schedule, "schedule");
         nonNegative("learning rate", learningRate);
+        nonNegative("Muon learning rate", muonLearningRate);
         nonNegative("weight decay", weightDecay);
         unit("beta1", beta1);
         unit("beta2", beta2);
@@ -80,12 +83,12 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     }
 
     public TrainConfig withOptimizer(OptimizerChoice o) {
-        return new TrainConfig(o, learningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
+        return new TrainConfig(o, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
                 minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints);
     }
 
     public TrainConfig withSteps(long s) {
-        return new TrainConfig(optimizer, learningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
+        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
                 Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
                 checkpointEvery, keepCheckpoints);
     }
@@ -95,6 +98,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("optimizer", optimizer.name());
         m.put("learning_rate", learningRate);
+        m.put("muon_learning_rate", muonLearningRate);
         m.put("weight_decay", weightDecay);
         m.put("beta1", beta1);
         m.put("beta2", beta2);

@@ -83,7 +83,7 @@ public final class Trainer {
     public static HybridOptimizer optimizer(Backend backend, TrainConfig config, List<Parameter> params) {
         AdamWConfig adamw = AdamWConfig.builder().learningRate(config.learningRate()).weightDecay(config.weightDecay())
                 .beta1(config.beta1()).beta2(config.beta2()).build();
-        MuonConfig muon = MuonConfig.builder().learningRate(config.learningRate()).weightDecay(config.weightDecay())
+        MuonConfig muon = MuonConfig.builder().learningRate(config.muonLearningRate()).weightDecay(config.weightDecay())
                 .momentum(config.muonMomentum()).momentumForm(MomentumForm.CLASSIC).nesterov(true)
                 .scaleMode(ScaleMode.MATCH_RMS_ADAMW).build();
         HybridOptimizer.Builder b = HybridOptimizer.builder(backend).adamw(adamw).muon(muon)

@@ -70,7 +70,7 @@ class TrainerTest {
 
     static TrainConfig config(OptimizerChoice optimizer, double lr, long steps, int accumulation, long seed,
                               long checkpointEvery) {
-        return new TrainConfig(optimizer, lr, 0.0, 0.9, 0.95, 0.95, ScheduleKind.COSINE, Math.min(3, steps), steps, 0.1,
+        return new TrainConfig(optimizer, lr, lr, 0.0, 0.9, 0.95, 0.95, ScheduleKind.COSINE, Math.min(3, steps), steps, 0.1,
                 8, accumulation, 1.0, seed, 3, 2, checkpointEvery, 3);
     }
 
