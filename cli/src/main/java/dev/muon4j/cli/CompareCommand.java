@@ -47,7 +47,7 @@ public final class CompareCommand implements Callable<Integer> {
         LlamaConfig shape = options.model(256);
         TokenDataset data = options.dataset(shape.contextLength());
         LlamaConfig model = options.model(data.vocabSize());
-        TrainConfig adamwConfig = options.train(OptimizerChoice.ADAMW, model.contextLength(), 150);
+        TrainConfig adamwConfig = options.train(OptimizerChoice.ADAMW, model.contextLength(), 120);
         TrainConfig muonConfig = adamwConfig.withOptimizer(OptimizerChoice.MUON);
         Path dir = out != null ? out
                 : Path.of("runs", "compare-" + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));

@@ -70,7 +70,7 @@ public final class TrainingOptions {
     @Option(names = "--warmup", defaultValue = "20", description = "Warm-up steps (default: ${DEFAULT-VALUE}).")
     long warmup;
 
-    @Option(names = "--steps", description = "Optimizer steps (default: 300 for train, 150 for compare, or from --tokens).")
+    @Option(names = "--steps", description = "Optimizer steps (default: 300 for train, 120 for compare, or from --tokens).")
     Long steps;
 
     @Option(names = "--tokens", description = "Token budget; sets the step count from the tokens per step.")

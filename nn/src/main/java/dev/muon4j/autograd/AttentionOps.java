@@ -146,21 +146,8 @@ final class AttentionOps {
         java.util.Arrays.fill(x, off + valid, off + len, 0f);
     }
 
-    /** x ← exp(x − shift) over n values ({@link ExactBits#exp}: the same bits at every JIT tier); returns their sum. */
+    /** x ← exp(x − shift) over n values ({@link ExactBits}: the same bits at every JIT tier); returns their sum. */
     static float expShiftInPlace(float[] x, int off, int n, float shift) {
-        FloatVector acc = FloatVector.zero(S);
-        int j = 0;
-        for (int bound = S.loopBound(n); j < bound; j += L) {
-            FloatVector e = ExactBits.exp(FloatVector.fromArray(S, x, off + j).sub(shift));
-            e.intoArray(x, off + j);
-            acc = acc.add(e);
-        }
-        double sum = ExactBits.sumLanes(acc);
-        for (; j < n; j++) {
-            float e = ExactBits.exp(x[off + j] - shift);
-            x[off + j] = e;
-            sum += e;
-        }
-        return (float) sum;
+        return (float) ExactBits.expShiftInPlace(x, off, n, shift);
     }
 }

@@ -95,27 +95,19 @@ final class ElementwiseOps {
         return y;
     }
 
-    /** σ(x) = 1 / (1 + e^−x) over a vector. */
-    private static FloatVector sigmoid(FloatVector x) {
-        return FloatVector.broadcast(S, 1f).div(ExactBits.exp(x.neg()).add(1f));
-    }
-
-    private static float sigmoid(float x) {
-        return 1f / (1f + ExactBits.exp(-x));
-    }
-
     /** y = silu(x) = x·σ(x). */
     static Tensor silu(Graph g, Tensor x) {
         Tensor y = g.output(g.needsGrad(x), x.shape());
         int n = x.size();
+        float[] s = g.scratch(n); // σ(x), kept for backward
         g.parallel().forRows(n, GRAIN, (from, to) -> {
+            ExactBits.sigmoid(x.data, s, from, to);
             int i = from;
             for (int bound = from + S.loopBound(to - from); i < bound; i += L) {
-                FloatVector xv = FloatVector.fromArray(S, x.data, i);
-                xv.mul(sigmoid(xv)).intoArray(y.data, i);
+                FloatVector.fromArray(S, x.data, i).mul(FloatVector.fromArray(S, s, i)).intoArray(y.data, i);
             }
             for (; i < to; i++) {
-                y.data[i] = x.data[i] * sigmoid(x.data[i]);
+                y.data[i] = x.data[i] * s[i];
             }
         });
         if (y.requiresGrad()) {
@@ -126,14 +118,13 @@ final class ElementwiseOps {
                     int i = from;
                     for (int bound = from + S.loopBound(to - from); i < bound; i += L) {
                         FloatVector xv = FloatVector.fromArray(S, x.data, i);
-                        FloatVector s = sigmoid(xv);
+                        FloatVector sv = FloatVector.fromArray(S, s, i);
                         // silu'(x) = σ(x)·(1 + x·(1 − σ(x)))
-                        FloatVector d = s.mul(xv.mul(s.neg().add(1f)).add(1f));
+                        FloatVector d = sv.mul(xv.mul(sv.neg().add(1f)).add(1f));
                         FloatVector.fromArray(S, dy, i).fma(d, FloatVector.fromArray(S, dx, i)).intoArray(dx, i);
                     }
                     for (; i < to; i++) {
-                        float s = sigmoid(x.data[i]);
-                        dx[i] += dy[i] * s * (1f + x.data[i] * (1f - s));
+                        dx[i] += dy[i] * s[i] * (1f + x.data[i] * (1f - s[i]));
                     }
                 });
             });
@@ -146,15 +137,16 @@ final class ElementwiseOps {
         sameShape("swiglu", gate, up);
         Tensor y = g.output(g.needsGrad(gate, up), gate.shape());
         int n = gate.size();
+        float[] s = g.scratch(n); // σ(gate), kept for backward
         g.parallel().forRows(n, GRAIN, (from, to) -> {
+            ExactBits.sigmoid(gate.data, s, from, to);
             int i = from;
             for (int bound = from + S.loopBound(to - from); i < bound; i += L) {
                 FloatVector gv = FloatVector.fromArray(S, gate.data, i);
-                gv.mul(sigmoid(gv)).mul(FloatVector.fromArray(S, up.data, i)).intoArray(y.data, i);
+                gv.mul(FloatVector.fromArray(S, s, i)).mul(FloatVector.fromArray(S, up.data, i)).intoArray(y.data, i);
             }
             for (; i < to; i++) {
-                float gv = gate.data[i];
-                y.data[i] = gv * sigmoid(gv) * up.data[i];
+                y.data[i] = gate.data[i] * s[i] * up.data[i];
             }
         });
         if (y.requiresGrad()) {
@@ -169,21 +161,21 @@ final class ElementwiseOps {
                             FloatVector gv = FloatVector.fromArray(S, gate.data, i);
                             FloatVector uv = FloatVector.fromArray(S, up.data, i);
                             FloatVector dyv = FloatVector.fromArray(S, dy, i);
-                            FloatVector s = sigmoid(gv);
-                            FloatVector silu = gv.mul(s);
-                            FloatVector dSilu = s.mul(gv.mul(s.neg().add(1f)).add(1f));
+                            FloatVector sv = FloatVector.fromArray(S, s, i);
+                            FloatVector silu = gv.mul(sv);
+                            FloatVector dSilu = sv.mul(gv.mul(sv.neg().add(1f)).add(1f));
                             dyv.mul(uv).fma(dSilu, FloatVector.fromArray(S, dGate, i)).intoArray(dGate, i);
                             dyv.fma(silu, FloatVector.fromArray(S, dUp, i)).intoArray(dUp, i);
                         }
                     }
                     for (; i < to; i++) {
                         float gv = gate.data[i];
-                        float s = sigmoid(gv);
+                        float sv = s[i];
                         if (dGate != null) {
-                            dGate[i] += dy[i] * up.data[i] * s * (1f + gv * (1f - s));
+                            dGate[i] += dy[i] * up.data[i] * sv * (1f + gv * (1f - sv));
                         }
                         if (dUp != null) {
-                            dUp[i] += dy[i] * gv * s;
+                            dUp[i] += dy[i] * gv * sv;
                         }
                     }
                 });

@@ -21,8 +21,8 @@ final class ExactBits {
     /** The lanes of {@code v} added in lane order, in double. */
     static double sumLanes(FloatVector v) {
         double sum = 0;
-        for (float f : v.toArray()) {
-            sum += f;
+        for (int i = 0; i < v.length(); i++) {
+            sum += v.lane(i);
         }
         return sum;
     }
@@ -74,5 +74,80 @@ final class ExactBits {
         float scale = Float.intBitsToFloat(((int) n + 126) << 23);
         float y = p * scale * 2f;
         return x < LOW ? 0f : y;
+    }
+
+    // The two array kernels below spell the polynomial of exp(FloatVector) out inside their loops
+    // instead of calling it: once C2 has compiled exp on its own, its machine code is too large to
+    // be inlined into a caller, and a vector passed to or returned from a call that is not inlined
+    // is boxed on the heap, which made the training step 20% slower.
+
+    /**
+     * x[off..off+n) ← exp(x − shift), the same bits as {@link #exp(float)} per element; returns the
+     * sum of the results (vector lanes added in lane order, in double).
+     */
+    static double expShiftInPlace(float[] x, int off, int n, float shift) {
+        var species = FloatVector.SPECIES_PREFERRED;
+        int lanes = species.length();
+        FloatVector acc = FloatVector.zero(species);
+        int j = 0;
+        for (int bound = species.loopBound(n); j < bound; j += lanes) {
+            FloatVector v = FloatVector.fromArray(species, x, off + j).sub(shift);
+            FloatVector xc = v.max(LOW).min(HIGH);
+            FloatVector k = xc.fma(LOG2E, ROUND).sub(ROUND);
+            FloatVector r = k.fma(FloatVector.broadcast(species, -LN2_HI), xc);
+            r = k.fma(FloatVector.broadcast(species, -LN2_LO), r);
+            FloatVector p = r.fma(C7, C6);
+            p = p.fma(r, FloatVector.broadcast(species, C5));
+            p = p.fma(r, FloatVector.broadcast(species, C4));
+            p = p.fma(r, FloatVector.broadcast(species, C3));
+            p = p.fma(r, FloatVector.broadcast(species, C2));
+            p = p.fma(r, FloatVector.broadcast(species, 1f));
+            p = p.fma(r, FloatVector.broadcast(species, 1f));
+            FloatVector scale = ((FloatVector) k.convert(VectorOperators.F2I, 0)
+                    .lanewise(VectorOperators.ADD, 126).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            FloatVector e = p.mul(scale).mul(2f).blend(0f, v.compare(VectorOperators.LT, LOW));
+            e.intoArray(x, off + j);
+            acc = acc.add(e);
+        }
+        double sum = sumLanes(acc);
+        for (; j < n; j++) {
+            float e = exp(x[off + j] - shift);
+            x[off + j] = e;
+            sum += e;
+        }
+        return sum;
+    }
+
+    /** out[i] = σ(in[i]) = 1 / (1 + exp(−in[i])) for i in [from, to), the same bits as {@link #sigmoid(float)}. */
+    static void sigmoid(float[] in, float[] out, int from, int to) {
+        var species = FloatVector.SPECIES_PREFERRED;
+        int lanes = species.length();
+        int j = from;
+        for (int bound = from + species.loopBound(to - from); j < bound; j += lanes) {
+            FloatVector v = FloatVector.fromArray(species, in, j).neg();
+            FloatVector xc = v.max(LOW).min(HIGH);
+            FloatVector k = xc.fma(LOG2E, ROUND).sub(ROUND);
+            FloatVector r = k.fma(FloatVector.broadcast(species, -LN2_HI), xc);
+            r = k.fma(FloatVector.broadcast(species, -LN2_LO), r);
+            FloatVector p = r.fma(C7, C6);
+            p = p.fma(r, FloatVector.broadcast(species, C5));
+            p = p.fma(r, FloatVector.broadcast(species, C4));
+            p = p.fma(r, FloatVector.broadcast(species, C3));
+            p = p.fma(r, FloatVector.broadcast(species, C2));
+            p = p.fma(r, FloatVector.broadcast(species, 1f));
+            p = p.fma(r, FloatVector.broadcast(species, 1f));
+            FloatVector scale = ((FloatVector) k.convert(VectorOperators.F2I, 0)
+                    .lanewise(VectorOperators.ADD, 126).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            FloatVector e = p.mul(scale).mul(2f).blend(0f, v.compare(VectorOperators.LT, LOW));
+            FloatVector.broadcast(species, 1f).div(e.add(1f)).intoArray(out, j);
+        }
+        for (; j < to; j++) {
+            out[j] = sigmoid(in[j]);
+        }
+    }
+
+    /** σ(x) = 1 / (1 + exp(−x)) with {@link #exp(float)}. */
+    static float sigmoid(float x) {
+        return 1f / (1f + exp(-x));
     }
 }
