@@ -37,8 +37,11 @@ public final class TrainingBenchmark {
         this.out = out;
     }
 
-    /** Runs {@code warmup + steps} steps and reports medians over the last {@code steps}. */
-    public Result run(LlamaConfig config, int batch, boolean muon, int warmup, int steps) {
+    /**
+     * Runs {@code warmup + steps} optimizer steps, each over {@code accumulation} micro-batches of
+     * {@code batch} sequences, and reports medians over the last {@code steps}.
+     */
+    public Result run(LlamaConfig config, int batch, int accumulation, boolean muon, int warmup, int steps) {
         LlamaModel model = new LlamaModel(config);
         model.initialize(1);
         AdamWConfig adamw = AdamWConfig.builder().learningRate(1e-3).weightDecay(0.1).build();
@@ -62,22 +65,29 @@ public final class TrainingBenchmark {
                     targets[j] = random.nextInt(config.vocabSize());
                 }
                 model.zeroGradients();
-                long t0 = System.nanoTime();
-                Tensor loss = model.loss(g, inputs, targets, batch, time);
-                long t1 = System.nanoTime();
-                g.backward(loss);
+                long forward = 0;
+                long backward = 0;
+                for (int micro = 0; micro < accumulation; micro++) {
+                    long t0 = System.nanoTime();
+                    Tensor loss = model.loss(g, inputs, targets, batch, time);
+                    long t1 = System.nanoTime();
+                    g.backward(loss);
+                    long t2 = System.nanoTime();
+                    g.reset();
+                    forward += t1 - t0;
+                    backward += t2 - t1;
+                }
                 long t2 = System.nanoTime();
                 optimizer.step();
                 long t3 = System.nanoTime();
-                g.reset();
                 if (i >= warmup) {
-                    f[i - warmup] = (t1 - t0) / 1e9;
-                    b[i - warmup] = (t2 - t1) / 1e9;
+                    f[i - warmup] = forward / 1e9;
+                    b[i - warmup] = backward / 1e9;
                     s[i - warmup] = (t3 - t2) / 1e9;
                 }
             }
         }
-        return new Result(muon ? "Muon (hybrid)" : "AdamW", median(f), median(b), median(s), (long) batch * time);
+        return new Result(muon ? "Muon (hybrid)" : "AdamW", median(f), median(b), median(s), (long) batch * accumulation * time);
     }
 
     /** Prints one row of the result table. */

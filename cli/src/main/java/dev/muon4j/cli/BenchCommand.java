@@ -29,6 +29,9 @@ public final class BenchCommand implements Callable<Integer> {
         @Option(names = "--batch", defaultValue = "16", description = "Sequences per step (default: ${DEFAULT-VALUE}).")
         int batch;
 
+        @Option(names = "--accumulate", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE}).")
+        int accumulate;
+
         @Option(names = "--steps", defaultValue = "5", description = "Timed steps per optimizer, median reported (default: ${DEFAULT-VALUE}).")
         int steps;
 
@@ -37,17 +40,18 @@ public final class BenchCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            if (batch < 1 || steps < 1 || warmup < 0) {
-                throw new IllegalArgumentException("--batch and --steps must be >= 1 and --warmup >= 0");
+            if (batch < 1 || accumulate < 1 || steps < 1 || warmup < 0) {
+                throw new IllegalArgumentException("--batch, --accumulate and --steps must be >= 1 and --warmup >= 0");
             }
             dev.muon4j.nn.LlamaConfig config = dev.muon4j.nn.LlamaConfig.standardSmall();
             try (Backend backend = backendOptions.open()) {
                 System.out.println("backend: " + backend.description());
-                System.out.printf("model: %,d parameters, batch %d x %d tokens%n%n", config.parameterCount(), batch, config.contextLength());
+                System.out.printf("model: %,d parameters, batch %d x %d tokens, %d micro-batch(es) per optimizer step%n%n",
+                        config.parameterCount(), batch, config.contextLength(), accumulate);
                 dev.muon4j.bench.TrainingBenchmark bench = new dev.muon4j.bench.TrainingBenchmark(backend, System.out);
-                var adam = bench.run(config, batch, false, warmup, steps);
+                var adam = bench.run(config, batch, accumulate, false, warmup, steps);
                 bench.print(adam);
-                var muon = bench.run(config, batch, true, warmup, steps);
+                var muon = bench.run(config, batch, accumulate, true, warmup, steps);
                 bench.print(muon);
                 System.out.printf("%nMuon throughput / AdamW throughput: %.3f%n", muon.tokensPerSecond() / adam.tokensPerSecond());
             }
