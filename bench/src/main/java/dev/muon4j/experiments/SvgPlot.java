@@ -78,12 +78,14 @@ public final class SvgPlot {
         for (double t : xTicks) {
             double px = left + (t - xMin) / (xMax - xMin) * plotW;
             svg.append(f("<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e0e0e0\"/>%n", px, top, px, height - bottom));
-            svg.append(f("<text x=\"%.1f\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">%s</text>%n", px, height - bottom + 18, label(t)));
+            svg.append(f("<text x=\"%.1f\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">%s</text>%n", px, height - bottom + 18,
+                    label(t, xTicks)));
         }
         for (double t : yTicks) {
             double py = top + (1 - (t - yMin) / (yMax - yMin)) * plotH;
             svg.append(f("<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>%n", left, py, width - right, py));
-            svg.append(f("<text x=\"%d\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">%s</text>%n", left - 8, py + 4, label(t)));
+            svg.append(f("<text x=\"%d\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">%s</text>%n", left - 8, py + 4,
+                    label(t, yTicks)));
         }
         svg.append(f("<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"black\"/>%n", left, top, plotW, plotH));
         svg.append(f("<text x=\"%.1f\" y=\"%d\" font-size=\"14\" text-anchor=\"middle\">%s</text>%n", left + plotW / 2, height - 15, escape(xLabel)));
@@ -131,18 +133,18 @@ public final class SvgPlot {
         return t;
     }
 
-    private static String label(double v) {
+    /** A tick label with as many decimals as the tick spacing needs (so 2.00, 2.20, 2.40 line up). */
+    private static String label(double v, double[] ticks) {
+        double step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
         double a = Math.abs(v);
-        if (a >= 1e6) {
+        if (a >= 1e6 && step >= 1e5) {
             return f("%.1fM", v / 1e6);
         }
-        if (a >= 1e3) {
+        if (a >= 1e3 && step >= 1e3) {
             return f("%.0fk", v / 1e3);
         }
-        if (a == Math.rint(a)) {
-            return f("%.0f", v);
-        }
-        return f("%.2f", v);
+        int decimals = step >= 1 ? 0 : (int) Math.ceil(-Math.log10(step) - 1e-9);
+        return String.format(Locale.ROOT, "%." + decimals + "f", v);
     }
 
     private static String escape(String s) {
