@@ -1,0 +1,138 @@
+package dev.muon4j.distributed;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Run under mpirun: runs every collective of {@link MpiCollectives}, checks the results, prints
+ * what failed and exits 0 (all good) or 1. With argument {@code --bench N} it also times
+ * all-reduce, reduce-scatter and all-gather of N floats and prints the times from rank 0.
+ */
+public final class MpiSelfCheck {
+
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+
+    static float value(int rank, long i) {
+        return rank * 1000 + i % 997 + 0.5f;
+    }
+
+    public static void main(String[] args) {
+        List<String> failures = new ArrayList<>();
+        int rank = -1;
+        try (MpiCollectives c = new MpiCollectives(); Arena a = Arena.ofConfined()) {
+            rank = c.rank();
+            int n = c.size();
+            String who = "rank " + rank + "/" + n + ": ";
+            long count = 1001;
+            // all-reduce
+            MemorySegment buf = fill(a, rank, count);
+            c.allReduceSum(buf, count);
+            for (long i = 0; i < count; i++) {
+                float want = 0;
+                for (int r = 0; r < n; r++) want += value(r, i);
+                if (buf.getAtIndex(F, i) != want) { failures.add(who + "allReduceSum[" + i + "] = " + buf.getAtIndex(F, i) + ", want " + want); break; }
+            }
+            // reduce-scatter
+            long per = 257;
+            MemorySegment send = fill(a, rank, n * per);
+            MemorySegment recv = a.allocate(F, per);
+            c.reduceScatterSum(send, recv, per);
+            for (long i = 0; i < per; i++) {
+                float want = 0;
+                for (int r = 0; r < n; r++) want += value(r, rank * per + i);
+                if (recv.getAtIndex(F, i) != want) { failures.add(who + "reduceScatterSum[" + i + "] = " + recv.getAtIndex(F, i) + ", want " + want); break; }
+            }
+            // all-gather
+            MemorySegment gs = fill(a, rank, count);
+            MemorySegment gr = a.allocate(F, n * count);
+            c.allGather(gs, count, gr);
+            outer:
+            for (int r = 0; r < n; r++) {
+                for (long i = 0; i < count; i++) {
+                    if (gr.getAtIndex(F, r * count + i) != value(r, i)) { failures.add(who + "allGather from rank " + r + " at " + i); break outer; }
+                }
+            }
+            // all-gather-v, uneven with zeros
+            long[] counts = new long[n];
+            long total = 0;
+            for (int r = 0; r < n; r++) { counts[r] = (r * 7 + 3) % 5; total += counts[r]; }
+            MemorySegment vs = fill(a, rank, counts[rank]);
+            MemorySegment vr = a.allocate(F, Math.max(total, 1));
+            c.allGatherV(vs, counts[rank], vr, counts);
+            long off = 0;
+            outer2:
+            for (int r = 0; r < n; r++) {
+                for (long i = 0; i < counts[r]; i++) {
+                    if (vr.getAtIndex(F, off + i) != value(r, i)) { failures.add(who + "allGatherV from rank " + r + " at " + i); break outer2; }
+                }
+                off += counts[r];
+            }
+            // broadcast from each root
+            for (int root = 0; root < n; root++) {
+                MemorySegment b = fill(a, rank, 100);
+                c.broadcast(b, 100, root);
+                for (long i = 0; i < 100; i++) {
+                    if (b.getAtIndex(F, i) != value(root, i)) { failures.add(who + "broadcast from root " + root + " at " + i); break; }
+                }
+            }
+            // argument checks
+            try {
+                c.broadcast(buf, 1, n);
+                failures.add(who + "broadcast with root out of range did not throw");
+            } catch (IllegalArgumentException expected) {
+                // good
+            }
+            try {
+                c.allReduceSum(buf, (long) Integer.MAX_VALUE + 1);
+                failures.add(who + "allReduceSum with a too-large count did not throw");
+            } catch (IllegalArgumentException expected) {
+                // good
+            }
+            c.barrier();
+            if (args.length == 2 && args[0].equals("--bench")) {
+                bench(c, a, Long.parseLong(args[1]));
+            }
+        } catch (Throwable t) {
+            failures.add("rank " + rank + ": " + t);
+            t.printStackTrace();
+        }
+        if (failures.isEmpty()) {
+            System.out.println("rank " + rank + ": OK");
+            System.exit(0);
+        }
+        failures.forEach(f -> System.out.println("FAILED " + f));
+        System.exit(1);
+    }
+
+    private static void bench(MpiCollectives c, Arena a, long n) {
+        int size = c.size();
+        long per = n / size;
+        MemorySegment buf = a.allocate(F, n);
+        MemorySegment part = a.allocate(F, per);
+        buf.fill((byte) 0);
+        part.fill((byte) 0);
+        for (int rep = 0; rep < 4; rep++) {
+            c.barrier();
+            long t0 = System.nanoTime();
+            c.allReduceSum(buf, n);
+            long t1 = System.nanoTime();
+            c.reduceScatterSum(buf, part, per);
+            long t2 = System.nanoTime();
+            c.allGather(part, per, buf);
+            long t3 = System.nanoTime();
+            if (c.rank() == 0) {
+                System.out.printf("bench ranks=%d floats=%d rep=%d allReduce %.3f s, reduceScatter %.3f s, allGather %.3f s%n",
+                        size, n, rep, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t3 - t2) / 1e9);
+            }
+        }
+    }
+
+    private static MemorySegment fill(Arena a, int rank, long n) {
+        MemorySegment s = a.allocate(F, Math.max(n, 1));
+        for (long i = 0; i < n; i++) s.setAtIndex(F, i, value(rank, i));
+        return s;
+    }
+}
