@@ -73,4 +73,26 @@ public interface Backend extends AutoCloseable {
                     + " with leading dimension " + ld + " needs " + last + " floats, array has " + array.length);
         }
     }
+
+    /** Checks the three operands of {@link #gemm} fit their arrays; an implementation calls it first. */
+    static void checkGemm(boolean transA, boolean transB, int m, int n, int k, float[] a, int aOffset, int lda,
+                          float[] b, int bOffset, int ldb, float[] c, int cOffset, int ldc) {
+        checkMatrix("gemm A", a, aOffset, transA ? k : m, transA ? m : k, lda);
+        checkMatrix("gemm B", b, bOffset, transB ? n : k, transB ? k : n, ldb);
+        checkMatrix("gemm C", c, cOffset, m, n, ldc);
+    }
+
+    /** Checks the operands of {@link #syrk} fit their arrays. */
+    static void checkSyrk(boolean trans, int n, int k, float[] a, int aOffset, int lda, float[] c, int cOffset, int ldc) {
+        checkMatrix("syrk A", a, aOffset, trans ? k : n, trans ? n : k, lda);
+        checkMatrix("syrk C", c, cOffset, n, n, ldc);
+    }
+
+    /** Checks the operands of {@link #symm} fit their arrays. */
+    static void checkSymm(int m, int n, float[] s, int sOffset, int lds, float[] b, int bOffset, int ldb,
+                          float[] c, int cOffset, int ldc) {
+        checkMatrix("symm S", s, sOffset, m, m, lds);
+        checkMatrix("symm B", b, bOffset, m, n, ldb);
+        checkMatrix("symm C", c, cOffset, m, n, ldc);
+    }
 }

@@ -104,9 +104,7 @@ public final class VectorBackend implements Backend {
                      float alpha, float[] a, int aOffset, int lda,
                      float[] b, int bOffset, int ldb,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkMatrix("gemm A", a, aOffset, transA ? k : m, transA ? m : k, lda);
-        Backend.checkMatrix("gemm B", b, bOffset, transB ? n : k, transB ? k : n, ldb);
-        Backend.checkMatrix("gemm C", c, cOffset, m, n, ldc);
+        Backend.checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
         if (m == 0 || n == 0) {
             return;
         }
@@ -123,8 +121,7 @@ public final class VectorBackend implements Backend {
     public void syrk(boolean trans, int n, int k,
                      float alpha, float[] a, int aOffset, int lda,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkMatrix("syrk A", a, aOffset, trans ? k : n, trans ? n : k, lda);
-        Backend.checkMatrix("syrk C", c, cOffset, n, n, ldc);
+        Backend.checkSyrk(trans, n, k, a, aOffset, lda, c, cOffset, ldc);
         if (n == 0) {
             return;
         }
@@ -143,9 +140,7 @@ public final class VectorBackend implements Backend {
                      float alpha, float[] s, int sOffset, int lds,
                      float[] b, int bOffset, int ldb,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkMatrix("symm S", s, sOffset, m, m, lds);
-        Backend.checkMatrix("symm B", b, bOffset, m, n, ldb);
-        Backend.checkMatrix("symm C", c, cOffset, m, n, ldc);
+        Backend.checkSymm(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc);
         if (m == 0 || n == 0) {
             return;
         }
