@@ -145,6 +145,11 @@ public final class Trainer {
                 metrics.truncateAfter(0);
             }
         } else {
+            List<Path> existing = store.checkpoints();
+            if (!existing.isEmpty()) {
+                throw new IllegalArgumentException("run directory " + runDir + " already holds checkpoint "
+                        + existing.getLast().getFileName() + "; resume it, or train into another run directory");
+            }
             metrics.truncateAfter(0);
         }
         if (start >= end) {

@@ -261,6 +261,19 @@ class TrainerTest {
     }
 
     @Test
+    void aFreshRunRefusesARunDirectoryWithCheckpoints() throws IOException {
+        Path dir = tmp.resolve("run");
+        trainer(tiny(32), config(OptimizerChoice.ADAMW, 1e-2, 2, 1, 1, 1), sentence, dir).run(false);
+        String before = Files.readString(dir.resolve("metrics.jsonl"));
+        Trainer again = trainer(tiny(32), config(OptimizerChoice.ADAMW, 1e-2, 2, 1, 1, 1), sentence, dir);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> again.run(false));
+        assertTrue(e.getMessage().contains("already holds checkpoint step-00000002"), e.getMessage());
+        // Nothing was touched: the metrics and the checkpoint are as the first run left them.
+        assertEquals(before, Files.readString(dir.resolve("metrics.jsonl")));
+        assertEquals(2, new CheckpointStore(dir).latest().orElseThrow().step());
+    }
+
+    @Test
     void aDamagedOnlyCheckpointIsAnErrorNotAFreshStart() throws IOException {
         Path dir = tmp.resolve("run");
         TrainConfig c = config(OptimizerChoice.ADAMW, 1e-2, 2, 1, 1, 0);
