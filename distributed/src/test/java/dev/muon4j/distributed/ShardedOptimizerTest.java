@@ -1,0 +1,140 @@
+package dev.muon4j.distributed;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.muon4j.backend.Backend;
+import dev.muon4j.backend.VectorBackend;
+import dev.muon4j.optim.AdamWConfig;
+import dev.muon4j.optim.HybridOptimizer;
+import dev.muon4j.optim.LearningRateSchedule;
+import dev.muon4j.optim.MuonConfig;
+import dev.muon4j.optim.ParamRole;
+import dev.muon4j.optim.Parameter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * ZeRO-1 + Distributed Muon on N in-process ranks ends where one process ends, given the same
+ * global gradient: each rank sees G + c_r·D with Σ c_r = 0, so the ranks' mean is G.
+ */
+class ShardedOptimizerTest {
+    private static final int STEPS = 4;
+
+    private static List<Parameter> model() {
+        return List.of(
+                Parameter.zeros("embed", ParamRole.EMBEDDING, 10, 12),
+                Parameter.matrix("attn.wq", 12, 20),
+                Parameter.zeros("norm", ParamRole.NORM, 20),
+                Parameter.matrix("mlp.down", 20, 12),
+                Parameter.stackedMatrices("moe.experts", 3, 6, 4, new float[72], new float[72]),
+                Parameter.zeros("head", ParamRole.HEAD, 10, 12));
+    }
+
+    private static void init(List<Parameter> params) {
+        SplittableRandom r = new SplittableRandom(5);
+        for (Parameter p : params) {
+            for (int i = 0; i < p.size(); i++) {
+                p.value()[i] = (float) (0.1 * r.nextGaussian());
+            }
+        }
+    }
+
+    /** Gradient of parameter p at step s for rank r of ranks (ranks = 1: the mean). */
+    private static void fillGradients(List<Parameter> params, int step, int rank, int ranks) {
+        SplittableRandom base = new SplittableRandom(1000 + step);
+        SplittableRandom spread = new SplittableRandom(2000 + step);
+        float c = rank - (ranks - 1) / 2f;
+        for (Parameter p : params) {
+            for (int i = 0; i < p.size(); i++) {
+                float g = (float) base.nextGaussian();
+                float d = (float) spread.nextGaussian();
+                p.gradient()[i] = ranks == 1 ? g : g + c * d;
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"1, 0", "2, 0", "3, 0", "4, 0", "3, 0.5"})
+    void ranksTrackOneProcess(int ranks, double clip) throws Exception {
+        MuonConfig muon = MuonConfig.moonlight().learningRate(0.02).build();
+        AdamWConfig adamw = AdamWConfig.builder().learningRate(0.01).weightDecay(0.1).build();
+        LearningRateSchedule schedule = LearningRateSchedule.warmupCosine(1, STEPS, 0.1);
+
+        List<Parameter> single = model();
+        init(single);
+        double[] norms = new double[STEPS];
+        try (Backend backend = new VectorBackend(1)) {
+            HybridOptimizer reference = HybridOptimizer.builder(backend).muon(muon).adamw(adamw).schedule(schedule)
+                    .clipGradientNorm(clip).build(single);
+            for (int s = 0; s < STEPS; s++) {
+                fillGradients(single, s, 0, 1);
+                norms[s] = reference.step().gradientNorm();
+            }
+        }
+
+        List<Collectives> comms = InProcessCollectives.create(ranks);
+        ExecutorService pool = Executors.newFixedThreadPool(ranks);
+        try {
+            List<Future<List<Parameter>>> results = new ArrayList<>();
+            for (int r = 0; r < ranks; r++) {
+                Collectives comm = comms.get(r);
+                results.add(pool.submit(() -> {
+                    List<Parameter> params = model();
+                    init(params);
+                    try (Backend backend = new VectorBackend(1);
+                         ShardedOptimizer opt = new ShardedOptimizer(comm, backend, params, muon, adamw, schedule, clip)) {
+                        for (int s = 0; s < STEPS; s++) {
+                            fillGradients(params, s, comm.rank(), ranks);
+                            double norm = opt.step();
+                            // The agreed norm is that of the mean gradient (Muon and Adam are blind to a gradient's scale).
+                            if (Math.abs(norm - norms[s]) > 1e-5 * norms[s]) {
+                                throw new AssertionError("step " + s + " rank " + comm.rank() + ": gradient norm " + norm
+                                        + ", one process " + norms[s]);
+                            }
+                        }
+                    }
+                    return params;
+                }));
+            }
+            List<List<Parameter>> finals = new ArrayList<>();
+            for (Future<List<Parameter>> f : results) {
+                finals.add(f.get());
+            }
+            for (List<Parameter> params : finals) {
+                for (int i = 0; i < single.size(); i++) {
+                    float[] want = single.get(i).value();
+                    float[] got = params.get(i).value();
+                    double diff = 0;
+                    double norm = 0;
+                    for (int j = 0; j < want.length; j++) {
+                        diff += Math.pow(got[j] - want[j], 2);
+                        norm += Math.pow(want[j], 2);
+                    }
+                    double rel = Math.sqrt(diff / norm);
+                    assertTrue(rel <= 1e-5, single.get(i).name() + " with " + ranks + " ranks: relative error " + rel);
+                }
+            }
+            // Every rank holds identical parameters after the all-gather.
+            for (List<Parameter> params : finals) {
+                for (int i = 0; i < params.size(); i++) {
+                    for (int j = 0; j < params.get(i).size(); j++) {
+                        assertEquals(Float.floatToRawIntBits(finals.get(0).get(i).value()[j]),
+                                Float.floatToRawIntBits(params.get(i).value()[j]));
+                    }
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+            for (Collectives c : comms) {
+                c.close();
+            }
+        }
+    }
+}
