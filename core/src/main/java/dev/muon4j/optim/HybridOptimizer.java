@@ -37,9 +37,10 @@ import java.util.TreeSet;
  * <p>Not thread-safe: call {@link #step()} from one thread.
  */
 public final class HybridOptimizer implements Optimizer {
-    static final String MOMENTUM = "momentum";
-    static final String EXP_AVG = "exp_avg";
-    static final String EXP_AVG_SQ = "exp_avg_sq";
+    /** State buffer names, as PyTorch names them. */
+    public static final String MOMENTUM = "momentum";
+    public static final String EXP_AVG = "exp_avg";
+    public static final String EXP_AVG_SQ = "exp_avg_sq";
 
     private final Backend backend;
     private final MuonConfig muon;

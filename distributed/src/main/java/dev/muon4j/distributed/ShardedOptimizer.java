@@ -8,13 +8,18 @@ import dev.muon4j.optim.MatrixLayout;
 import dev.muon4j.optim.MomentumForm;
 import dev.muon4j.optim.MuonConfig;
 import dev.muon4j.optim.NewtonSchulz;
+import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.NonFiniteGradientException;
+import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.optim.Route;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -188,6 +193,79 @@ public final class ShardedOptimizer implements AutoCloseable {
         float decay = (float) (1 - lr * muon.weightDecay());
         float stepSize = (float) (lr * muon.scale(m.fanOut(), m.fanIn()));
         Kernels.decayAndSubtract(p.value(), mine.offset(), decay, stepSize, o, mine.offset(), mine.length());
+    }
+
+    /**
+     * The whole optimizer state, gathered from every rank, in the single-process format of
+     * {@link HybridOptimizer#saveState()} (keyed by parameter name): any rank count, or one
+     * process, can load it. Every rank must call it; every rank gets the same state.
+     */
+    public OptimizerState saveState() {
+        float[] firstAll = gatherOwned(first);
+        float[] secondAll = gatherOwned(second);
+        Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
+        List<Parameter> params = layout.parameters();
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            int from = (int) layout.flatOffset(i);
+            Map<String, float[]> buffers = new LinkedHashMap<>();
+            if (routes[i] == Route.MUON) {
+                buffers.put(HybridOptimizer.MOMENTUM, Arrays.copyOfRange(firstAll, from, from + p.size()));
+            } else {
+                buffers.put(HybridOptimizer.EXP_AVG, Arrays.copyOfRange(firstAll, from, from + p.size()));
+                buffers.put(HybridOptimizer.EXP_AVG_SQ, Arrays.copyOfRange(secondAll, from, from + p.size()));
+            }
+            entries.put(p.name(), new OptimizerState.Entry(routes[i], p.shape(), buffers));
+        }
+        return new OptimizerState(step, 0, entries);
+    }
+
+    private float[] gatherOwned(float[] owned) {
+        MemorySegment.copy(owned, 0, shard, ValueLayout.JAVA_FLOAT, 0, layout.shardSize());
+        comm.allGather(shard, layout.shardSize(), flat);
+        float[] all = new float[(int) layout.paddedTotal()];
+        MemorySegment.copy(flat, ValueLayout.JAVA_FLOAT, 0, all, 0, all.length);
+        return all;
+    }
+
+    /**
+     * Takes this rank's part of a whole state (saved by any rank count, or by one process), after
+     * checking names, routes, shapes and buffer sizes; on a mismatch nothing changes.
+     */
+    public void loadState(OptimizerState state) {
+        List<Parameter> params = layout.parameters();
+        Map<String, OptimizerState.Entry> entries = state.entries();
+        for (int i = 0; i < params.size(); i++) {
+            Parameter p = params.get(i);
+            OptimizerState.Entry e = entries.get(p.name());
+            if (e == null) {
+                throw new IllegalArgumentException("optimizer state lacks parameter " + p.name());
+            }
+            if (e.route() != routes[i] || !Arrays.equals(e.shape(), p.shape())) {
+                throw new IllegalArgumentException("optimizer state of " + p.name() + " is " + e.route() + " " + Arrays.toString(e.shape())
+                        + ", the parameter is " + routes[i] + " " + Arrays.toString(p.shape()));
+            }
+            for (float[] buffer : e.buffers().values()) {
+                if (buffer.length != p.size()) {
+                    throw new IllegalArgumentException("optimizer state of " + p.name() + " has a buffer of " + buffer.length
+                            + " elements, the parameter has " + p.size());
+                }
+            }
+        }
+        if (entries.size() != params.size()) {
+            throw new IllegalArgumentException("optimizer state has " + entries.size() + " parameters, the optimizer " + params.size());
+        }
+        for (ShardLayout.Piece piece : layout.pieces(comm.rank())) {
+            Parameter p = params.get(piece.parameter());
+            Map<String, float[]> b = entries.get(p.name()).buffers();
+            if (routes[piece.parameter()] == Route.MUON) {
+                System.arraycopy(b.get(HybridOptimizer.MOMENTUM), piece.offset(), first, piece.shardStart(), piece.length());
+            } else {
+                System.arraycopy(b.get(HybridOptimizer.EXP_AVG), piece.offset(), first, piece.shardStart(), piece.length());
+                System.arraycopy(b.get(HybridOptimizer.EXP_AVG_SQ), piece.offset(), second, piece.shardStart(), piece.length());
+            }
+        }
+        step = state.step();
     }
 
     private String describe(int rank, int shardIndex) {

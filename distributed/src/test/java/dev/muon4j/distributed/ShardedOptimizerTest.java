@@ -9,6 +9,7 @@ import dev.muon4j.optim.AdamWConfig;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
 import dev.muon4j.optim.MuonConfig;
+import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.ParamRole;
 import dev.muon4j.optim.Parameter;
 import java.util.ArrayList;
@@ -134,6 +135,99 @@ class ShardedOptimizerTest {
             pool.shutdownNow();
             for (Collectives c : comms) {
                 c.close();
+            }
+        }
+    }
+
+    /** Parameters and state of rank 0 after a group of ranks ran steps [from, to). */
+    private record GroupResult(List<Parameter> params, OptimizerState state) {
+    }
+
+    private static GroupResult runGroup(int ranks, List<Parameter> start, OptimizerState state, int from, int to,
+                                        MuonConfig muon, AdamWConfig adamw, LearningRateSchedule schedule) throws Exception {
+        List<Collectives> comms = InProcessCollectives.create(ranks);
+        ExecutorService pool = Executors.newFixedThreadPool(ranks);
+        try {
+            List<Future<GroupResult>> results = new ArrayList<>();
+            for (int r = 0; r < ranks; r++) {
+                Collectives comm = comms.get(r);
+                results.add(pool.submit(() -> {
+                    List<Parameter> params = model();
+                    for (int i = 0; i < params.size(); i++) {
+                        System.arraycopy(start.get(i).value(), 0, params.get(i).value(), 0, params.get(i).size());
+                    }
+                    try (Backend backend = new VectorBackend(1);
+                         ShardedOptimizer opt = new ShardedOptimizer(comm, backend, params, muon, adamw, schedule, 0)) {
+                        if (state != null) {
+                            opt.loadState(state);
+                        }
+                        for (int s = from; s < to; s++) {
+                            fillGradients(params, s, comm.rank(), ranks);
+                            opt.step();
+                        }
+                        return new GroupResult(params, opt.saveState());
+                    }
+                }));
+            }
+            GroupResult first = null;
+            for (Future<GroupResult> f : results) {
+                GroupResult g = f.get();
+                first = first == null ? g : first;
+            }
+            return first;
+        } finally {
+            pool.shutdownNow();
+            for (Collectives c : comms) {
+                c.close();
+            }
+        }
+    }
+
+    @org.junit.jupiter.api.Test
+    void stateSavedByTwoRanksResumesOnThreeRanksAndOnOneProcess() throws Exception {
+        MuonConfig muon = MuonConfig.moonlight().learningRate(0.02).build();
+        AdamWConfig adamw = AdamWConfig.builder().learningRate(0.01).weightDecay(0.1).build();
+        LearningRateSchedule schedule = LearningRateSchedule.warmupCosine(1, STEPS, 0.1);
+        List<Parameter> start = model();
+        init(start);
+
+        List<Parameter> single = model();
+        init(single);
+        try (Backend backend = new VectorBackend(1)) {
+            HybridOptimizer reference = HybridOptimizer.builder(backend).muon(muon).adamw(adamw).schedule(schedule).build(single);
+            for (int s = 0; s < STEPS; s++) {
+                fillGradients(single, s, 0, 1);
+                reference.step();
+            }
+        }
+
+        GroupResult half = runGroup(2, start, null, 0, STEPS / 2, muon, adamw, schedule);
+        assertEquals(STEPS / 2, half.state().step());
+        GroupResult resumed = runGroup(3, half.params(), half.state(), STEPS / 2, STEPS, muon, adamw, schedule);
+
+        // The same state file loads into one process too (the single-process format).
+        List<Parameter> alone = model();
+        for (int i = 0; i < alone.size(); i++) {
+            System.arraycopy(half.params().get(i).value(), 0, alone.get(i).value(), 0, alone.get(i).size());
+        }
+        try (Backend backend = new VectorBackend(1)) {
+            HybridOptimizer one = HybridOptimizer.builder(backend).muon(muon).adamw(adamw).schedule(schedule).build(alone);
+            one.loadState(half.state());
+            for (int s = STEPS / 2; s < STEPS; s++) {
+                fillGradients(alone, s, 0, 1);
+                one.step();
+            }
+        }
+        for (List<Parameter> got : List.of(resumed.params(), alone)) {
+            for (int i = 0; i < single.size(); i++) {
+                float[] want = single.get(i).value();
+                double diff = 0;
+                double norm = 0;
+                for (int j = 0; j < want.length; j++) {
+                    diff += Math.pow(got.get(i).value()[j] - want[j], 2);
+                    norm += Math.pow(want[j], 2);
+                }
+                assertTrue(Math.sqrt(diff / norm) <= 1e-5, single.get(i).name() + ": relative error " + Math.sqrt(diff / norm));
             }
         }
     }
