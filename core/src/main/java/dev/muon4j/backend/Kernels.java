@@ -71,8 +71,8 @@ public final class Kernels {
             }
             // The lanes in lane order: reduceLanes(ADD) adds them in an order that changes with the JIT tier.
             double block = 0;
-            for (float lane : acc.toArray()) {
-                block += lane;
+            for (int lane = 0; lane < L; lane++) {
+                block += acc.lane(lane);
             }
             for (; i < n; i++) {
                 float v = x[off + start + i];

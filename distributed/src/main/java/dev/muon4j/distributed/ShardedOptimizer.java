@@ -57,6 +57,7 @@ public final class ShardedOptimizer implements AutoCloseable {
     private final float[] first;            // owned Muon momentum or AdamW m
     private final float[] second;           // owned AdamW v
     private final float[] update;           // owned part of Muon's U
+    private final float[] matrix;           // one whole Muon parameter, gathered, then orthogonalised
     private final NewtonSchulz.Workspace workspace = new NewtonSchulz.Workspace();
     private long step;
 
@@ -88,6 +89,13 @@ public final class ShardedOptimizer implements AutoCloseable {
         first = new float[s];
         second = new float[s];
         update = new float[s];
+        int largestMuon = 0;
+        for (int i = 0; i < routes.length; i++) {
+            if (routes[i] == Route.MUON) {
+                largestMuon = Math.max(largestMuon, parameters.get(i).size());
+            }
+        }
+        matrix = new float[largestMuon];
     }
 
     /** The partition of parameters over ranks. */
@@ -185,7 +193,7 @@ public final class ShardedOptimizer implements AutoCloseable {
         if (mine == null) {
             return;
         }
-        float[] o = new float[p.size()];
+        float[] o = matrix;
         MemorySegment.copy(full, ValueLayout.JAVA_FLOAT, 0, o, 0, p.size());
         MatrixLayout m = p.layout();
         NewtonSchulz.orthogonalizeBatch(backend, muon.newtonSchulz(), o, 0, m.count(), m.fanOut(), m.fanIn(), o, 0, workspace);

@@ -134,7 +134,7 @@ final class AttentionOps {
         for (int j = 0; j < valid; j++) {
             max = Math.max(max, x[off + j]);
         }
-        float sum = expShiftInPlace(x, off, valid, max);
+        float sum = (float) ExactBits.expShiftInPlace(x, off, valid, max);
         float inv = 1f / sum;
         int j = 0;
         for (int bound = S.loopBound(valid); j < bound; j += L) {
@@ -144,10 +144,5 @@ final class AttentionOps {
             x[off + j] *= inv;
         }
         java.util.Arrays.fill(x, off + valid, off + len, 0f);
-    }
-
-    /** x ← exp(x − shift) over n values ({@link ExactBits}: the same bits at every JIT tier); returns their sum. */
-    static float expShiftInPlace(float[] x, int off, int n, float shift) {
-        return (float) ExactBits.expShiftInPlace(x, off, n, shift);
     }
 }

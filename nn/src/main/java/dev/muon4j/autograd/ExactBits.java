@@ -1,7 +1,6 @@
 package dev.muon4j.autograd;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -43,28 +42,8 @@ final class ExactBits {
     /**
      * e^x within about 2 ulp of {@code Math.exp} for results above 4.5e−38, 0 below that, +∞ on
      * overflow, NaN for NaN: x = n·ln2 + r, e^r by a degree-7 polynomial, times 2^n built from bits.
+     * {@link #expShiftInPlace} computes the same function on vectors, to the same bits.
      */
-    static FloatVector exp(FloatVector x) {
-        FloatVector xc = x.max(LOW).min(HIGH);
-        FloatVector n = xc.fma(LOG2E, ROUND).sub(ROUND);
-        FloatVector r = n.fma(n.broadcast(-LN2_HI), xc);
-        r = n.fma(n.broadcast(-LN2_LO), r);
-        FloatVector p = r.fma(C7, C6);
-        p = p.fma(r, r.broadcast(C5));
-        p = p.fma(r, r.broadcast(C4));
-        p = p.fma(r, r.broadcast(C3));
-        p = p.fma(r, r.broadcast(C2));
-        p = p.fma(r, r.broadcast(1f));
-        p = p.fma(r, r.broadcast(1f));
-        // 2^n as 2^(n−1)·2, so that n = 128 (values near the overflow threshold) stays representable.
-        FloatVector scale = ((FloatVector) n.convert(VectorOperators.F2I, 0)
-                .lanewise(VectorOperators.ADD, 126).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
-        FloatVector y = p.mul(scale).mul(2f);
-        VectorMask<Float> tiny = x.compare(VectorOperators.LT, LOW);
-        return y.blend(0f, tiny);
-    }
-
-    /** The same function as {@link #exp(FloatVector)} on one value, to the same bits. */
     static float exp(float x) {
         float xc = Math.min(Math.max(x, LOW), HIGH);
         float n = Math.fma(xc, LOG2E, ROUND) - ROUND;
@@ -76,10 +55,10 @@ final class ExactBits {
         return x < LOW ? 0f : y;
     }
 
-    // The two array kernels below spell the polynomial of exp(FloatVector) out inside their loops
-    // instead of calling it: once C2 has compiled exp on its own, its machine code is too large to
-    // be inlined into a caller, and a vector passed to or returned from a call that is not inlined
-    // is boxed on the heap, which made the training step 20% slower.
+    // The vector form of exp lives inside the loop of the array kernel below rather than in a method
+    // of its own: once C2 has compiled such a method alone, its machine code is too large to be
+    // inlined into a caller, and a vector passed to or returned from a call that is not inlined is
+    // boxed on the heap, which made the training step 20% slower.
 
     /**
      * x[off..off+n) ← exp(x − shift), the same bits as {@link #exp(float)} per element; returns the
@@ -122,26 +101,15 @@ final class ExactBits {
     static void sigmoid(float[] in, float[] out, int from, int to) {
         var species = FloatVector.SPECIES_PREFERRED;
         int lanes = species.length();
-        int j = from;
-        for (int bound = from + species.loopBound(to - from); j < bound; j += lanes) {
-            FloatVector v = FloatVector.fromArray(species, in, j).neg();
-            FloatVector xc = v.max(LOW).min(HIGH);
-            FloatVector k = xc.fma(LOG2E, ROUND).sub(ROUND);
-            FloatVector r = k.fma(FloatVector.broadcast(species, -LN2_HI), xc);
-            r = k.fma(FloatVector.broadcast(species, -LN2_LO), r);
-            FloatVector p = r.fma(C7, C6);
-            p = p.fma(r, FloatVector.broadcast(species, C5));
-            p = p.fma(r, FloatVector.broadcast(species, C4));
-            p = p.fma(r, FloatVector.broadcast(species, C3));
-            p = p.fma(r, FloatVector.broadcast(species, C2));
-            p = p.fma(r, FloatVector.broadcast(species, 1f));
-            p = p.fma(r, FloatVector.broadcast(species, 1f));
-            FloatVector scale = ((FloatVector) k.convert(VectorOperators.F2I, 0)
-                    .lanewise(VectorOperators.ADD, 126).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
-            FloatVector e = p.mul(scale).mul(2f).blend(0f, v.compare(VectorOperators.LT, LOW));
-            FloatVector.broadcast(species, 1f).div(e.add(1f)).intoArray(out, j);
+        int bound = from + species.loopBound(to - from);
+        for (int j = from; j < bound; j += lanes) {
+            FloatVector.fromArray(species, in, j).neg().intoArray(out, j);
         }
-        for (; j < to; j++) {
+        expShiftInPlace(out, from, bound - from, 0f);
+        for (int j = from; j < bound; j += lanes) {
+            FloatVector.broadcast(species, 1f).div(FloatVector.fromArray(species, out, j).add(1f)).intoArray(out, j);
+        }
+        for (int j = bound; j < to; j++) {
             out[j] = sigmoid(in[j]);
         }
     }

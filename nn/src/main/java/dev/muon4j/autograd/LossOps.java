@@ -33,7 +33,7 @@ final class LossOps {
                     max = Math.max(max, logits.data[off + j]);
                 }
                 System.arraycopy(logits.data, off, probs, off, vocab);
-                float sum = AttentionOps.expShiftInPlace(probs, off, vocab, max);
+                float sum = (float) ExactBits.expShiftInPlace(probs, off, vocab, max);
                 float inv = 1f / sum;
                 for (int j = 0; j < vocab; j++) {
                     probs[off + j] *= inv;

@@ -1,5 +1,6 @@
 package dev.muon4j.autograd;
 
+import dev.muon4j.backend.Kernels;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -32,7 +33,7 @@ final class NormOps {
         g.parallel().forRows(n, grain, (from, to) -> {
             for (int row = from; row < to; row++) {
                 int off = row * c;
-                float r = (float) (1.0 / Math.sqrt(sumSquares(x.data, off, c) / c + eps));
+                float r = (float) (1.0 / Math.sqrt(Kernels.sumOfSquares(x.data, off, c) / c + eps));
                 inverseRms[row] = r;
                 int i = 0;
                 for (int bound = S.loopBound(c); i < bound; i += L) {
@@ -81,20 +82,6 @@ final class NormOps {
             });
         }
         return y;
-    }
-
-    static double sumSquares(float[] x, int off, int len) {
-        FloatVector acc = FloatVector.zero(S);
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector v = FloatVector.fromArray(S, x, off + i);
-            acc = v.fma(v, acc);
-        }
-        double sum = ExactBits.sumLanes(acc);
-        for (; i < len; i++) {
-            sum += (double) x[off + i] * x[off + i];
-        }
-        return sum;
     }
 
     /** Rows of table (V, C) picked by tokens: y (N, C); backward adds each row's gradient into its table row. */
