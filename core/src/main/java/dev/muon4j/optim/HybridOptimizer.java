@@ -84,46 +84,29 @@ public final class HybridOptimizer implements Optimizer {
         this.maxGradientNorm = b.maxGradientNorm;
         this.nonFinitePolicy = b.nonFinitePolicy;
         this.parameters = List.copyOf(params);
-        Set<String> names = new java.util.HashSet<>();
-        Map<float[], String> arrays = new IdentityHashMap<>();
-        for (Parameter p : parameters) {
-            if (!names.add(p.name())) {
-                throw new IllegalArgumentException("parameter name " + p.name() + " appears twice");
-            }
-            for (float[] array : new float[][] {p.value(), p.gradient()}) {
-                String other = arrays.put(array, p.name());
-                if (other != null) {
-                    throw new IllegalArgumentException("parameters " + other + " and " + p.name()
-                            + " share an array; a tied weight must be one parameter");
-                }
-            }
-        }
-        Set<String> unknown = new TreeSet<>(b.overrides.keySet());
-        unknown.removeAll(names);
-        if (!unknown.isEmpty()) {
-            throw new IllegalArgumentException("overrides name unknown parameters " + unknown);
-        }
         List<Slot> built = new ArrayList<>();
         int largestMatrix = 0;
-        for (Parameter p : parameters) {
-            ParamOverride o = b.overrides.getOrDefault(p.name(), ParamOverride.none());
-            Route route = o.route().orElse(b.routeAll != null ? b.routeAll : p.role().defaultRoute());
-            if (route == Route.MUON) {
-                MatrixLayout layout = p.layout();
-                if (layout == null) {
-                    throw new IllegalArgumentException("parameter " + p.name() + " (role " + p.role() + ", shape "
-                            + Arrays.toString(p.shape()) + ") cannot go to Muon: it has no matrix layout");
-                }
-                largestMatrix = Math.max(largestMatrix, layout.matrixSize());
-                built.add(new Slot(p, route, o.learningRate().orElse(muon.learningRate()),
-                        o.weightDecay().orElse(muon.weightDecay()), muon.scale(layout.fanOut(), layout.fanIn())));
-            } else {
-                built.add(new Slot(p, route, o.learningRate().orElse(adamw.learningRate()),
-                        o.weightDecay().orElse(adamw.weightDecay()), 1.0));
+        for (Assignment a : b.assign(params)) {
+            if (a.route() == Route.MUON) {
+                largestMatrix = Math.max(largestMatrix, a.parameter().layout().matrixSize());
             }
+            built.add(new Slot(a.parameter(), a.route(), a.learningRate(), a.weightDecay(), a.scale()));
         }
         this.slots = List.copyOf(built);
         this.scratch = new float[largestMatrix];
+    }
+
+    /**
+     * Where one parameter goes and with which hyperparameters, after roles, {@code routeAll} and
+     * overrides are applied.
+     *
+     * @param parameter    the parameter
+     * @param route        Muon or AdamW
+     * @param learningRate base learning rate (before the schedule's factor)
+     * @param weightDecay  decoupled weight decay
+     * @param scale        Muon's update scale for this matrix shape (1 for AdamW)
+     */
+    public record Assignment(Parameter parameter, Route route, double learningRate, double weightDecay, double scale) {
     }
 
     /** A builder over the given backend (used for Newton–Schulz's matrix products). */
@@ -339,10 +322,79 @@ public final class HybridOptimizer implements Optimizer {
             return this;
         }
 
-        public HybridOptimizer build(List<Parameter> parameters) {
+        /**
+         * Resolves every parameter's route and hyperparameters as {@link #build} would, checking
+         * names (unique, overrides known), shared arrays and matrix layouts. Other optimizers that
+         * take the same settings (the sharded one of the distributed module) start from this.
+         */
+        public List<Assignment> assign(List<Parameter> parameters) {
             if (parameters.isEmpty()) {
                 throw new IllegalArgumentException("an optimizer needs at least one parameter");
             }
+            Set<String> names = new java.util.HashSet<>();
+            Map<float[], String> arrays = new IdentityHashMap<>();
+            for (Parameter p : parameters) {
+                if (!names.add(p.name())) {
+                    throw new IllegalArgumentException("parameter name " + p.name() + " appears twice");
+                }
+                for (float[] array : new float[][] {p.value(), p.gradient()}) {
+                    String other = arrays.put(array, p.name());
+                    if (other != null) {
+                        throw new IllegalArgumentException("parameters " + other + " and " + p.name()
+                                + " share an array; a tied weight must be one parameter");
+                    }
+                }
+            }
+            Set<String> unknown = new TreeSet<>(overrides.keySet());
+            unknown.removeAll(names);
+            if (!unknown.isEmpty()) {
+                throw new IllegalArgumentException("overrides name unknown parameters " + unknown);
+            }
+            List<Assignment> out = new ArrayList<>();
+            for (Parameter p : parameters) {
+                ParamOverride o = overrides.getOrDefault(p.name(), ParamOverride.none());
+                Route route = o.route().orElse(routeAll != null ? routeAll : p.role().defaultRoute());
+                if (route == Route.MUON) {
+                    MatrixLayout layout = p.layout();
+                    if (layout == null) {
+                        throw new IllegalArgumentException("parameter " + p.name() + " (role " + p.role() + ", shape "
+                                + Arrays.toString(p.shape()) + ") cannot go to Muon: it has no matrix layout");
+                    }
+                    out.add(new Assignment(p, route, o.learningRate().orElse(muon.learningRate()),
+                            o.weightDecay().orElse(muon.weightDecay()), muon.scale(layout.fanOut(), layout.fanIn())));
+                } else {
+                    out.add(new Assignment(p, route, o.learningRate().orElse(adamw.learningRate()),
+                            o.weightDecay().orElse(adamw.weightDecay()), 1.0));
+                }
+            }
+            return out;
+        }
+
+        public Backend backend() {
+            return backend;
+        }
+
+        public MuonConfig muonConfig() {
+            return muon;
+        }
+
+        public AdamWConfig adamwConfig() {
+            return adamw;
+        }
+
+        public LearningRateSchedule schedule() {
+            return schedule;
+        }
+
+        public double maxGradientNorm() {
+            return maxGradientNorm;
+        }
+
+        public NonFinitePolicy nonFinitePolicy() {
+            return nonFinitePolicy;
+        }
+
+        public HybridOptimizer build(List<Parameter> parameters) {
             return new HybridOptimizer(this, parameters);
         }
     }

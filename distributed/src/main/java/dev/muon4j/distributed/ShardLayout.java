@@ -3,15 +3,26 @@ package dev.muon4j.distributed;
 import dev.muon4j.optim.Parameter;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.List;
 
 /**
- * How ZeRO-1 splits optimizer state over data-parallel ranks: the parameters, in the order given,
- * are laid end to end in one flat index space of {@code total} elements, padded to
- * {@code ranks · shardSize} with {@code shardSize = ⌈total / ranks⌉}; rank r owns the flat range
- * {@code [r·shardSize, (r+1)·shardSize)}. A parameter may straddle ranks; {@link #counts(int)}
- * gives how much of it each rank owns, which is what an uneven all-gather of that parameter's
- * pieces needs (Distributed Muon gathers each matrix's momentum this way before Newton–Schulz).
+ * How ZeRO-1 splits optimizer state over data-parallel ranks. Every rank owns a shard of
+ * {@code shardSize} elements; the shards laid end to end, rank by rank, form the flat buffer of
+ * {@link #paddedTotal()} elements that reduce-scatter and all-gather work on. A shard holds
+ * {@link Piece}s: runs of consecutive elements of one parameter. Every element of every parameter
+ * is in exactly one piece; a shard may end in padding.
+ *
+ * <p>Two layouts:
+ * <ul>
+ *   <li>{@link #ShardLayout(List, int) element-wise} (ZeRO-1 as usual, and Moonlight's Distributed
+ *       Muon): the parameters, in order, end to end, cut into {@code ⌈total / ranks⌉}-element
+ *       shards; a parameter may straddle ranks, and {@link #counts(int)} gives how much of it each
+ *       rank owns (what an uneven all-gather of its pieces needs);</li>
+ *   <li>{@link #wholeMatrices whole-matrix}: the chosen parameters (Muon's matrices) are each owned
+ *       whole by one rank, balanced greedily by size; the rest are cut element-wise into the
+ *       space left, so shards stay about equal.</li>
+ * </ul>
  */
 public final class ShardLayout {
     /**
@@ -27,12 +38,29 @@ public final class ShardLayout {
 
     private final List<Parameter> parameters;
     private final int ranks;
-    private final long[] flatOffsets;
     private final long total;
     private final int shardSize;
     private final List<List<Piece>> pieces;
+    private final long[][] counts; // [parameter][rank]
 
+    /** The element-wise layout: parameters end to end, cut into equal shards. */
     public ShardLayout(List<Parameter> parameters, int ranks) {
+        this(parameters, ranks, new boolean[parameters.size()]);
+    }
+
+    /**
+     * The whole-matrix layout: each parameter with {@code whole[i]} set is owned entirely by one
+     * rank (largest first, each to the least-loaded rank, ties to the lower rank); the others fill
+     * the remaining space of the shards, in order, element-wise.
+     */
+    public static ShardLayout wholeMatrices(List<Parameter> parameters, int ranks, boolean[] whole) {
+        if (whole.length != parameters.size()) {
+            throw new IllegalArgumentException("whole-matrix flags: " + whole.length + " for " + parameters.size() + " parameters");
+        }
+        return new ShardLayout(parameters, ranks, whole.clone());
+    }
+
+    private ShardLayout(List<Parameter> parameters, int ranks, boolean[] whole) {
         if (ranks < 1) {
             throw new IllegalArgumentException("a shard layout needs at least 1 rank, got " + ranks);
         }
@@ -41,41 +69,75 @@ public final class ShardLayout {
         }
         this.parameters = List.copyOf(parameters);
         this.ranks = ranks;
-        this.flatOffsets = new long[parameters.size()];
-        long offset = 0;
-        for (int i = 0; i < parameters.size(); i++) {
-            flatOffsets[i] = offset;
-            offset += parameters.get(i).size();
+        long sum = 0;
+        for (Parameter p : parameters) {
+            sum += p.size();
         }
-        this.total = offset;
+        this.total = sum;
+
+        long[] load = new long[ranks];
+        List<List<Piece>> lists = new ArrayList<>();
+        for (int r = 0; r < ranks; r++) {
+            lists.add(new ArrayList<>());
+        }
+        List<Integer> wholeOnes = new ArrayList<>();
+        for (int i = 0; i < whole.length; i++) {
+            if (whole[i]) {
+                wholeOnes.add(i);
+            }
+        }
+        wholeOnes.sort(Comparator.comparingInt((Integer i) -> -parameters.get(i).size()).thenComparingInt(i -> i));
+        for (int i : wholeOnes) {
+            int best = 0;
+            for (int r = 1; r < ranks; r++) {
+                if (load[r] < load[best]) {
+                    best = r;
+                }
+            }
+            int size = parameters.get(i).size();
+            lists.get(best).add(new Piece(i, 0, (int) load[best], size));
+            load[best] += size;
+        }
         long shard = (total + ranks - 1) / ranks;
+        for (long l : load) {
+            shard = Math.max(shard, l);
+        }
         if (shard > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException(total + " elements over " + ranks + " ranks make shards of " + shard
                     + " floats, more than one Java array holds; use more ranks");
         }
-        this.shardSize = (int) shard;
+        this.shardSize = (int) Math.max(1, shard);
+        int rank = 0;
+        for (int i = 0; i < parameters.size(); i++) {
+            if (whole[i]) {
+                continue;
+            }
+            int size = parameters.get(i).size();
+            int done = 0;
+            while (done < size) {
+                while (load[rank] == shardSize) {
+                    rank++;
+                }
+                int n = (int) Math.min(size - done, shardSize - load[rank]);
+                lists.get(rank).add(new Piece(i, done, (int) load[rank], n));
+                load[rank] += n;
+                done += n;
+            }
+        }
+        this.counts = new long[parameters.size()][ranks];
         List<List<Piece>> all = new ArrayList<>();
         for (int r = 0; r < ranks; r++) {
-            all.add(Collections.unmodifiableList(piecesOf(r)));
+            List<Piece> list = lists.get(r);
+            list.sort(Comparator.comparingInt(Piece::shardStart));
+            for (Piece piece : list) {
+                counts[piece.parameter()][r] += piece.length();
+            }
+            all.add(Collections.unmodifiableList(list));
         }
         this.pieces = Collections.unmodifiableList(all);
     }
 
-    private List<Piece> piecesOf(int rank) {
-        long start = (long) rank * shardSize;
-        long end = Math.min(total, start + shardSize);
-        List<Piece> list = new ArrayList<>();
-        for (int i = 0; i < parameters.size(); i++) {
-            long from = Math.max(start, flatOffsets[i]);
-            long to = Math.min(end, flatOffsets[i] + parameters.get(i).size());
-            if (from < to) {
-                list.add(new Piece(i, (int) (from - flatOffsets[i]), (int) (from - start), (int) (to - from)));
-            }
-        }
-        return list;
-    }
-
-    /** The parameters, in flat order. */
+    /** The parameters, in the order given. */
     public List<Parameter> parameters() {
         return parameters;
     }
@@ -89,7 +151,7 @@ public final class ShardLayout {
         return total;
     }
 
-    /** Elements each rank owns (the last rank's shard may end in padding). */
+    /** Elements of each rank's shard (owned elements plus padding). */
     public int shardSize() {
         return shardSize;
     }
@@ -99,12 +161,12 @@ public final class ShardLayout {
         return (long) ranks * shardSize;
     }
 
-    /** Where parameter {@code index} starts in the flat index space. */
-    public long flatOffset(int index) {
-        return flatOffsets[index];
+    /** Where a piece of rank {@code rank} sits in the flat buffer. */
+    public long flatPosition(int rank, Piece piece) {
+        return (long) rank * shardSize + piece.shardStart();
     }
 
-    /** The pieces of parameters that rank {@code rank} owns, in flat order. */
+    /** The pieces that rank {@code rank} owns, in shard order. */
     public List<Piece> pieces(int rank) {
         if (rank < 0 || rank >= ranks) {
             throw new IllegalArgumentException("rank " + rank + " outside 0.." + (ranks - 1));
@@ -112,24 +174,51 @@ public final class ShardLayout {
         return pieces.get(rank);
     }
 
-    /** Elements of parameter {@code index} owned by each rank, in rank order; they add up to its size. */
-    public long[] counts(int index) {
-        long[] counts = new long[ranks];
-        long from = flatOffsets[index];
-        long to = from + parameters.get(index).size();
-        for (int r = 0; r < ranks; r++) {
-            long start = (long) r * shardSize;
-            long end = start + shardSize;
-            counts[r] = Math.max(0, Math.min(end, to) - Math.max(start, from));
+    /** Elements owned by rank {@code rank}, padding excluded. */
+    public long owned(int rank) {
+        long n = 0;
+        for (Piece p : pieces(rank)) {
+            n += p.length();
         }
-        return counts;
+        return n;
     }
 
-    /** The rank that owns flat element {@code flatIndex}. */
-    public int owner(long flatIndex) {
-        if (flatIndex < 0 || flatIndex >= total) {
-            throw new IllegalArgumentException("flat index " + flatIndex + " outside 0.." + (total - 1));
+    /**
+     * Elements of parameter {@code index} owned by each rank, in rank order; they add up to its
+     * size. In the element-wise layout a rank's part is one contiguous run of the parameter, and
+     * ranks hold its runs in rank order.
+     */
+    public long[] counts(int index) {
+        return counts[index].clone();
+    }
+
+    /** The single rank that owns all of parameter {@code index}, or -1 when it is split. */
+    public int wholeOwner(int index) {
+        int owner = -1;
+        for (int r = 0; r < ranks; r++) {
+            if (counts[index][r] > 0) {
+                if (owner >= 0) {
+                    return -1;
+                }
+                owner = r;
+            }
         }
-        return (int) (flatIndex / shardSize);
+        return owner;
+    }
+
+    /** The rank that owns element {@code element} of parameter {@code index}. */
+    public int owner(int index, int element) {
+        if (element < 0 || element >= parameters.get(index).size()) {
+            throw new IllegalArgumentException("element " + element + " outside parameter " + parameters.get(index).name()
+                    + " of " + parameters.get(index).size());
+        }
+        for (int r = 0; r < ranks; r++) {
+            for (Piece p : pieces.get(r)) {
+                if (p.parameter() == index && element >= p.offset() && element < p.offset() + p.length()) {
+                    return r;
+                }
+            }
+        }
+        throw new IllegalStateException("no owner for element " + element + " of parameter " + index);
     }
 }

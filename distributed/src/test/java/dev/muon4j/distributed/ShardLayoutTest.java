@@ -31,6 +31,7 @@ class ShardLayoutTest {
             assertEquals((55 + ranks - 1) / ranks, layout.shardSize());
             assertEquals(0, layout.paddedTotal() % ranks);
             int[] seen = new int[55];
+            int[] start = {0, 7, 8, 38, 43};
             for (int r = 0; r < ranks; r++) {
                 int shardPosition = 0;
                 for (ShardLayout.Piece piece : layout.pieces(r)) {
@@ -38,8 +39,9 @@ class ShardLayoutTest {
                     assertEquals(shardPosition, piece.shardStart(), "pieces are contiguous inside a shard");
                     shardPosition += piece.length();
                     for (int e = 0; e < piece.length(); e++) {
-                        long flat = layout.flatOffset(piece.parameter()) + piece.offset() + e;
-                        assertEquals(r, layout.owner(flat));
+                        assertEquals(r, layout.owner(piece.parameter(), piece.offset() + e));
+                        long flat = layout.flatPosition(r, piece) + e;
+                        assertEquals(start[piece.parameter()] + piece.offset() + e, flat, "element-wise layout keeps flat order");
                         seen[(int) flat]++;
                     }
                 }
@@ -88,6 +90,6 @@ class ShardLayoutTest {
                 .getMessage().contains("at least one parameter"));
         ShardLayout layout = new ShardLayout(params(3), 2);
         assertTrue(assertThrows(IllegalArgumentException.class, () -> layout.pieces(2)).getMessage().contains("rank 2"));
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> layout.owner(3)).getMessage().contains("flat index 3"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> layout.owner(0, 3)).getMessage().contains("element 3"));
     }
 }
