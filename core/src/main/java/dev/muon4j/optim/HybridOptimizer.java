@@ -54,6 +54,7 @@ public final class HybridOptimizer implements Optimizer {
     private final float[] scratch;
     private long step;
     private long skipped;
+    private long newtonSchulzNanos;
 
     /** One parameter with its route, effective hyperparameters and state buffers. */
     private static final class Slot {
@@ -130,6 +131,7 @@ public final class HybridOptimizer implements Optimizer {
         double norm = GradientClipping.globalNorm(parameters);
         boolean clipped = maxGradientNorm > 0 && GradientClipping.clip(parameters, norm, maxGradientNorm);
         double factor = schedule.factor(step);
+        newtonSchulzNanos = 0;
         long t = step + 1;
         float bc1 = (float) (1 - Math.pow(adamw.beta1(), t));
         float bc2 = (float) (1 - Math.pow(adamw.beta2(), t));
@@ -160,10 +162,17 @@ public final class HybridOptimizer implements Optimizer {
             int off = i * size;
             Kernels.muonMomentum(ema, muon.nesterov(), muon.momentum(),
                     p.gradient(), off, s.first, off, scratch, 0, size);
+            long t0 = System.nanoTime();
             NewtonSchulz.orthogonalize(backend, muon.newtonSchulz(), scratch, 0, layout.fanOut(), layout.fanIn(),
                     scratch, 0, workspace);
+            newtonSchulzNanos += System.nanoTime() - t0;
             Kernels.decayAndSubtract(p.value(), off, decay, stepSize, scratch, 0, size);
         }
+    }
+
+    /** Wall time the last {@link #step()} spent in Newton–Schulz, in nanoseconds. */
+    public long lastNewtonSchulzNanos() {
+        return newtonSchulzNanos;
     }
 
     @Override

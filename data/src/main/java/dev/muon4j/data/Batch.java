@@ -9,14 +9,14 @@ package dev.muon4j.data;
  *
  * @param inputs the input ids, length {@code batch * time}, row-major
  * @param targets the ids to predict, the inputs shifted left by one, same layout
- * @param batch the number of rows
+ * @param batch the number of rows; 0 only for a data-parallel rank's empty share
  * @param time the number of positions per row (the context length)
  */
 public record Batch(int[] inputs, int[] targets, int batch, int time) {
 
     /** Checks that both arrays hold exactly {@code batch * time} ids. */
     public Batch {
-        if (batch < 1 || time < 1) {
+        if (batch < 0 || time < 1) {
             throw new IllegalArgumentException("batch " + batch + " x time " + time + " is not a valid shape");
         }
         long n = (long) batch * time;

@@ -82,28 +82,26 @@ public final class BatchSampler {
 
     /**
      * Rank {@code rank}'s contiguous share of the global batch of a step: rows
-     * {@code [rank·B/ranks, (rank+1)·B/ranks)}.
+     * {@code [⌊rank·B/ranks⌋, ⌊(rank+1)·B/ranks⌋)}. The shares of all ranks, in rank order, are
+     * the global batch; when ranks does not divide B they differ by one row, and with more ranks
+     * than rows some shares are empty.
      *
      * @param step the optimizer step
      * @param rank this process's rank, in {@code [0, ranks)}
-     * @param ranks the number of data-parallel ranks; must divide {@code B}
-     * @return {@code B / ranks} rows
-     * @throws IllegalArgumentException if ranks does not divide B or rank is out of range
+     * @param ranks the number of data-parallel ranks
+     * @return the share, possibly of 0 rows
+     * @throws IllegalArgumentException if rank is out of range
      */
     public Batch batch(long step, int rank, int ranks) {
         if (ranks < 1) {
             throw new IllegalArgumentException("ranks must be at least 1, got " + ranks);
         }
-        if (batchSize % ranks != 0) {
-            throw new IllegalArgumentException("global batch size " + batchSize + " is not divisible by "
-                    + ranks + " ranks");
-        }
         if (rank < 0 || rank >= ranks) {
             throw new IllegalArgumentException("rank " + rank + " is outside [0, " + ranks + ")");
         }
         long[] offsets = offsets(step);
-        int rows = batchSize / ranks;
-        int first = rank * rows;
+        int first = shareStart(rank, ranks);
+        int rows = shareStart(rank + 1, ranks) - first;
         int t = contextLength;
         int[] inputs = new int[rows * t];
         int[] targets = new int[rows * t];
@@ -113,6 +111,11 @@ public final class BatchSampler {
             System.arraycopy(tokens, start + 1, targets, r * t, t);
         }
         return new Batch(inputs, targets, rows, t);
+    }
+
+    /** First row of rank {@code rank}'s share: ⌊rank·B/ranks⌋. */
+    public int shareStart(int rank, int ranks) {
+        return (int) ((long) rank * batchSize / ranks);
     }
 
     /**

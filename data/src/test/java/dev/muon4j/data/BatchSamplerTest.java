@@ -72,12 +72,12 @@ class BatchSamplerTest {
         int[] tokens = iota(20_000);
         BatchSampler s = new BatchSampler(tokens, 8, 12, 5);
         Batch global = s.batch(3);
-        for (int ranks : new int[] {1, 2, 3, 4, 6, 12}) {
+        for (int ranks : new int[] {1, 2, 3, 4, 5, 6, 7, 12, 13}) {
             int[] in = new int[0];
             int[] tg = new int[0];
             for (int r = 0; r < ranks; r++) {
                 Batch shard = s.batch(3, r, ranks);
-                assertEquals(12 / ranks, shard.batch());
+                assertEquals((r + 1) * 12 / ranks - r * 12 / ranks, shard.batch());
                 in = concat(in, shard.inputs());
                 tg = concat(tg, shard.targets());
             }
@@ -87,12 +87,18 @@ class BatchSamplerTest {
     }
 
     @Test
-    void ranksMustDivideTheBatch() {
+    void unevenSharesDifferByOneRowAndBadRanksAreErrors() {
         BatchSampler s = new BatchSampler(iota(1000), 8, 12, 5);
-        var e = assertThrows(IllegalArgumentException.class, () -> s.batch(0, 0, 5));
-        assertTrue(e.getMessage().contains("12") && e.getMessage().contains("5 ranks"), e.getMessage());
+        int[] rows = new int[5];
+        for (int r = 0; r < 5; r++) {
+            rows[r] = s.batch(0, r, 5).batch();
+        }
+        assertArrayEquals(new int[] {2, 2, 3, 2, 3}, rows);
+        assertEquals(0, s.batch(0, 0, 13).batch(), "more ranks than rows leaves a share empty");
+        assertEquals(0, s.batch(0, 0, 13).inputs().length);
         assertThrows(IllegalArgumentException.class, () -> s.batch(0, 4, 4));
         assertThrows(IllegalArgumentException.class, () -> s.batch(0, -1, 4));
+        assertThrows(IllegalArgumentException.class, () -> s.batch(0, 0, 0));
     }
 
     @Test

@@ -57,6 +57,7 @@ public final class InProcessCollectives implements Collectives {
         final Thread[] thread; // collectives each rank has entered, for timeout messages
         // Written by the entry barrier action, read by all ranks after it.
         volatile String mismatch;
+        volatile boolean aborted;
         MemorySegment scratch = MemorySegment.NULL;
 
         Group(int size, Duration timeout) {
@@ -177,6 +178,9 @@ public final class InProcessCollectives implements Collectives {
         if (closed) {
             throw new IllegalStateException("rank " + rank + ": " + op + " on a closed InProcessCollectives");
         }
+        if (g.aborted) {
+            throw new PeerFailureException("rank " + rank + ": " + op + " refused: the group was aborted because another rank failed");
+        }
         g.op[rank] = op;
         g.count[rank] = count;
         g.root[rank] = root;
@@ -202,7 +206,7 @@ public final class InProcessCollectives implements Collectives {
                     + Duration.ofNanos(g.timeoutNanos) + " waiting for the other ranks (" + phase
                     + "); ranks that did not arrive: " + g.missing(rank) + ". The group is now broken.", e);
         } catch (BrokenBarrierException e) {
-            throw new IllegalStateException("rank " + rank + ": " + op + " aborted (" + phase
+            throw new PeerFailureException("rank " + rank + ": " + op + " aborted (" + phase
                     + "): another rank timed out, was interrupted or failed; the group is broken", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -284,6 +288,16 @@ public final class InProcessCollectives implements Collectives {
     public void barrier() {
         publish("barrier", 0, 0, null, null, null);
         await(g.exit, "barrier", "exit");
+    }
+
+    /**
+     * Breaks the group: ranks waiting in a collective, and any that enter one later, throw at once
+     * instead of waiting out the timeout. For a launcher whose rank failed outside a collective.
+     */
+    public void abort() {
+        g.aborted = true;
+        g.entry.reset();
+        g.exit.reset();
     }
 
     @Override

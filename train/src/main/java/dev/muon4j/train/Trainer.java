@@ -7,6 +7,8 @@ import dev.muon4j.backend.Kernels;
 import dev.muon4j.data.Batch;
 import dev.muon4j.data.BatchSampler;
 import dev.muon4j.data.TokenDataset;
+import dev.muon4j.distributed.Collectives;
+import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.nn.LlamaModel;
 import dev.muon4j.optim.AdamWConfig;
@@ -14,11 +16,16 @@ import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
 import dev.muon4j.optim.MomentumForm;
 import dev.muon4j.optim.MuonConfig;
+import dev.muon4j.optim.Optimizer;
+import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.optim.Route;
 import dev.muon4j.optim.ScaleMode;
 import dev.muon4j.optim.StepResult;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -35,10 +42,46 @@ import java.util.function.Consumer;
  * state, the configs and the step, so that {@link #run(boolean) run(true)} continues exactly:
  * the data of step s is a function of (seed, s) alone, and all arithmetic is deterministic for a
  * given thread count.
+ *
+ * <p>Data parallel: given {@link DataParallel} collectives of N ranks, every rank runs this
+ * trainer; rank r trains on its contiguous share of each global batch
+ * ({@link BatchSampler#batch(long, int, int)}), its gradient is weighted by its share, and a
+ * {@link ShardedOptimizer} (ZeRO-1 + Distributed Muon) averages the gradients and keeps the
+ * parameters identical on every rank. The global batch, and so the model, is the same whatever
+ * N. Validation batches are split over the ranks. Rank 0 alone reads and writes the run
+ * directory (checkpoints, metrics), logs and shows progress; on resume it sends the weights and
+ * every rank's part of the optimizer state to the others, so a checkpoint written by any rank
+ * count resumes on any other. A failure on rank 0 (no such checkpoint, a full disk) is agreed,
+ * so every rank stops with an error rather than waiting.
  */
 public final class Trainer {
     /** One optimizer step's numbers. */
     public record StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds) {
+    }
+
+    /**
+     * Where one step's time went on this rank, and what it sent.
+     *
+     * @param computeSeconds       forward and backward passes
+     * @param communicationSeconds collectives (gradient reduce-scatter, Muon's gathers, parameter all-gather, agreements)
+     * @param newtonSchulzSeconds  Newton–Schulz
+     * @param optimizerSeconds     the rest of the optimizer step (moments, updates, copies)
+     * @param bytesSent            bytes this rank sent ({@link dev.muon4j.distributed.MeteredCollectives}' volumes)
+     * @param bytesReceived        bytes this rank received
+     */
+    public record StepTiming(double computeSeconds, double communicationSeconds, double newtonSchulzSeconds,
+                             double optimizerSeconds, long bytesSent, long bytesReceived) {
+    }
+
+    /**
+     * Collectives of the data-parallel group this trainer is one rank of, and how Muon's matrices
+     * are split over the ranks.
+     */
+    public record DataParallel(Collectives collectives, ShardedOptimizer.Mode mode) {
+        public DataParallel {
+            Objects.requireNonNull(collectives, "collectives");
+            Objects.requireNonNull(mode, "mode");
+        }
     }
 
     /** One validation's numbers. */
@@ -47,7 +90,7 @@ public final class Trainer {
 
     /** What a run produced. */
     public record Result(Path runDir, List<StepPoint> steps, List<EvalPoint> evals, double tokensPerSecond,
-                         long startStep, double trainSeconds) {
+                         long startStep, double trainSeconds, List<StepTiming> timings) {
         /** The last validation loss. */
         public double finalValidationLoss() {
             return evals.isEmpty() ? Double.NaN : evals.getLast().loss();
@@ -62,17 +105,32 @@ public final class Trainer {
     private final String tokenizerName;
     private final Consumer<String> log;
     private final Progress progress;
+    private final DataParallel parallel;
 
     public Trainer(Backend backend, LlamaConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
                    Consumer<String> log, Progress progress) {
+        this(backend, modelConfig, config, data, runDir, log, progress, null);
+    }
+
+    /**
+     * A trainer that is one rank of a data-parallel group ({@code parallel} null: a single process).
+     * Every rank passes the same configs and data; {@code log} and {@code progress} are used on rank 0 only.
+     */
+    public Trainer(Backend backend, LlamaConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
+                   Consumer<String> log, Progress progress, DataParallel parallel) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.modelConfig = Objects.requireNonNull(modelConfig, "model config");
         this.config = Objects.requireNonNull(config, "train config");
         this.data = Objects.requireNonNull(data, "data");
         this.runDir = Objects.requireNonNull(runDir, "run directory");
         this.tokenizerName = data.tokenizerName();
+        this.parallel = parallel;
+        boolean root = parallel == null || parallel.collectives().rank() == 0;
+        this.progress = root ? progress : null;
+        if (!root) {
+            log = msg -> { };
+        }
         this.log = log;
-        this.progress = progress;
         if (data.vocabSize() > modelConfig.vocabSize()) {
             throw new IllegalArgumentException("the tokenizer's vocabulary (" + data.vocabSize() + ") is larger than the model's ("
                     + modelConfig.vocabSize() + ")");
@@ -81,6 +139,11 @@ public final class Trainer {
 
     /** The optimizer this config asks for, over the model's parameters. */
     public static HybridOptimizer optimizer(Backend backend, TrainConfig config, List<Parameter> params) {
+        return settings(backend, config).build(params);
+    }
+
+    /** The optimizer settings this config asks for (for one process, or for every rank of a sharded one). */
+    public static HybridOptimizer.Builder settings(Backend backend, TrainConfig config) {
         AdamWConfig adamw = AdamWConfig.builder().learningRate(config.learningRate()).weightDecay(config.weightDecay())
                 .beta1(config.beta1()).beta2(config.beta2()).build();
         MuonConfig muon = MuonConfig.builder().learningRate(config.muonLearningRate()).weightDecay(config.weightDecay())
@@ -91,7 +154,7 @@ public final class Trainer {
         if (config.optimizer() == OptimizerChoice.ADAMW) {
             b.routeAll(Route.ADAMW);
         }
-        return b.build(params);
+        return b;
     }
 
     static LearningRateSchedule schedule(TrainConfig c) {
@@ -122,45 +185,103 @@ public final class Trainer {
         if (stopAfter < 1) {
             throw new IllegalArgumentException("stopAfter must be >= 1, got " + stopAfter);
         }
+        try (Arena arena = Arena.ofShared()) {
+            Group group = new Group(parallel == null ? null : parallel.collectives(), arena);
+            return run(resume, stopAfter, group);
+        }
+    }
+
+    private Result run(boolean resume, long stopAfter, Group group) throws IOException {
         long end = Math.min(stopAfter, config.steps());
         int time = modelConfig.contextLength();
+        int rank = group.rank();
+        int ranks = group.size();
+        boolean root = rank == 0;
         LlamaModel model = new LlamaModel(modelConfig);
         model.initialize(config.seed());
-        HybridOptimizer optimizer = optimizer(backend, config, model.parameters());
-        CheckpointStore store = new CheckpointStore(runDir, config.keepCheckpoints(), log);
-        MetricsLog metrics = new MetricsLog(runDir.resolve("metrics.jsonl"));
-        long start = 0;
-        List<EvalPoint> evals = new ArrayList<>();
-        if (resume) {
-            Optional<CheckpointStore.Checkpoint> latest = store.latest();
-            if (latest.isPresent()) {
-                CheckpointStore.Checkpoint cp = latest.get();
-                checkSameModel(cp);
-                CheckpointStore.restoreWeights(cp, model.parameters());
-                optimizer.loadState(cp.optimizer());
-                start = cp.step();
-                evals.addAll(metrics.truncateAfter(start));
-                log.accept("resumed from " + cp.dir() + " at step " + start);
-            } else {
-                metrics.truncateAfter(0);
+        HybridOptimizer.Builder settings = settings(backend, config);
+        ShardedOptimizer sharded = ranks > 1 ? new ShardedOptimizer(group.comm, settings, model.parameters(), parallel.mode()) : null;
+        HybridOptimizer single = ranks > 1 ? null : settings.build(model.parameters());
+        Optimizer optimizer = ranks > 1 ? sharded : single;
+        try {
+            CheckpointStore store = root ? new CheckpointStore(runDir, config.keepCheckpoints(), log) : null;
+            MetricsLog metrics = root ? new MetricsLog(runDir.resolve("metrics.jsonl")) : null;
+            List<EvalPoint> evals = new ArrayList<>();
+
+            // Rank 0 decides where the run starts; the others follow (or stop with it).
+            long start = 0;
+            OptimizerState state = null;
+            Exception problem = null;
+            if (root) {
+                try {
+                    if (resume) {
+                        Optional<CheckpointStore.Checkpoint> latest = store.latest();
+                        if (latest.isPresent()) {
+                            CheckpointStore.Checkpoint cp = latest.get();
+                            checkSameModel(cp);
+                            CheckpointStore.restoreWeights(cp, model.parameters());
+                            state = cp.optimizer();
+                            start = cp.step();
+                            evals.addAll(metrics.truncateAfter(start));
+                            log.accept("resumed from " + cp.dir() + " at step " + start
+                                    + (ranks > 1 ? " on " + ranks + " ranks" : ""));
+                        } else {
+                            metrics.truncateAfter(0);
+                        }
+                    } else {
+                        List<Path> existing = store.checkpoints();
+                        if (!existing.isEmpty()) {
+                            throw new IllegalArgumentException("run directory " + runDir + " already holds checkpoint "
+                                    + existing.getLast().getFileName() + "; resume it, or train into another run directory");
+                        }
+                        metrics.truncateAfter(0);
+                    }
+                } catch (IOException | RuntimeException e) {
+                    problem = e;
+                }
             }
-        } else {
-            List<Path> existing = store.checkpoints();
-            if (!existing.isEmpty()) {
-                throw new IllegalArgumentException("run directory " + runDir + " already holds checkpoint "
-                        + existing.getLast().getFileName() + "; resume it, or train into another run directory");
+            long[] agreed = group.broadcastFromRoot(problem == null ? 1 : 0, start);
+            if (agreed[0] != 1) {
+                throw rethrow(problem, "rank 0 could not start the run in " + runDir + " (its error says why)");
             }
-            metrics.truncateAfter(0);
+            start = agreed[1];
+            if (start > 0) {
+                if (ranks > 1) {
+                    sharded.broadcastParameters(0);
+                    sharded.loadStateFrom(0, state);
+                } else {
+                    single.loadState(state);
+                }
+            }
+            if (start >= end) {
+                log.accept("nothing to do: the checkpoint is at step " + start + " of " + config.steps()
+                        + (end < config.steps() ? " (asked to stop after " + end + ")" : ""));
+                return new Result(runDir, List.of(), evals, Double.NaN, start, 0, List.of());
+            }
+            return train(model, optimizer, sharded, single, store, metrics, evals, start, end, group);
+        } finally {
+            if (sharded != null) {
+                sharded.close();
+            }
         }
-        if (start >= end) {
-            log.accept("nothing to do: the checkpoint is at step " + start + " of " + config.steps()
-                    + (end < config.steps() ? " (asked to stop after " + end + ")" : ""));
-            return new Result(runDir, List.of(), evals, Double.NaN, start, 0);
-        }
+    }
+
+    private Result train(LlamaModel model, Optimizer optimizer, ShardedOptimizer sharded, HybridOptimizer single,
+                         CheckpointStore store, MetricsLog metrics, List<EvalPoint> evals, long start, long end, Group group)
+            throws IOException {
+        int time = modelConfig.contextLength();
+        int rank = group.rank();
+        int ranks = group.size();
+        boolean root = rank == 0;
         BatchSampler sampler = data.trainSampler(time, config.batchSize(), config.seed());
         List<Batch> validation = data.validationBatches(config.evalBatches(), config.batchSize(), time);
         long tokensPerStep = (long) config.sequencesPerStep() * time;
+        int rows = sampler.shareStart(rank + 1, ranks) - sampler.shareStart(rank, ranks);
+        // This rank's gradient, times this factor, summed over ranks and divided by N is the global mean.
+        float gradientWeight = ranks == 1 ? 1f / config.accumulation()
+                : (float) ((double) ranks * rows / ((double) config.batchSize() * config.accumulation()));
         List<StepPoint> points = new ArrayList<>();
+        List<StepTiming> timings = new ArrayList<>();
         double trainSeconds = 0;
         long trainedTokens = 0;
         Double lastVal = evals.isEmpty() ? null : evals.getLast().loss();
@@ -170,24 +291,41 @@ public final class Trainer {
                 model.zeroGradients();
                 double lossSum = 0;
                 for (int micro = 0; micro < config.accumulation(); micro++) {
-                    Batch batch = sampler.batch(step * config.accumulation() + micro);
+                    Batch batch = sampler.batch(step * config.accumulation() + micro, rank, ranks);
+                    if (batch.batch() == 0) {
+                        continue; // an empty share: this rank passes zero gradients
+                    }
                     Tensor loss = model.loss(g, batch.inputs(), batch.targets(), batch.batch(), batch.time());
-                    lossSum += loss.item();
+                    lossSum += ranks == 1 ? loss.item() : (double) loss.item() * batch.batch();
                     g.backward(loss);
                     g.reset();
                 }
-                if (config.accumulation() > 1) {
-                    float scale = 1f / config.accumulation();
+                if (gradientWeight != 1f) {
                     for (Parameter p : model.parameters()) {
-                        Kernels.scale(p.gradient(), 0, p.size(), scale);
+                        Kernels.scale(p.gradient(), 0, p.size(), gradientWeight);
                     }
                 }
+                long computeNanos = System.nanoTime() - t0;
+                long commBefore = group.nanos;
+                double loss = ranks == 1 ? lossSum / config.accumulation()
+                        : group.sum(lossSum) / ((double) config.batchSize() * config.accumulation());
+                long lossCommNanos = group.nanos - commBefore;
+                long t1 = System.nanoTime();
                 StepResult r = optimizer.step();
+                long optimizerNanos = System.nanoTime() - t1;
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 trainSeconds += seconds;
                 trainedTokens += tokensPerStep;
+                if (sharded != null) {
+                    ShardedOptimizer.StepStats st = sharded.lastStep();
+                    timings.add(new StepTiming(computeNanos / 1e9, (st.communicationNanos() + lossCommNanos) / 1e9,
+                            st.newtonSchulzNanos() / 1e9, (optimizerNanos - st.communicationNanos() - st.newtonSchulzNanos()) / 1e9,
+                            st.bytesSent() + group.lossBytes, st.bytesReceived() + group.lossBytes));
+                } else {
+                    timings.add(new StepTiming(computeNanos / 1e9, 0, single.lastNewtonSchulzNanos() / 1e9,
+                            (optimizerNanos - single.lastNewtonSchulzNanos()) / 1e9, 0, 0));
+                }
                 long done = step + 1;
-                double loss = lossSum / config.accumulation();
                 if (!Double.isFinite(loss)) {
                     throw new IllegalStateException("training loss became " + loss + " at step " + done
                             + "; lower the learning rate (" + config.learningRate() + ")");
@@ -195,17 +333,31 @@ public final class Trainer {
                 double lr = config.learningRate() * r.lrFactor();
                 StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds);
                 points.add(point);
-                metrics.step(point);
+                if (root) {
+                    metrics.step(point);
+                }
                 if (done % config.evalEvery() == 0 || done == config.steps()) {
-                    double val = evaluate(g, model, validation);
+                    double val = evaluate(g, model, validation, group);
                     EvalPoint e = new EvalPoint(done, done * tokensPerStep, val);
                     evals.add(e);
-                    metrics.eval(e);
+                    if (root) {
+                        metrics.eval(e);
+                    }
                     lastVal = val;
                 }
                 if ((config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == end) {
-                    store.save(done, model.parameters(), optimizer.saveState(), checkpointConfig(),
-                            trainerState(done, done * tokensPerStep));
+                    OptimizerState state = optimizer.saveState();
+                    Exception failed = null;
+                    if (root) {
+                        try {
+                            store.save(done, model.parameters(), state, checkpointConfig(), trainerState(done, done * tokensPerStep));
+                        } catch (IOException | RuntimeException e) {
+                            failed = e;
+                        }
+                    }
+                    if (group.broadcastFromRoot(failed == null ? 1 : 0, 0)[0] != 1) {
+                        throw rethrow(failed, "rank 0 failed to write the checkpoint of step " + done + " (its error says why)");
+                    }
                 }
                 double rate = trainedTokens / trainSeconds;
                 if (progress != null) {
@@ -213,7 +365,17 @@ public final class Trainer {
                 }
             }
         }
-        return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds);
+        return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds, timings);
+    }
+
+    private static RuntimeException rethrow(Exception own, String otherwise) throws IOException {
+        if (own instanceof IOException io) {
+            throw io;
+        }
+        if (own instanceof RuntimeException re) {
+            throw re;
+        }
+        return new dev.muon4j.distributed.PeerFailureException(otherwise);
     }
 
     /** Mean cross-entropy over the validation batches, without recording a tape. */
@@ -232,6 +394,77 @@ public final class Trainer {
             return weighted / count;
         } finally {
             g.setRecording(was);
+        }
+    }
+
+    /** Validation split over the ranks: rank r takes batches r, r+N, r+2N, ...; the weighted sums are added. */
+    private static double evaluate(Graph g, LlamaModel model, List<Batch> batches, Group group) {
+        if (group.size() == 1) {
+            return evaluate(g, model, batches);
+        }
+        List<Batch> mine = new ArrayList<>();
+        long count = 0;
+        for (int i = 0; i < batches.size(); i++) {
+            count += batches.get(i).batch();
+            if (i % group.size() == group.rank()) {
+                mine.add(batches.get(i));
+            }
+        }
+        double weighted = 0;
+        if (!mine.isEmpty()) {
+            long n = 0;
+            for (Batch b : mine) {
+                n += b.batch();
+            }
+            weighted = evaluate(g, model, mine) * n;
+        }
+        return group.sum(weighted) / count;
+    }
+
+    /** The trainer's own agreements between ranks: small sums and broadcasts, timed. */
+    private static final class Group {
+        final Collectives comm;
+        final MemorySegment buffer;
+        long nanos;
+        long lossBytes;
+
+        Group(Collectives comm, Arena arena) {
+            this.comm = comm;
+            this.buffer = arena.allocate(ValueLayout.JAVA_LONG, 4);
+        }
+
+        int rank() {
+            return comm == null ? 0 : comm.rank();
+        }
+
+        int size() {
+            return comm == null ? 1 : comm.size();
+        }
+
+        /** The sum over ranks of v, as two floats (value and remainder), so about 48 bits survive. */
+        double sum(double v) {
+            if (size() == 1) {
+                return v;
+            }
+            long t = System.nanoTime();
+            float hi = (float) v;
+            buffer.setAtIndex(ValueLayout.JAVA_FLOAT, 0, hi);
+            buffer.setAtIndex(ValueLayout.JAVA_FLOAT, 1, (float) (v - hi));
+            comm.allReduceSum(buffer, 2);
+            nanos += System.nanoTime() - t;
+            lossBytes = 2L * 2 * (size() - 1) / size() * Float.BYTES;
+            return (double) buffer.getAtIndex(ValueLayout.JAVA_FLOAT, 0) + buffer.getAtIndex(ValueLayout.JAVA_FLOAT, 1);
+        }
+
+        /** Rank 0's two values, on every rank. */
+        long[] broadcastFromRoot(long a, long b) {
+            if (size() == 1) {
+                return new long[] {a, b};
+            }
+            buffer.setAtIndex(ValueLayout.JAVA_LONG, 0, a);
+            buffer.setAtIndex(ValueLayout.JAVA_LONG, 1, b);
+            comm.broadcast(buffer, 4, 0);
+            return new long[] {buffer.getAtIndex(ValueLayout.JAVA_LONG, 0), buffer.getAtIndex(ValueLayout.JAVA_LONG, 1)};
         }
     }
 
