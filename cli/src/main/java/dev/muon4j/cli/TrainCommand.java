@@ -1,7 +1,12 @@
 package dev.muon4j.cli;
 
 import dev.muon4j.backend.Backend;
+import dev.muon4j.backend.VectorBackend;
 import dev.muon4j.data.TokenDataset;
+import dev.muon4j.distributed.Collectives;
+import dev.muon4j.distributed.LocalRanks;
+import dev.muon4j.distributed.MpiCollectives;
+import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.Progress;
@@ -9,6 +14,7 @@ import dev.muon4j.train.TrainConfig;
 import dev.muon4j.train.Trainer;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.Locale;
@@ -39,6 +45,25 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Continue from the run directory's latest checkpoint (needs --run-dir).")
     boolean resume;
 
+    @Option(names = "--ranks", paramLabel = "N", description = "Data-parallel ranks (default: 1, or the mpirun world size). "
+            + "With N > 1 the run is started under mpirun when it is installed, else as N threads in this process.")
+    Integer ranks;
+
+    @Option(names = "--launcher", defaultValue = "AUTO", paramLabel = "HOW",
+            description = "How --ranks N > 1 starts: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}: mpirun if installed, else threads).")
+    Launcher launcher;
+
+    @Option(names = "--sharding", defaultValue = "DISTRIBUTED_MUON", paramLabel = "MODE",
+            description = "How Muon's matrices are split over ranks: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
+    ShardedOptimizer.Mode sharding;
+
+    @Option(names = "--rank-timeout", defaultValue = "300", paramLabel = "SECONDS",
+            description = "A collective that waits longer than this for the other ranks ends the job with an error (default: ${DEFAULT-VALUE}).")
+    long rankTimeout;
+
+    /** How a multi-rank run starts. */
+    enum Launcher { AUTO, MPIRUN, THREADS }
+
     @Spec
     CommandSpec spec;
 
@@ -47,30 +72,101 @@ public final class TrainCommand implements Callable<Integer> {
         if (resume && runDir == null) {
             throw new IllegalArgumentException("--resume needs --run-dir to say which run to continue");
         }
+        if (ranks != null && ranks < 1) {
+            throw new IllegalArgumentException("--ranks must be at least 1, got " + ranks);
+        }
+        if (rankTimeout < 1) {
+            throw new IllegalArgumentException("--rank-timeout must be at least 1 second, got " + rankTimeout);
+        }
         PrintWriter out = spec.commandLine().getOut();
+        int world = MpiLaunch.worldSize();
+        if (world > 0) {
+            if (ranks != null && ranks != world) {
+                throw new IllegalArgumentException("--ranks " + ranks + " but mpirun started " + world + " ranks");
+            }
+            if (runDir == null) {
+                throw new IllegalArgumentException("under mpirun give --run-dir, so that every rank names the same run");
+            }
+            try (MpiCollectives comm = new MpiCollectives(Duration.ofSeconds(rankTimeout))) {
+                PrintWriter rankOut = comm.rank() == 0 ? out : new PrintWriter(java.io.Writer.nullWriter());
+                try (Backend backend = openForRank(MpiLaunch.localSize())) {
+                    train(rankOut, backend, comm, world);
+                }
+            }
+            return 0;
+        }
+        int n = ranks == null ? 1 : ranks;
+        if (n > 1 && launcher != Launcher.THREADS) {
+            java.util.Optional<Path> mpirun = MpiLaunch.findMpirun();
+            if (mpirun.isPresent()) {
+                if (runDir == null) {
+                    runDir = defaultRunDir();
+                }
+                return MpiLaunch.relaunch(mpirun.get(), n, runDir,
+                        spec.root().commandLine().getParseResult().originalArgs(), out);
+            }
+            if (launcher == Launcher.MPIRUN) {
+                throw new IllegalArgumentException("--launcher MPIRUN but mpirun is not installed "
+                        + "(Debian: apt-get install openmpi-bin libopenmpi-dev)");
+            }
+        }
+        if (n == 1) {
+            try (Backend backend = backendOptions.open()) {
+                train(out, backend, null, 1);
+            }
+            return 0;
+        }
+        // N ranks as threads of this process: each with its own single-threaded Vector API backend
+        // (one BLAS library must not be entered from several threads at once).
+        out.println("ranks: " + n + " threads in this process (mpirun not used), each on a 1-thread Vector API backend");
+        LocalRanks.run(n, Duration.ofSeconds(rankTimeout), comm -> {
+            PrintWriter rankOut = comm.rank() == 0 ? out : new PrintWriter(java.io.Writer.nullWriter());
+            try (Backend backend = new VectorBackend(1)) {
+                train(rankOut, backend, comm, n);
+            }
+            return null;
+        });
+        return 0;
+    }
+
+    private Path defaultRunDir() {
+        return Path.of("runs", optimizer.name().toLowerCase(Locale.ROOT) + "-"
+                + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+    }
+
+    /** This rank's backend: the chosen one, with the machine's cores shared among the ranks on it. */
+    private Backend openForRank(int ranksHere) {
+        if (backendOptions.threads == null) {
+            backendOptions.threads = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, ranksHere));
+        }
+        return backendOptions.open();
+    }
+
+    private void train(PrintWriter out, Backend backend, Collectives comm, int n) throws Exception {
         LlamaConfig shape = options.model(256);
         TokenDataset data = options.dataset(shape.contextLength());
         LlamaConfig model = options.model(data.vocabSize());
         TrainConfig config = options.train(optimizer, model.contextLength(), 300);
-        Path dir = runDir != null ? runDir
-                : Path.of("runs", optimizer.name().toLowerCase(Locale.ROOT) + "-"
-                + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
-        try (Backend backend = backendOptions.open()) {
-            out.println("backend: " + backend.description());
-            out.println("data: " + data.describe());
-            out.printf(Locale.ROOT, "model: %,d parameters %s%n", model.parameterCount(), model);
-            out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g (AdamW) / %.3g (Muon), run directory %s%n",
-                    optimizer, config.steps(), config.sequencesPerStep(), model.contextLength(), config.learningRate(),
-                    config.muonLearningRate(), dir);
-            out.flush();
-            Trainer trainer = new Trainer(backend, model, config, data, dir, msg -> {
-                out.println(msg);
-                out.flush();
-            }, Progress.onStandardError(optimizer.name().toLowerCase(Locale.ROOT), config.steps()));
-            Trainer.Result r = trainer.run(resume);
-            out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
-                    r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
+        Path dir = runDir != null ? runDir : defaultRunDir();
+        out.println("backend: " + backend.description());
+        out.println("data: " + data.describe());
+        out.printf(Locale.ROOT, "model: %,d parameters %s%n", model.parameterCount(), model);
+        out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g (AdamW) / %.3g (Muon), run directory %s%n",
+                optimizer, config.steps(), config.sequencesPerStep(), model.contextLength(), config.learningRate(),
+                config.muonLearningRate(), dir);
+        if (n > 1) {
+            out.printf(Locale.ROOT, "data parallel: %d ranks, %s, ZeRO-1 optimizer state%n", n, sharding);
         }
-        return 0;
+        out.flush();
+        Progress progress = comm == null || comm.rank() == 0
+                ? Progress.onStandardError(optimizer.name().toLowerCase(Locale.ROOT), config.steps()) : null;
+        Trainer trainer = new Trainer(backend, model, config, data, dir, msg -> {
+            out.println(msg);
+            out.flush();
+        }, progress, comm == null ? null : new Trainer.DataParallel(comm, sharding));
+        Trainer.Result r = trainer.run(resume);
+        out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
+                r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
+        out.flush();
     }
 }

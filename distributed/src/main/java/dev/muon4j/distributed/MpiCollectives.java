@@ -7,6 +7,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.time.Duration;
+import java.util.Objects;
 
 /**
  * {@link Collectives} over Open MPI's {@code MPI_COMM_WORLD}, calling {@code libmpi.so.40}
@@ -23,6 +25,12 @@ import java.lang.invoke.MethodHandle;
  * {@code MPI_FLOAT}, {@code MPI_SUM}) are addresses of Open MPI's global objects; MPI_IN_PLACE is
  * address 1. The world communicator's error handler is set to {@code MPI_ERRORS_RETURN} so that
  * failures come back as return codes, which are all checked.
+ *
+ * <p>A dead rank ends the job through mpirun, which kills the other ranks when one exits
+ * abnormally. A hung rank would leave the others blocked in a collective for ever, so a watchdog
+ * thread bounds every collective: one that has waited longer than the timeout prints which rank
+ * and collective waited, and aborts the whole job ({@code MPI_Abort}, exit code 3; if that does
+ * not end the process within 10 s, it halts).
  *
  * <p>Buffers must be native (off-heap) segments. MPI counts are C {@code int}s: counts (and, for
  * {@link #allGatherV}, the total) above {@link Integer#MAX_VALUE} are rejected.
@@ -42,12 +50,12 @@ public final class MpiCollectives implements Collectives {
         static final Throwable FAILURE;
         static final MethodHandle initialized, finalized, init, finalize_, commRank, commSize,
                 setErrhandler, allreduce, reduceScatterBlock, allgather, allgatherv, bcast, barrier,
-                errorString;
+                errorString, abort;
         static final MemorySegment commWorld, floatType, opSum, errorsReturn;
 
         static {
             Throwable failure = null;
-            MethodHandle[] h = new MethodHandle[14];
+            MethodHandle[] h = new MethodHandle[15];
             MemorySegment[] s = new MemorySegment[4];
             try {
                 Linker linker = Linker.nativeLinker();
@@ -76,6 +84,7 @@ public final class MpiCollectives implements Collectives {
                 h[11] = fn(linker, lib, "MPI_Bcast", ADDR, INT, ADDR, INT, ADDR);
                 h[12] = fn(linker, lib, "MPI_Barrier", ADDR);
                 h[13] = fn(linker, lib, "MPI_Error_string", INT, ADDR, ADDR);
+                h[14] = fn(linker, lib, "MPI_Abort", ADDR, INT);
                 s[0] = sym(lib, "ompi_mpi_comm_world");
                 s[1] = sym(lib, "ompi_mpi_float");
                 s[2] = sym(lib, "ompi_mpi_op_sum");
@@ -86,7 +95,7 @@ public final class MpiCollectives implements Collectives {
             FAILURE = failure;
             initialized = h[0]; finalized = h[1]; init = h[2]; finalize_ = h[3]; commRank = h[4];
             commSize = h[5]; setErrhandler = h[6]; allreduce = h[7]; reduceScatterBlock = h[8];
-            allgather = h[9]; allgatherv = h[10]; bcast = h[11]; barrier = h[12]; errorString = h[13];
+            allgather = h[9]; allgatherv = h[10]; bcast = h[11]; barrier = h[12]; errorString = h[13]; abort = h[14];
             commWorld = s[0]; floatType = s[1]; opSum = s[2]; errorsReturn = s[3];
         }
 
@@ -115,13 +124,37 @@ public final class MpiCollectives implements Collectives {
         return Lib.FAILURE;
     }
 
+    /** Default bound on the time one collective may wait for the other ranks. */
+    public static final Duration DEFAULT_TIMEOUT = Duration.ofMinutes(5);
+
+    /** Exit code of a job aborted because a collective timed out. */
+    public static final int TIMEOUT_EXIT_CODE = 3;
+
     private final int rank;
     private final int size;
     private final boolean ownsInit;
-    private boolean closed;
+    private final long timeoutNanos;
+    private volatile boolean inside;
+    private volatile long enteredAt;
+    private volatile String current = "";
+    private volatile boolean closed;
 
-    /** Initializes MPI if needed and binds to {@code MPI_COMM_WORLD}. */
+    /** Initializes MPI if needed and binds to {@code MPI_COMM_WORLD}, with the default collective timeout. */
     public MpiCollectives() {
+        this(DEFAULT_TIMEOUT);
+    }
+
+    /**
+     * Initializes MPI if needed and binds to {@code MPI_COMM_WORLD}.
+     *
+     * @param timeout how long one collective may wait before the job is aborted
+     */
+    public MpiCollectives(Duration timeout) {
+        Objects.requireNonNull(timeout, "timeout");
+        if (timeout.isNegative() || timeout.isZero()) {
+            throw new IllegalArgumentException("collective timeout must be positive, got " + timeout);
+        }
+        this.timeoutNanos = timeout.toNanos();
         if (Lib.FAILURE != null) {
             throw new IllegalStateException("Open MPI is not available: " + Lib.FAILURE, Lib.FAILURE);
         }
@@ -148,6 +181,56 @@ public final class MpiCollectives implements Collectives {
         } catch (Throwable t) {
             throw new IllegalStateException("MPI initialization failed", t);
         }
+        if (size > 1) {
+            Thread w = new Thread(this::watch, "mpi-watchdog-rank-" + rank);
+            w.setDaemon(true);
+            w.start();
+        }
+    }
+
+    /** The collective timeout. */
+    public Duration timeout() {
+        return Duration.ofNanos(timeoutNanos);
+    }
+
+    private void watch() {
+        long tick = Math.max(10_000_000L, Math.min(1_000_000_000L, timeoutNanos / 10));
+        while (!closed) {
+            try {
+                Thread.sleep(Duration.ofNanos(tick));
+            } catch (InterruptedException e) {
+                return;
+            }
+            long since = enteredAt;
+            if (inside && !closed && System.nanoTime() - since > timeoutNanos) {
+                System.out.flush();
+                System.err.printf("muon4j: rank %d of %d waited %.0f s in %s for the other ranks (timeout %d s): "
+                                + "a rank died, hung or fell far behind; aborting the job%n",
+                        rank, size, (System.nanoTime() - since) / 1e9, current, timeoutNanos / 1_000_000_000L);
+                System.err.flush();
+                try {
+                    int ignored = (int) Lib.abort.invokeExact(Lib.commWorld, TIMEOUT_EXIT_CODE);
+                } catch (Throwable t) {
+                    // fall through to halt
+                }
+                try {
+                    Thread.sleep(10_000);
+                } catch (InterruptedException e) {
+                    // halt now
+                }
+                Runtime.getRuntime().halt(TIMEOUT_EXIT_CODE);
+            }
+        }
+    }
+
+    private void enter(String op) {
+        current = op;
+        enteredAt = System.nanoTime();
+        inside = true;
+    }
+
+    private void leave() {
+        inside = false;
     }
 
     @Override public int rank() { return rank; }
@@ -162,7 +245,12 @@ public final class MpiCollectives implements Collectives {
         int n = intCount(op, "count", count);
         nativeSeg(op, "buf", buf);
         try {
-            check("MPI_Allreduce", (int) Lib.allreduce.invokeExact(IN_PLACE, buf, n, Lib.floatType, Lib.opSum, Lib.commWorld));
+            enter("allReduceSum");
+            try {
+                check("MPI_Allreduce", (int) Lib.allreduce.invokeExact(IN_PLACE, buf, n, Lib.floatType, Lib.opSum, Lib.commWorld));
+            } finally {
+                leave();
+            }
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -178,8 +266,13 @@ public final class MpiCollectives implements Collectives {
         nativeSeg(op, "send", send);
         nativeSeg(op, "recv", recv);
         try {
-            check("MPI_Reduce_scatter_block",
-                    (int) Lib.reduceScatterBlock.invokeExact(send, recv, n, Lib.floatType, Lib.opSum, Lib.commWorld));
+            enter("reduceScatterSum");
+            try {
+                check("MPI_Reduce_scatter_block",
+                        (int) Lib.reduceScatterBlock.invokeExact(send, recv, n, Lib.floatType, Lib.opSum, Lib.commWorld));
+            } finally {
+                leave();
+            }
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -195,7 +288,12 @@ public final class MpiCollectives implements Collectives {
         nativeSeg(op, "send", send);
         nativeSeg(op, "recv", recv);
         try {
-            check("MPI_Allgather", (int) Lib.allgather.invokeExact(send, n, Lib.floatType, recv, n, Lib.floatType, Lib.commWorld));
+            enter("allGather");
+            try {
+                check("MPI_Allgather", (int) Lib.allgather.invokeExact(send, n, Lib.floatType, recv, n, Lib.floatType, Lib.commWorld));
+            } finally {
+                leave();
+            }
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -220,8 +318,13 @@ public final class MpiCollectives implements Collectives {
                 d.setAtIndex(INT, r, off);
                 off += (int) counts[r];
             }
-            check("MPI_Allgatherv",
-                    (int) Lib.allgatherv.invokeExact(send, (int) count, Lib.floatType, recv, c, d, Lib.floatType, Lib.commWorld));
+            enter("allGatherV");
+            try {
+                check("MPI_Allgatherv",
+                        (int) Lib.allgatherv.invokeExact(send, (int) count, Lib.floatType, recv, c, d, Lib.floatType, Lib.commWorld));
+            } finally {
+                leave();
+            }
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -236,7 +339,12 @@ public final class MpiCollectives implements Collectives {
         int n = intCount(op, "count", count);
         nativeSeg(op, "buf", buf);
         try {
-            check("MPI_Bcast", (int) Lib.bcast.invokeExact(buf, n, Lib.floatType, root, Lib.commWorld));
+            enter("broadcast");
+            try {
+                check("MPI_Bcast", (int) Lib.bcast.invokeExact(buf, n, Lib.floatType, root, Lib.commWorld));
+            } finally {
+                leave();
+            }
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -246,7 +354,12 @@ public final class MpiCollectives implements Collectives {
     public void barrier() {
         open("barrier");
         try {
-            check("MPI_Barrier", (int) Lib.barrier.invokeExact(Lib.commWorld));
+            enter("barrier");
+            try {
+                check("MPI_Barrier", (int) Lib.barrier.invokeExact(Lib.commWorld));
+            } finally {
+                leave();
+            }
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -258,13 +371,16 @@ public final class MpiCollectives implements Collectives {
         if (closed) {
             return;
         }
-        closed = true;
-        if (ownsInit) {
-            try {
+        try {
+            if (ownsInit) {
+                enter("MPI_Finalize");
                 check("MPI_Finalize", (int) Lib.finalize_.invokeExact());
-            } catch (Throwable t) {
-                throw rethrow(t);
             }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        } finally {
+            leave();
+            closed = true;
         }
     }
 
