@@ -235,7 +235,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 if (nonFinitePolicy == NonFinitePolicy.FAIL) {
                     String name = params.get(found).name();
                     throw new NonFiniteGradientException(r == rank ? name : name + " (found on rank " + r + ")",
-                            r == rank ? bad : -1, r == rank ? gradient[bad] : Float.NaN, step);
+                            r == rank ? elementAt(rank, bad) : -1, r == rank ? gradient[bad] : Float.NaN, step);
                 }
                 skipped++;
                 last = new StepStats(System.nanoTime() - t0, comm.nanos(), 0, comm.bytesSent(), comm.bytesReceived());
@@ -304,6 +304,16 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         for (ShardLayout.Piece piece : layout.pieces(rank)) {
             if (shardIndex >= piece.shardStart() && shardIndex < piece.shardStart() + piece.length()) {
                 return piece.parameter();
+            }
+        }
+        throw new IllegalStateException("non-finite value in the padding of rank " + rank + "'s shard at " + shardIndex);
+    }
+
+    /** The index inside its parameter of element {@code shardIndex} of rank {@code rank}'s shard. */
+    private int elementAt(int rank, int shardIndex) {
+        for (ShardLayout.Piece piece : layout.pieces(rank)) {
+            if (shardIndex >= piece.shardStart() && shardIndex < piece.shardStart() + piece.length()) {
+                return piece.offset() + shardIndex - piece.shardStart();
             }
         }
         throw new IllegalStateException("non-finite value in the padding of rank " + rank + "'s shard at " + shardIndex);
