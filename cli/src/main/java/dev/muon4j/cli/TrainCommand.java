@@ -45,6 +45,10 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Continue from the run directory's latest checkpoint (needs --run-dir).")
     boolean resume;
 
+    @Option(names = "--stop-after", paramLabel = "STEP", description = "Pause after this step with a checkpoint; "
+            + "--resume finishes the run later exactly as if it had not paused (default: run to the end).")
+    Long stopAfter;
+
     @Option(names = "--ranks", paramLabel = "N", description = "Data-parallel ranks (default: 1, or the mpirun world size). "
             + "With N > 1 the run is started under mpirun when it is installed, else as N threads in this process.")
     Integer ranks;
@@ -74,6 +78,9 @@ public final class TrainCommand implements Callable<Integer> {
         }
         if (ranks != null && ranks < 1) {
             throw new IllegalArgumentException("--ranks must be at least 1, got " + ranks);
+        }
+        if (stopAfter != null && stopAfter < 1) {
+            throw new IllegalArgumentException("--stop-after must be at least 1, got " + stopAfter);
         }
         if (rankTimeout < 1) {
             throw new IllegalArgumentException("--rank-timeout must be at least 1 second, got " + rankTimeout);
@@ -164,7 +171,7 @@ public final class TrainCommand implements Callable<Integer> {
             out.println(msg);
             out.flush();
         }, progress, comm == null ? null : new Trainer.DataParallel(comm, sharding));
-        Trainer.Result r = trainer.run(resume);
+        Trainer.Result r = trainer.run(resume, stopAfter == null ? Long.MAX_VALUE : stopAfter);
         out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
                 r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
         out.flush();

@@ -35,6 +35,9 @@ public final class TrainingOptions {
     @Option(names = "--context", description = "Context length T (default: the preset's).")
     Integer context;
 
+    @Option(names = "--init-std", description = "Standard deviation of the initial weights (default: the preset's).")
+    Double initStd;
+
     @Option(names = "--tied", description = "Tie the output head to the embedding table.")
     boolean tied;
 
@@ -105,7 +108,7 @@ public final class TrainingOptions {
         LlamaConfig p = preset.config();
         return new LlamaConfig(vocabSize, or(width, p.width()), or(layers, p.layers()), or(heads, p.heads()),
                 or(kvHeads, kvHeads == null && heads != null ? heads : p.kvHeads()), or(mlpWidth, p.mlpWidth()),
-                or(context, p.contextLength()), tied || p.tiedHead(), p.ropeTheta(), p.normEps(), p.initStd());
+                or(context, p.contextLength()), tied || p.tiedHead(), p.ropeTheta(), p.normEps(), initStd != null ? initStd : p.initStd());
     }
 
     private static int or(Integer v, int fallback) {

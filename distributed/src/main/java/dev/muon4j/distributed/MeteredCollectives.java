@@ -11,7 +11,7 @@ import java.util.Objects;
  *   <li>reduce-scatter of n per rank, all-gather of n per rank: send and receive (p−1)·n;</li>
  *   <li>uneven all-gather of counts c: receive Σc − c[rank], send Σc − c[rank+1 mod p] (a ring
  *       forwards every block except the one its successor already has);</li>
- *   <li>all-reduce of n: send and receive 2·(p−1)/p·n (reduce-scatter, then all-gather);</li>
+ *   <li>all-reduce of n: send and receive ⌈2·(p−1)/p·n⌉ (reduce-scatter, then all-gather);</li>
  *   <li>broadcast of n: every rank but the root receives n, every rank but the last in the
  *       pipeline (the one before the root) sends n.</li>
  * </ul>
@@ -83,7 +83,7 @@ public final class MeteredCollectives implements Collectives {
     public void allReduceSum(MemorySegment buf, long count) {
         long t = System.nanoTime();
         inner.allReduceSum(buf, count);
-        long v = 2 * (size() - 1) * count / size();
+        long v = (2L * (size() - 1) * count + size() - 1) / size(); // rounded up
         count(v, v, t);
     }
 

@@ -92,6 +92,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final MemorySegment flat;       // paddedTotal floats: gradients in, parameters out
     private final MemorySegment shard;      // shardSize floats
     private final MemorySegment agree;      // small buffer for agreements
+    private final MemorySegment header;     // step counts sent with a state
     private final float[] gradient;         // owned gradient (shardSize)
     private final float[] first;            // owned Muon momentum or AdamW m (shardSize)
     private final float[] second;           // owned AdamW v, AdamW pieces only, packed
@@ -144,6 +145,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         flat = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, layout.paddedTotal()));
         shard = arena.allocate(ValueLayout.JAVA_FLOAT, s);
         agree = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(4, this.comm.size()));
+        header = arena.allocate(ValueLayout.JAVA_LONG, 3);
         gradient = new float[s];
         first = new float[s];
         second = new float[adamElements];
@@ -453,7 +455,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 problem = e.getMessage();
             }
         }
-        MemorySegment header = arena.allocate(ValueLayout.JAVA_LONG, 3);
+        MemorySegment header = this.header;
         if (comm.rank() == root) {
             header.setAtIndex(ValueLayout.JAVA_LONG, 0, problem == null ? 1 : 0);
             header.setAtIndex(ValueLayout.JAVA_LONG, 1, problem == null ? state.step() : 0);
