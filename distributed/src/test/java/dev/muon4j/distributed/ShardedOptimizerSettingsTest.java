@@ -171,4 +171,43 @@ class ShardedOptimizerSettingsTest {
             assertBitIdentical(results.get(0).params(), r.params(), "ranks agree");
         }
     }
+
+    /** Only hidden matrices (two plain, one stack of experts): every parameter on Muon, no AdamW at all. */
+    @ParameterizedTest(name = "pure Muon, {0} ranks, {1}")
+    @CsvSource({"2, DISTRIBUTED_MUON", "4, DISTRIBUTED_MUON", "2, WHOLE_MATRIX", "4, WHOLE_MATRIX"})
+    void pureMuonMatchesOneProcess(int ranks, ShardedOptimizer.Mode mode) throws Exception {
+        java.util.function.Supplier<List<Parameter>> matrices = () -> List.of(
+                Parameter.matrix("attn.wq", 12, 20), Parameter.matrix("mlp.down", 20, 12),
+                Parameter.stackedMatrices("moe.experts", 3, 6, 4, new float[72], new float[72]));
+        List<Parameter> single = matrices.get();
+        init(single);
+        try (Backend backend = new VectorBackend(1)) {
+            HybridOptimizer opt = pureMuon(backend).build(single);
+            opt.routes().values().forEach(r -> assertEquals(Route.MUON, r));
+            for (int s = 0; s < STEPS; s++) {
+                fillGradients(single, s, 0, 1);
+                opt.step();
+            }
+        }
+        List<List<Parameter>> results = runRanksOk(ranks, (comm, backend) -> {
+            List<Parameter> params = matrices.get();
+            init(params);
+            try (ShardedOptimizer opt = new ShardedOptimizer(comm, pureMuon(backend), params, mode)) {
+                for (int s = 0; s < STEPS; s++) {
+                    fillGradients(params, s, comm.rank(), ranks);
+                    opt.step();
+                }
+                assertEquals(0, opt.stateBytes() - 4L * opt.layout().owned(comm.rank()), "Muon keeps one buffer per element");
+            }
+            return params;
+        });
+        for (List<Parameter> r : results) {
+            assertClose(single, r, TOLERANCE, "pure Muon " + ranks + " ranks " + mode);
+        }
+    }
+
+    private static HybridOptimizer.Builder pureMuon(Backend backend) {
+        return HybridOptimizer.builder(backend).muon(MuonConfig.moonlight().learningRate(0.02).weightDecay(0.1).build())
+                .schedule(LearningRateSchedule.warmupCosine(1, STEPS, 0.1)).routeAll(Route.MUON);
+    }
 }
