@@ -1,5 +1,14 @@
 package dev.muon4j.distributed;
 
+import dev.muon4j.backend.Backend;
+import dev.muon4j.backend.VectorBackend;
+import dev.muon4j.optim.AdamWConfig;
+import dev.muon4j.optim.HybridOptimizer;
+import dev.muon4j.optim.LearningRateSchedule;
+import dev.muon4j.optim.MuonConfig;
+import dev.muon4j.optim.OptimizerState;
+import dev.muon4j.optim.Parameter;
+import dev.muon4j.optim.Route;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -8,7 +17,10 @@ import java.util.List;
 
 /**
  * Run under mpirun: runs every collective of {@link MpiCollectives}, checks the results, prints
- * what failed and exits 0 (all good) or 1. With argument {@code --bench N} it also times
+ * what failed and exits 0 (all good) or 1. Then runs {@link ShardedOptimizer} over MPI for pure
+ * Muon, the hybrid and pure AdamW, in both modes, against a {@link HybridOptimizer} each rank runs
+ * alone on the ranks' mean gradient, and checks that a state saved over MPI and loaded from rank 0
+ * comes back bit for bit. With argument {@code --bench N} it also times
  * all-reduce, reduce-scatter and all-gather of N floats and prints the times from rank 0.
  */
 public final class MpiSelfCheck {
@@ -92,6 +104,7 @@ public final class MpiSelfCheck {
                 // good
             }
             c.barrier();
+            shardedOptimizer(c, who, failures);
             if (args.length == 2 && args[0].equals("--bench")) {
                 bench(c, a, Long.parseLong(args[1]));
             }
@@ -105,6 +118,88 @@ public final class MpiSelfCheck {
         }
         failures.forEach(f -> System.out.println("FAILED " + f));
         System.exit(1);
+    }
+
+    private static final int STEPS = 4;
+
+    private static List<Parameter> matricesOnly() {
+        return List.of(Parameter.matrix("attn.wq", 12, 20), Parameter.matrix("mlp.down", 20, 12),
+                Parameter.stackedMatrices("moe.experts", 3, 6, 4, new float[72], new float[72]));
+    }
+
+    private static HybridOptimizer.Builder settings(Backend b, String kind) {
+        HybridOptimizer.Builder builder = HybridOptimizer.builder(b).muon(MuonConfig.moonlight().learningRate(0.02).weightDecay(0.1).build())
+                .adamw(AdamWConfig.builder().learningRate(0.01).weightDecay(0.1).build())
+                .schedule(LearningRateSchedule.warmupCosine(1, STEPS, 0.1)).clipGradientNorm(5);
+        return switch (kind) {
+            case "muon" -> builder.routeAll(Route.MUON);
+            case "adamw" -> builder.routeAll(Route.ADAMW);
+            default -> builder;
+        };
+    }
+
+    private static void shardedOptimizer(MpiCollectives c, String who, List<String> failures) {
+        for (String kind : List.of("muon", "hybrid", "adamw")) {
+            for (ShardedOptimizer.Mode mode : ShardedOptimizer.Mode.values()) {
+                String what = who + kind + " " + mode + ": ";
+                try (Backend backend = new VectorBackend(1)) {
+                    List<Parameter> single = kind.equals("muon") ? matricesOnly() : ShardTestSupport.model();
+                    ShardTestSupport.init(single);
+                    HybridOptimizer reference = settings(backend, kind).build(single);
+                    double[] norms = new double[STEPS];
+                    for (int s = 0; s < STEPS; s++) {
+                        ShardTestSupport.fillGradients(single, s, 0, 1);
+                        norms[s] = reference.step().gradientNorm();
+                    }
+                    List<Parameter> params = kind.equals("muon") ? matricesOnly() : ShardTestSupport.model();
+                    ShardTestSupport.init(params);
+                    OptimizerState saved;
+                    try (ShardedOptimizer opt = new ShardedOptimizer(c, settings(backend, kind), params, mode)) {
+                        for (int s = 0; s < STEPS; s++) {
+                            ShardTestSupport.fillGradients(params, s, c.rank(), c.size());
+                            // Muon, Adam and clipping hide a gradient's scale; the agreed norm shows it.
+                            double norm = opt.step().gradientNorm();
+                            if (!(Math.abs(norm - norms[s]) <= 1e-5 * norms[s])) {
+                                failures.add(what + "gradient norm at step " + s + " is " + norm + ", one process " + norms[s]);
+                            }
+                        }
+                        saved = opt.saveState();
+                    }
+                    for (int i = 0; i < params.size(); i++) {
+                        double err = ShardTestSupport.relativeError(params.get(i).value(), single.get(i).value());
+                        if (!(err <= 1e-5)) {
+                            failures.add(what + params.get(i).name() + " relative error " + err + " against one process");
+                        }
+                    }
+                    OptimizerState want = reference.saveState();
+                    for (String name : want.entries().keySet()) {
+                        for (var e : want.entries().get(name).buffers().entrySet()) {
+                            double err = ShardTestSupport.relativeError(saved.entries().get(name).buffers().get(e.getKey()), e.getValue());
+                            if (!(err <= 1e-5)) {
+                                failures.add(what + "state " + name + "/" + e.getKey() + " relative error " + err);
+                            }
+                        }
+                    }
+                    // The state saved over MPI, loaded from rank 0 alone, saves back bit for bit.
+                    try (ShardedOptimizer again = new ShardedOptimizer(c, settings(backend, kind), params, mode)) {
+                        again.loadStateFrom(0, c.rank() == 0 ? saved : null);
+                        OptimizerState back = again.saveState();
+                        for (String name : saved.entries().keySet()) {
+                            for (var e : saved.entries().get(name).buffers().entrySet()) {
+                                if (!java.util.Arrays.equals(e.getValue(), back.entries().get(name).buffers().get(e.getKey()))) {
+                                    failures.add(what + "state " + name + "/" + e.getKey() + " changed through loadStateFrom");
+                                }
+                            }
+                        }
+                        if (back.step() != STEPS) {
+                            failures.add(what + "step after loadStateFrom is " + back.step());
+                        }
+                    }
+                } catch (RuntimeException e) {
+                    failures.add(what + e);
+                }
+            }
+        }
     }
 
     private static void bench(MpiCollectives c, Arena a, long n) {
