@@ -125,7 +125,9 @@ public final class TrainCommand implements Callable<Integer> {
         }
         // N ranks as threads of this process: each with its own single-threaded Vector API backend
         // (one BLAS library must not be entered from several threads at once).
-        out.println("ranks: " + n + " threads in this process (mpirun not used), each on a 1-thread Vector API backend");
+        out.println("ranks: " + n + " threads in this process (mpirun not used), each on a 1-thread Vector API backend"
+                + (backendOptions.kind != dev.muon4j.backend.BackendKind.AUTO || backendOptions.threads != null
+                ? "; --backend and --threads apply to mpirun ranks only" : ""));
         LocalRanks.run(n, Duration.ofSeconds(rankTimeout), comm -> {
             PrintWriter rankOut = comm.rank() == 0 ? out : new PrintWriter(java.io.Writer.nullWriter());
             try (Backend backend = new VectorBackend(1)) {
