@@ -14,9 +14,28 @@ final class MpiLaunch {
     private MpiLaunch() {
     }
 
-    /** The mpirun world size when this process was started by Open MPI's mpirun, else 0. */
+    /** Set in the environment of ranks that {@link #relaunch} starts. */
+    static final String RELAUNCHED = "MUON4J_MPI_RELAUNCHED";
+
+    /**
+     * The mpirun world size when this process was started by Open MPI's mpirun, else 0.
+     *
+     * @throws IllegalStateException when another launcher started it (PMI/PMIx variables without
+     *                               Open MPI's), or when muon4j's own relaunch did not produce an Open MPI rank
+     */
     static int worldSize() {
-        return intEnv("OMPI_COMM_WORLD_SIZE");
+        int size = intEnv("OMPI_COMM_WORLD_SIZE");
+        if (size > 0) {
+            return size;
+        }
+        for (String v : new String[] {RELAUNCHED, "PMI_SIZE", "PMI_RANK", "PMIX_RANK"}) {
+            if (System.getenv(v) != null) {
+                throw new IllegalStateException("this process was started by an MPI launcher that is not Open MPI's mpirun ("
+                        + v + " is set, OMPI_COMM_WORLD_SIZE is not); muon4j's ranks need Open MPI 4 "
+                        + "(apt-get install openmpi-bin libopenmpi-dev), or use --launcher threads");
+            }
+        }
+        return 0;
     }
 
     /** Ranks of this job on this machine (at least 1). */
@@ -33,6 +52,31 @@ final class MpiLaunch {
             return Integer.parseInt(v.trim());
         } catch (NumberFormatException e) {
             throw new IllegalStateException("environment variable " + name + " is '" + v + "', not a number");
+        }
+    }
+
+    /**
+     * Open MPI's mpirun on the PATH when it can start ranks this JVM can join: it says it is Open
+     * MPI, and libmpi loads here.
+     */
+    static Optional<Path> findOpenMpirun() {
+        Optional<Path> mpirun = findMpirun();
+        if (mpirun.isEmpty() || !dev.muon4j.distributed.MpiCollectives.available()) {
+            return Optional.empty();
+        }
+        try {
+            Process p = new ProcessBuilder(mpirun.get().toString(), "--version").redirectErrorStream(true).start();
+            byte[] out = p.getInputStream().readNBytes(4096);
+            if (!p.waitFor(10, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return Optional.empty();
+            }
+            return new String(out, java.nio.charset.StandardCharsets.UTF_8).contains("Open MPI") ? mpirun : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Optional.empty();
         }
     }
 
@@ -80,7 +124,9 @@ final class MpiLaunch {
         cmd.addAll(args);
         out.println("ranks: " + n + " processes under " + mpirun + " (run directory " + runDir + ")");
         out.flush();
-        Process p = new ProcessBuilder(cmd).inheritIO().start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO();
+        pb.environment().put(RELAUNCHED, "1");
+        Process p = pb.start();
         int code = p.waitFor();
         if (code != 0) {
             out.println("mpirun exited with code " + code + "; the ranks' errors are above");

@@ -6,6 +6,7 @@ import dev.muon4j.data.TokenDataset;
 import dev.muon4j.distributed.Collectives;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.MpiCollectives;
+import dev.muon4j.distributed.PeerFailureException;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.train.OptimizerChoice;
@@ -94,17 +95,37 @@ public final class TrainCommand implements Callable<Integer> {
             if (runDir == null) {
                 throw new IllegalArgumentException("under mpirun give --run-dir, so that every rank names the same run");
             }
-            try (MpiCollectives comm = new MpiCollectives(Duration.ofSeconds(rankTimeout))) {
+            MpiCollectives comm = new MpiCollectives(Duration.ofSeconds(rankTimeout));
+            try {
                 PrintWriter rankOut = comm.rank() == 0 ? out : new PrintWriter(java.io.Writer.nullWriter());
                 try (Backend backend = openForRank(MpiLaunch.localSize())) {
                     train(rankOut, backend, comm, world);
                 }
+            } catch (Throwable t) {
+                // A rank that fails on its own must not wait in MPI_Finalize for ranks blocked in the
+                // next collective: say why, then end the whole job.
+                out.flush();
+                System.err.println("muon4j: rank " + comm.rank() + " of " + world + " failed: " + t);
+                if (!(t instanceof IllegalArgumentException || t instanceof IllegalStateException || t instanceof java.io.IOException)) {
+                    t.printStackTrace();
+                }
+                System.err.flush();
+                if (world == 1) {
+                    comm.close();
+                } else {
+                    if (t instanceof PeerFailureException) {
+                        Thread.sleep(2000); // the rank that failed first ends the job with its own message
+                    }
+                    comm.abort(1);
+                }
+                throw t;
             }
+            comm.close();
             return 0;
         }
         int n = ranks == null ? 1 : ranks;
         if (n > 1 && launcher != Launcher.THREADS) {
-            java.util.Optional<Path> mpirun = MpiLaunch.findMpirun();
+            java.util.Optional<Path> mpirun = MpiLaunch.findOpenMpirun();
             if (mpirun.isPresent()) {
                 if (runDir == null) {
                     runDir = defaultRunDir();
@@ -113,8 +134,8 @@ public final class TrainCommand implements Callable<Integer> {
                         spec.root().commandLine().getParseResult().originalArgs(), out);
             }
             if (launcher == Launcher.MPIRUN) {
-                throw new IllegalArgumentException("--launcher MPIRUN but mpirun is not installed "
-                        + "(Debian: apt-get install openmpi-bin libopenmpi-dev)");
+                throw new IllegalArgumentException("--launcher MPIRUN but Open MPI's mpirun is not on the PATH or libmpi.so.40 "
+                        + "does not load (Debian: apt-get install openmpi-bin libopenmpi-dev)");
             }
         }
         if (n == 1) {

@@ -134,8 +134,7 @@ public final class MpiCollectives implements Collectives {
     private final int size;
     private final boolean ownsInit;
     private final long timeoutNanos;
-    private volatile boolean inside;
-    private volatile long enteredAt;
+    private volatile long enteredAt;        // System.nanoTime() at entry into a collective, 0 outside
     private volatile String current = "";
     private volatile boolean closed;
 
@@ -202,7 +201,7 @@ public final class MpiCollectives implements Collectives {
                 return;
             }
             long since = enteredAt;
-            if (inside && !closed && System.nanoTime() - since > timeoutNanos) {
+            if (since != 0 && !closed && System.nanoTime() - since > timeoutNanos) {
                 System.out.flush();
                 System.err.printf("muon4j: rank %d of %d waited %.0f s in %s for the other ranks (timeout %d s): "
                                 + "a rank died, hung or fell far behind; aborting the job%n",
@@ -225,12 +224,33 @@ public final class MpiCollectives implements Collectives {
 
     private void enter(String op) {
         current = op;
-        enteredAt = System.nanoTime();
-        inside = true;
+        long now = System.nanoTime();
+        enteredAt = now == 0 ? 1 : now;
     }
 
     private void leave() {
-        inside = false;
+        enteredAt = 0;
+    }
+
+    /**
+     * Ends the whole job now ({@code MPI_Abort} on the world; mpirun then stops every rank and
+     * exits non-zero). For a rank that failed on its own, so the others do not wait for it. Does
+     * not return; if MPI_Abort does not end the process within 10 s, it halts.
+     */
+    public void abort(int exitCode) {
+        System.out.flush();
+        System.err.flush();
+        try {
+            int ignored = (int) Lib.abort.invokeExact(Lib.commWorld, exitCode);
+        } catch (Throwable t) {
+            // fall through to halt
+        }
+        try {
+            Thread.sleep(10_000);
+        } catch (InterruptedException e) {
+            // halt now
+        }
+        Runtime.getRuntime().halt(exitCode);
     }
 
     @Override public int rank() { return rank; }

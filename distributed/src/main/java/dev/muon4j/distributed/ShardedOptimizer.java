@@ -92,7 +92,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final MemorySegment flat;       // paddedTotal floats: gradients in, parameters out
     private final MemorySegment shard;      // shardSize floats
     private final MemorySegment agree;      // small buffer for agreements
-    private final MemorySegment header;     // step counts sent with a state
+    private final MemorySegment header;     // step counts sent with a state; this rank's sum of squares
+    private final MemorySegment squares;    // every rank's sum of squares
     private final float[] gradient;         // owned gradient (shardSize)
     private final float[] first;            // owned Muon momentum or AdamW m (shardSize)
     private final float[] second;           // owned AdamW v, AdamW pieces only, packed
@@ -146,6 +147,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         shard = arena.allocate(ValueLayout.JAVA_FLOAT, s);
         agree = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(4, this.comm.size()));
         header = arena.allocate(ValueLayout.JAVA_LONG, 3);
+        squares = arena.allocate(ValueLayout.JAVA_DOUBLE, this.comm.size());
         gradient = new float[s];
         first = new float[s];
         second = new float[adamElements];
@@ -244,12 +246,14 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 return new StepResult(step, true, Double.NaN, false, schedule.factor(step));
             }
         }
-        double squares = Kernels.sumOfSquares(gradient, 0, s);
-        float hi = (float) squares;
-        agree.setAtIndex(ValueLayout.JAVA_FLOAT, 0, hi);
-        agree.setAtIndex(ValueLayout.JAVA_FLOAT, 1, (float) (squares - hi));
-        comm.allReduceSum(agree, 2);
-        double norm = Math.sqrt((double) agree.getAtIndex(ValueLayout.JAVA_FLOAT, 0) + agree.getAtIndex(ValueLayout.JAVA_FLOAT, 1));
+        // Each rank's sum of squares as a double, gathered and added in rank order: same bits on every rank.
+        header.setAtIndex(ValueLayout.JAVA_DOUBLE, 0, Kernels.sumOfSquares(gradient, 0, s));
+        comm.allGather(header, 2, squares);
+        double total = 0;
+        for (int r = 0; r < ranks; r++) {
+            total += squares.getAtIndex(ValueLayout.JAVA_DOUBLE, r);
+        }
+        double norm = Math.sqrt(total);
         boolean clipped = maxGradientNorm > 0 && norm > maxGradientNorm;
         if (clipped) {
             Kernels.scale(gradient, 0, s, (float) (maxGradientNorm / (norm + 1e-6)));

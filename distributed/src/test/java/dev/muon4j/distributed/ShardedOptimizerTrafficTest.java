@@ -38,14 +38,14 @@ class ShardedOptimizerTrafficTest {
                            long skipSent, long skipReceived, long stateBytes, long singleStateBytes) {
     }
 
-    /** Floats one all-reduce of n moves per rank under the model: 2·(p−1)·n / p (integer division). */
+    /** Floats one all-reduce of n moves per rank under the model: ⌈2·(p−1)·n / p⌉. */
     private static long allReduce(int p, long n) {
-        return 2L * (p - 1) * n / p;
+        return (2L * (p - 1) * n + p - 1) / p;
     }
 
     /**
      * One step on p ranks: reduce-scatter (p−1)·S, the non-finite agreement (all-reduce of p
-     * floats), the norm (all-reduce of 2), one uneven all-gather per Muon matrix split between
+     * floats), the norm (all-gather of each rank's double: 2 floats), one uneven all-gather per Muon matrix split between
      * ranks (send Σc − c[rank+1], receive Σc − c[rank]; none in WHOLE_MATRIX), all-gather (p−1)·S;
      * times 4 bytes. lastStep() reports exactly what the metered collectives counted. A skipped
      * step moves only the reduce-scatter and the agreement.
@@ -78,7 +78,7 @@ class ShardedOptimizerTrafficTest {
         for (Traffic t : results) {
             ShardLayout layout = t.layout();
             long s = layout.shardSize();
-            long sendFloats = (p - 1) * s + allReduce(p, p) + allReduce(p, 2) + (p - 1) * s;
+            long sendFloats = (p - 1) * s + allReduce(p, p) + (p - 1) * 2 + (p - 1) * s;
             long receiveFloats = sendFloats;
             int split = 0;
             for (int i = 0; i < layout.parameters().size(); i++) {

@@ -208,49 +208,40 @@ public final class Trainer {
             MetricsLog metrics = root ? new MetricsLog(runDir.resolve("metrics.jsonl")) : null;
             List<EvalPoint> evals = new ArrayList<>();
 
-            // Rank 0 decides where the run starts; the others follow (or stop with it).
-            long start = 0;
-            OptimizerState state = null;
-            Exception problem = null;
-            if (root) {
-                try {
-                    if (resume) {
-                        Optional<CheckpointStore.Checkpoint> latest = store.latest();
-                        if (latest.isPresent()) {
-                            CheckpointStore.Checkpoint cp = latest.get();
-                            checkSameModel(cp);
-                            CheckpointStore.restoreWeights(cp, model.parameters());
-                            state = cp.optimizer();
-                            start = cp.step();
-                            evals.addAll(metrics.truncateAfter(start));
-                            log.accept("resumed from " + cp.dir() + " at step " + start
-                                    + (ranks > 1 ? " on " + ranks + " ranks" : ""));
-                        } else {
-                            metrics.truncateAfter(0);
-                        }
+            // Rank 0 decides where the run starts (reading the checkpoint); the others follow, or stop with it.
+            OptimizerState[] state = new OptimizerState[1];
+            long start = group.onRoot(() -> {
+                long at = 0;
+                if (resume) {
+                    Optional<CheckpointStore.Checkpoint> latest = store.latest();
+                    if (latest.isPresent()) {
+                        CheckpointStore.Checkpoint cp = latest.get();
+                        checkSameModel(cp);
+                        CheckpointStore.restoreWeights(cp, model.parameters());
+                        state[0] = cp.optimizer();
+                        at = cp.step();
+                        evals.addAll(metrics.truncateAfter(at));
+                        log.accept("resumed from " + cp.dir() + " at step " + at
+                                + (ranks > 1 ? " on " + ranks + " ranks" : ""));
                     } else {
-                        List<Path> existing = store.checkpoints();
-                        if (!existing.isEmpty()) {
-                            throw new IllegalArgumentException("run directory " + runDir + " already holds checkpoint "
-                                    + existing.getLast().getFileName() + "; resume it, or train into another run directory");
-                        }
                         metrics.truncateAfter(0);
                     }
-                } catch (IOException | RuntimeException e) {
-                    problem = e;
+                } else {
+                    List<Path> existing = store.checkpoints();
+                    if (!existing.isEmpty()) {
+                        throw new IllegalArgumentException("run directory " + runDir + " already holds checkpoint "
+                                + existing.getLast().getFileName() + "; resume it, or train into another run directory");
+                    }
+                    metrics.truncateAfter(0);
                 }
-            }
-            long[] agreed = group.broadcastFromRoot(problem == null ? 1 : 0, start);
-            if (agreed[0] != 1) {
-                throw rethrow(problem, "rank 0 could not start the run in " + runDir + " (its error says why)");
-            }
-            start = agreed[1];
+                return at;
+            }, "rank 0 could not start the run in " + runDir + " (its error says why)");
             if (start > 0) {
                 if (ranks > 1) {
                     sharded.broadcastParameters(0);
-                    sharded.loadStateFrom(0, state);
+                    sharded.loadStateFrom(0, state[0]);
                 } else {
-                    single.loadState(state);
+                    single.loadState(state[0]);
                 }
             }
             if (start >= end) {
@@ -347,17 +338,11 @@ public final class Trainer {
                 }
                 if ((config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == end) {
                     OptimizerState state = optimizer.saveState();
-                    Exception failed = null;
-                    if (root) {
-                        try {
-                            store.save(done, model.parameters(), state, checkpointConfig(), trainerState(done, done * tokensPerStep));
-                        } catch (IOException | RuntimeException e) {
-                            failed = e;
-                        }
-                    }
-                    if (group.broadcastFromRoot(failed == null ? 1 : 0, 0)[0] != 1) {
-                        throw rethrow(failed, "rank 0 failed to write the checkpoint of step " + done + " (its error says why)");
-                    }
+                    long saved = done;
+                    group.onRoot(() -> {
+                        store.save(saved, model.parameters(), state, checkpointConfig(), trainerState(saved, saved * tokensPerStep));
+                        return 0;
+                    }, "rank 0 failed to write the checkpoint of step " + done + " (its error says why)");
                 }
                 double rate = trainedTokens / trainSeconds;
                 if (progress != null) {
@@ -366,16 +351,6 @@ public final class Trainer {
             }
         }
         return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds, timings);
-    }
-
-    private static RuntimeException rethrow(Exception own, String otherwise) throws IOException {
-        if (own instanceof IOException io) {
-            throw io;
-        }
-        if (own instanceof RuntimeException re) {
-            throw re;
-        }
-        return new dev.muon4j.distributed.PeerFailureException(otherwise);
     }
 
     /** Mean cross-entropy over the validation batches, without recording a tape. */
@@ -421,16 +396,30 @@ public final class Trainer {
         return group.sum(weighted) / count;
     }
 
-    /** The trainer's own agreements between ranks: small sums and broadcasts, timed. */
+    /** Work that rank 0 alone does (file reads and writes) while the other ranks wait. */
+    @FunctionalInterface
+    private interface RootWork {
+        long run() throws IOException;
+    }
+
+    /** The trainer's own agreements between ranks: exact sums, and rank 0's file work with heartbeats. */
     private static final class Group {
+        /** While rank 0 works alone, it tells the others this often that it is still alive. */
+        static final long HEARTBEAT_MILLIS = 1000;
+        private static final long WORKING = 2;
+        private static final long DONE = 1;
+        private static final long FAILED = 0;
+
         final Collectives comm;
         final MemorySegment buffer;
+        final MemorySegment gathered;
         long nanos;
         long lossBytes;
 
         Group(Collectives comm, Arena arena) {
             this.comm = comm;
             this.buffer = arena.allocate(ValueLayout.JAVA_LONG, 4);
+            this.gathered = arena.allocate(ValueLayout.JAVA_DOUBLE, Math.max(1, size()));
         }
 
         int rank() {
@@ -441,26 +430,78 @@ public final class Trainer {
             return comm == null ? 1 : comm.size();
         }
 
-        /** The sum over ranks of v, as two floats (value and remainder), so about 48 bits survive. */
+        /** The sum over ranks of v: every rank's double, gathered, added in rank order in double (same bits everywhere). */
         double sum(double v) {
             if (size() == 1) {
                 return v;
             }
             long t = System.nanoTime();
-            float hi = (float) v;
-            buffer.setAtIndex(ValueLayout.JAVA_FLOAT, 0, hi);
-            buffer.setAtIndex(ValueLayout.JAVA_FLOAT, 1, (float) (v - hi));
-            comm.allReduceSum(buffer, 2);
+            buffer.setAtIndex(ValueLayout.JAVA_DOUBLE, 0, v);
+            comm.allGather(buffer, 2, gathered);
             nanos += System.nanoTime() - t;
-            lossBytes = 2L * 2 * (size() - 1) / size() * Float.BYTES;
-            return (double) buffer.getAtIndex(ValueLayout.JAVA_FLOAT, 0) + buffer.getAtIndex(ValueLayout.JAVA_FLOAT, 1);
+            lossBytes = 2L * (size() - 1) * Float.BYTES;
+            double s = 0;
+            for (int r = 0; r < size(); r++) {
+                s += gathered.getAtIndex(ValueLayout.JAVA_DOUBLE, r);
+            }
+            return s;
+        }
+
+        /**
+         * Runs {@code work} on rank 0 and returns its result on every rank. Rank 0 broadcasts a
+         * heartbeat every second while it works, so no rank's collective timeout fires during long
+         * file work; if the work fails, rank 0 throws its error and the others a
+         * {@link dev.muon4j.distributed.PeerFailureException} with {@code otherwise}.
+         */
+        long onRoot(RootWork work, String otherwise) throws IOException {
+            if (size() == 1) {
+                return work.run();
+            }
+            if (rank() != 0) {
+                while (true) {
+                    long[] v = broadcastFromRoot(0, 0);
+                    if (v[0] == DONE) {
+                        return v[1];
+                    }
+                    if (v[0] != WORKING) {
+                        throw new dev.muon4j.distributed.PeerFailureException(otherwise);
+                    }
+                }
+            }
+            java.util.concurrent.FutureTask<Long> task = new java.util.concurrent.FutureTask<>(work::run);
+            Thread worker = new Thread(task, "rank-0-file-work");
+            worker.setDaemon(true);
+            worker.start();
+            while (true) {
+                try {
+                    long result = task.get(HEARTBEAT_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS);
+                    broadcastFromRoot(DONE, result);
+                    return result;
+                } catch (java.util.concurrent.TimeoutException e) {
+                    broadcastFromRoot(WORKING, 0);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    broadcastFromRoot(FAILED, 0);
+                    Throwable cause = e.getCause();
+                    if (cause instanceof IOException io) {
+                        throw io;
+                    }
+                    if (cause instanceof RuntimeException re) {
+                        throw re;
+                    }
+                    if (cause instanceof Error err) {
+                        throw err;
+                    }
+                    throw new IllegalStateException(cause);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    broadcastFromRoot(FAILED, 0);
+                    throw new IllegalStateException("interrupted while rank 0 worked on the run directory", e);
+                }
+            }
         }
 
         /** Rank 0's two values, on every rank. */
         long[] broadcastFromRoot(long a, long b) {
-            if (size() == 1) {
-                return new long[] {a, b};
-            }
             buffer.setAtIndex(ValueLayout.JAVA_LONG, 0, a);
             buffer.setAtIndex(ValueLayout.JAVA_LONG, 1, b);
             comm.broadcast(buffer, 4, 0);

@@ -13,18 +13,19 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Review: failing tests for defects of the data-parallel change. */
-class MpiReviewTest {
+/**
+ * Failures that start on one MPI rank: the job ends promptly with that rank's error (it aborts
+ * the job rather than waiting in MPI_Finalize for ranks blocked in a collective), and
+ * {@code --ranks N} never relaunches itself under a launcher that is not Open MPI's.
+ */
+class MpiFaultTest {
     @TempDir
     Path tmp;
 
     /**
      * Rank 0 alone fails mid-run (metrics.jsonl can no longer be appended to: a full disk, a
-     * removed directory...). Expected: the job ends soon, with rank 0's error. Actual: rank 0's
-     * exception unwinds into MpiCollectives.close() → MPI_Finalize, which waits for the other
-     * ranks (blocked in the next step's collective); only the watchdog ends the job, after the
-     * whole --rank-timeout (default 300 s), blaming "a rank died, hung or fell far behind", and
-     * rank 0's own error is never printed.
+     * removed directory...): the job ends within seconds, not after the 60 s rank timeout, and
+     * rank 0's own error is printed.
      */
     @Test
     void aFailureOnRankZeroAloneEndsTheJobPromptlyAndSaysWhy() throws Exception {
@@ -58,11 +59,10 @@ class MpiReviewTest {
     }
 
     /**
-     * {@code train --ranks 2} relaunches under whatever "mpirun" is first on PATH, and a rank only
-     * recognises itself by OMPI_COMM_WORLD_SIZE. Under a launcher that accepts the flags but is not
-     * Open MPI's (sets PMI_* instead; a site wrapper, ...), every rank relaunches mpirun again:
-     * unbounded recursion (N^depth processes with a launcher that starts N). The stand-in here
-     * starts one copy and stops at depth 3.
+     * An "mpirun" first on the PATH that is not Open MPI's (it sets PMI_* variables, like MPICH's
+     * hydra or a site wrapper) is not used to relaunch: it is asked its version once, and the run
+     * falls back to threads. Before, every rank relaunched mpirun again (N^depth processes); the
+     * stand-in here would stop at depth 3.
      */
     @Test
     void theMpirunRelaunchDoesNotRecurse() throws Exception {
