@@ -60,6 +60,18 @@ public interface Collectives extends AutoCloseable {
     void allGather(MemorySegment send, long count, MemorySegment recv);
 
     /**
+     * Gather to one rank: every rank contributes {@code send[0..count)}; afterwards {@code recv} on
+     * rank {@code root} holds the contributions concatenated in rank order, as {@link #allGather}
+     * would. Other ranks' {@code recv} is not touched and may be null.
+     *
+     * @param send  holds at least {@code count} floats; not modified
+     * @param count floats per rank, {@code >= 0}
+     * @param recv  on root: holds at least {@code size() * count} floats; overwritten. Elsewhere ignored
+     * @param root  the rank that receives, in {@code [0, size())}
+     */
+    void gather(MemorySegment send, long count, MemorySegment recv, int root);
+
+    /**
      * All-gather with uneven counts: rank {@code r} contributes {@code counts[r]} floats (its
      * {@code count}, which must equal {@code counts[rank()]}); afterwards {@code recv} on every
      * rank holds all contributions concatenated in rank order, rank {@code r}'s data at float

@@ -273,6 +273,24 @@ public final class InProcessCollectives implements Collectives {
     }
 
     @Override
+    public void gather(MemorySegment send, long count, MemorySegment recv, int root) {
+        String op = "gather";
+        Collectives.checkRoot(op, root, g.size);
+        Collectives.checkSegment(op, "send", send, count);
+        if (rank == root) {
+            Collectives.checkSegment(op, "recv", recv, Collectives.mulCount(op, g.size, count));
+        }
+        publish(op, count, root, null, send, null);
+        if (rank == root) {
+            long bytes = count * FLOAT_BYTES;
+            for (int r = 0; r < g.size; r++) {
+                MemorySegment.copy(g.a[r], 0, recv, r * bytes, bytes);
+            }
+        }
+        await(g.exit, op, "exit");
+    }
+
+    @Override
     public void broadcast(MemorySegment buf, long count, int root) {
         String op = "broadcast";
         Collectives.checkRoot(op, root, g.size);

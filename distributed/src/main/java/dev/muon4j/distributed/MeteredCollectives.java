@@ -12,6 +12,7 @@ import java.util.Objects;
  *   <li>uneven all-gather of counts c: receive Σc − c[rank], send Σc − c[rank+1 mod p] (a ring
  *       forwards every block except the one its successor already has);</li>
  *   <li>all-reduce of n: send and receive ⌈2·(p−1)/p·n⌉ (reduce-scatter, then all-gather);</li>
+ *   <li>gather of n per rank to a root: every other rank sends n, the root receives (p−1)·n;</li>
  *   <li>broadcast of n: every rank but the root receives n, every rank but the last in the
  *       pipeline (the one before the root) sends n.</li>
  * </ul>
@@ -112,6 +113,13 @@ public final class MeteredCollectives implements Collectives {
             total += c;
         }
         count(total - counts[(rank() + 1) % size()], total - counts[rank()], t);
+    }
+
+    @Override
+    public void gather(MemorySegment send, long count, MemorySegment recv, int root) {
+        long t = System.nanoTime();
+        inner.gather(send, count, recv, root);
+        count(rank() == root ? 0 : count, rank() == root ? (long) (size() - 1) * count : 0, t);
     }
 
     @Override

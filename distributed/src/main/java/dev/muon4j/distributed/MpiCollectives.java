@@ -50,12 +50,12 @@ public final class MpiCollectives implements Collectives {
         static final Throwable FAILURE;
         static final MethodHandle initialized, finalized, init, finalize_, commRank, commSize,
                 setErrhandler, allreduce, reduceScatterBlock, allgather, allgatherv, bcast, barrier,
-                errorString, abort;
+                errorString, abort, gather;
         static final MemorySegment commWorld, floatType, opSum, errorsReturn;
 
         static {
             Throwable failure = null;
-            MethodHandle[] h = new MethodHandle[15];
+            MethodHandle[] h = new MethodHandle[16];
             MemorySegment[] s = new MemorySegment[4];
             try {
                 Linker linker = Linker.nativeLinker();
@@ -85,6 +85,7 @@ public final class MpiCollectives implements Collectives {
                 h[12] = fn(linker, lib, "MPI_Barrier", ADDR);
                 h[13] = fn(linker, lib, "MPI_Error_string", INT, ADDR, ADDR);
                 h[14] = fn(linker, lib, "MPI_Abort", ADDR, INT);
+                h[15] = fn(linker, lib, "MPI_Gather", ADDR, INT, ADDR, ADDR, INT, ADDR, INT, ADDR);
                 s[0] = sym(lib, "ompi_mpi_comm_world");
                 s[1] = sym(lib, "ompi_mpi_float");
                 s[2] = sym(lib, "ompi_mpi_op_sum");
@@ -95,7 +96,7 @@ public final class MpiCollectives implements Collectives {
             FAILURE = failure;
             initialized = h[0]; finalized = h[1]; init = h[2]; finalize_ = h[3]; commRank = h[4];
             commSize = h[5]; setErrhandler = h[6]; allreduce = h[7]; reduceScatterBlock = h[8];
-            allgather = h[9]; allgatherv = h[10]; bcast = h[11]; barrier = h[12]; errorString = h[13]; abort = h[14];
+            allgather = h[9]; allgatherv = h[10]; bcast = h[11]; barrier = h[12]; errorString = h[13]; abort = h[14]; gather = h[15];
             commWorld = s[0]; floatType = s[1]; opSum = s[2]; errorsReturn = s[3];
         }
 
@@ -342,6 +343,31 @@ public final class MpiCollectives implements Collectives {
             try {
                 check("MPI_Allgatherv",
                         (int) Lib.allgatherv.invokeExact(send, (int) count, Lib.floatType, recv, c, d, Lib.floatType, Lib.commWorld));
+            } finally {
+                leave();
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    @Override
+    public void gather(MemorySegment send, long count, MemorySegment recv, int root) {
+        String op = "gather";
+        open(op);
+        Collectives.checkRoot(op, root, size);
+        Collectives.checkSegment(op, "send", send, count);
+        int n = intCount(op, "count", count);
+        nativeSeg(op, "send", send);
+        if (rank == root) {
+            Collectives.checkSegment(op, "recv", recv, Collectives.mulCount(op, size, count));
+            nativeSeg(op, "recv", recv);
+        }
+        MemorySegment target = rank == root ? recv : MemorySegment.NULL;
+        try {
+            enter("gather");
+            try {
+                check("MPI_Gather", (int) Lib.gather.invokeExact(send, n, Lib.floatType, target, n, Lib.floatType, root, Lib.commWorld));
             } finally {
                 leave();
             }

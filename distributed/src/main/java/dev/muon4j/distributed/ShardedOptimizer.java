@@ -369,11 +369,27 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     /**
      * The whole optimizer state, gathered from every rank, in the single-process format of
      * {@link HybridOptimizer#saveState()} (keyed by parameter name): any rank count, either mode,
-     * or one process can load it. Every rank must call it; every rank gets the same state.
+     * or one process can load it. Every rank must call it; every rank gets the same state (and
+     * holds all of it for a while: {@link #saveStateOn} gathers it on one rank only).
      */
     @Override
     public OptimizerState saveState() {
-        float[] firstAll = gatherOwned(first);
+        return assemble(gatherOwned(first, -1), gatherOwned(expandedSecond(), -1));
+    }
+
+    /**
+     * Like {@link #saveState()}, but the state is gathered on rank {@code root} only (the one that
+     * writes checkpoints): the other ranks never hold more than their own part, and get null.
+     * Every rank must call it.
+     */
+    public OptimizerState saveStateOn(int root) {
+        float[] firstAll = gatherOwned(first, root);
+        float[] secondAll = gatherOwned(expandedSecond(), root);
+        return comm.rank() == root ? assemble(firstAll, secondAll) : null;
+    }
+
+    /** This rank's AdamW second moments laid out like its shard (zeros on Muon pieces). */
+    private float[] expandedSecond() {
         List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
         float[] expanded = new float[layout.shardSize()];
         for (int k = 0; k < mine.size(); k++) {
@@ -381,7 +397,10 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 System.arraycopy(second, secondStart[k], expanded, mine.get(k).shardStart(), mine.get(k).length());
             }
         }
-        float[] secondAll = gatherOwned(expanded);
+        return expanded;
+    }
+
+    private OptimizerState assemble(float[] firstAll, float[] secondAll) {
         List<Parameter> params = layout.parameters();
         List<Map<String, float[]>> buffers = new ArrayList<>();
         for (HybridOptimizer.Assignment a : assignments) {
@@ -414,9 +433,17 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         return new OptimizerState(step, skipped, entries);
     }
 
-    private float[] gatherOwned(float[] owned) {
+    /** Every rank's shard-shaped array, concatenated, on every rank (root −1) or on root only (null elsewhere). */
+    private float[] gatherOwned(float[] owned, int root) {
         MemorySegment.copy(owned, 0, shard, ValueLayout.JAVA_FLOAT, 0, layout.shardSize());
-        comm.allGather(shard, layout.shardSize(), flat);
+        if (root < 0) {
+            comm.allGather(shard, layout.shardSize(), flat);
+        } else {
+            comm.gather(shard, layout.shardSize(), flat, root);
+            if (comm.rank() != root) {
+                return null;
+            }
+        }
         float[] all = new float[(int) layout.paddedTotal()];
         MemorySegment.copy(flat, ValueLayout.JAVA_FLOAT, 0, all, 0, all.length);
         return all;

@@ -130,6 +130,26 @@ class InProcessCollectivesTest {
 
     @ParameterizedTest
     @ValueSource(ints = {1, 2, 3, 4})
+    void gatherFillsTheRootOnly(int n) throws Exception {
+        long count = 77;
+        for (int root = 0; root < n; root++) {
+            int theRoot = root;
+            runAll(n, (c, a) -> {
+                MemorySegment send = filled(a, c.rank(), count);
+                MemorySegment recv = a.allocate(F, n * count);
+                recv.fill((byte) 0);
+                c.gather(send, count, c.rank() == theRoot ? recv : null, theRoot);
+                for (int r = 0; r < n; r++) {
+                    for (long i = 0; i < count; i++) {
+                        assertEquals(c.rank() == theRoot ? value(r, i) : 0f, recv.getAtIndex(F, r * count + i));
+                    }
+                }
+            });
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3, 4})
     void allGatherVUneven(int n) throws Exception {
         long[] counts = new long[n];
         for (int r = 0; r < n; r++) counts[r] = (r * 7 + 3) % 5; // includes zeros: 3,0,2,4

@@ -82,6 +82,20 @@ public final class MpiSelfCheck {
                 }
                 off += counts[r];
             }
+            // gather to each root
+            for (int root = 0; root < n; root++) {
+                MemorySegment gsend = fill(a, rank, 50);
+                MemorySegment grecv = a.allocate(F, n * 50L);
+                c.gather(gsend, 50, rank == root ? grecv : null, root);
+                if (rank == root) {
+                    outer3:
+                    for (int r = 0; r < n; r++) {
+                        for (long i = 0; i < 50; i++) {
+                            if (grecv.getAtIndex(F, r * 50L + i) != value(r, i)) { failures.add(who + "gather to " + root + " from rank " + r + " at " + i); break outer3; }
+                        }
+                    }
+                }
+            }
             // broadcast from each root
             for (int root = 0; root < n; root++) {
                 MemorySegment b = fill(a, rank, 100);
@@ -164,6 +178,19 @@ public final class MpiSelfCheck {
                             }
                         }
                         saved = opt.saveState();
+                        // Gathered on the last rank only: the same state there, nothing elsewhere.
+                        OptimizerState onLast = opt.saveStateOn(c.size() - 1);
+                        if (c.rank() == c.size() - 1) {
+                            for (String name : saved.entries().keySet()) {
+                                for (var e : saved.entries().get(name).buffers().entrySet()) {
+                                    if (!java.util.Arrays.equals(e.getValue(), onLast.entries().get(name).buffers().get(e.getKey()))) {
+                                        failures.add(what + "saveStateOn differs from saveState at " + name + "/" + e.getKey());
+                                    }
+                                }
+                            }
+                        } else if (onLast != null) {
+                            failures.add(what + "saveStateOn gave a state to a rank other than the root");
+                        }
                     }
                     for (int i = 0; i < params.size(); i++) {
                         double err = ShardTestSupport.relativeError(params.get(i).value(), single.get(i).value());

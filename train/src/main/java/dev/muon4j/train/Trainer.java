@@ -337,7 +337,8 @@ public final class Trainer {
                     lastVal = val;
                 }
                 if ((config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == end) {
-                    OptimizerState state = optimizer.saveState();
+                    // The whole state, on rank 0 only: the other ranks never hold more than their part.
+                    OptimizerState state = sharded != null ? sharded.saveStateOn(0) : single.saveState();
                     long saved = done;
                     group.onRoot(() -> {
                         store.save(saved, model.parameters(), state, checkpointConfig(), trainerState(saved, saved * tokensPerStep));
