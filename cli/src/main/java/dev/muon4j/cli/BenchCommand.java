@@ -7,10 +7,15 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code muon4j bench optimizer}: GEMM rate, Newton–Schulz speed and a GPT-2-sized Muon step, in one run. */
+/**
+ * {@code muon4j bench optimizer}: GEMM rate, Newton–Schulz speed and a GPT-2-sized Muon step, in one run;
+ * {@code bench training}: training throughput; {@code bench distributed}: see {@link DistributedBench}.
+ */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Benchmarks. 'optimizer': backend GEMM GFLOP/s, NS5 time and effective GFLOP/s, and a Muon step over GPT-2 small's hidden matrices.",
-        subcommands = {BenchCommand.Optimizer.class, BenchCommand.Training.class})
+        description = "Benchmarks. 'optimizer': backend GEMM GFLOP/s, NS5 time and effective GFLOP/s, and a Muon step over GPT-2 small's hidden matrices. "
+                + "'training': tokens/s of the small Llama with AdamW and Muon. 'distributed': traffic, optimizer state and step time "
+                + "of data-parallel training on 1, 2 and 4 ranks.",
+        subcommands = {BenchCommand.Optimizer.class, BenchCommand.Training.class, DistributedBench.class})
 public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {

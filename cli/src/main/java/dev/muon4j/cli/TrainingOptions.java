@@ -9,6 +9,7 @@ import dev.muon4j.train.ScheduleKind;
 import dev.muon4j.train.TrainConfig;
 import java.nio.file.Path;
 import java.util.List;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Model, data and optimisation flags shared by {@code train} and {@code compare}. */
@@ -17,29 +18,8 @@ public final class TrainingOptions {
             description = "Model size: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     ModelPreset preset;
 
-    @Option(names = "--layers", description = "Decoder blocks (default: the preset's).")
-    Integer layers;
-
-    @Option(names = "--width", description = "Residual width C (default: the preset's).")
-    Integer width;
-
-    @Option(names = "--heads", description = "Query heads H; must divide the width (default: the preset's).")
-    Integer heads;
-
-    @Option(names = "--kv-heads", description = "Key/value heads; must divide --heads (default: the preset's).")
-    Integer kvHeads;
-
-    @Option(names = "--mlp-width", description = "SwiGLU hidden width (default: the preset's).")
-    Integer mlpWidth;
-
-    @Option(names = "--context", description = "Context length T (default: the preset's).")
-    Integer context;
-
-    @Option(names = "--init-std", description = "Standard deviation of the initial weights (default: the preset's).")
-    Double initStd;
-
-    @Option(names = "--tied", description = "Tie the output head to the embedding table.")
-    boolean tied;
+    @Mixin
+    ModelShapeOptions shape;
 
     @Option(names = "--data", paramLabel = "PATH", arity = "1..*",
             description = "Text files or directories of .txt files (default: the shipped Gutenberg sample).")
@@ -105,14 +85,7 @@ public final class TrainingOptions {
 
     /** The model config: the preset with any flags applied, the vocabulary set from the tokenizer. */
     LlamaConfig model(int vocabSize) {
-        LlamaConfig p = preset.config();
-        return new LlamaConfig(vocabSize, or(width, p.width()), or(layers, p.layers()), or(heads, p.heads()),
-                or(kvHeads, kvHeads == null && heads != null ? heads : p.kvHeads()), or(mlpWidth, p.mlpWidth()),
-                or(context, p.contextLength()), tied || p.tiedHead(), p.ropeTheta(), p.normEps(), initStd != null ? initStd : p.initStd());
-    }
-
-    private static int or(Integer v, int fallback) {
-        return v != null ? v : fallback;
+        return shape.apply(preset, vocabSize);
     }
 
     /** Loads the corpus and tokenizes it. */
