@@ -197,6 +197,30 @@ public final class TrainCommand implements Callable<Integer> {
         Trainer.Result r = trainer.run(resume, stopAfter == null ? Long.MAX_VALUE : stopAfter);
         out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
                 r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
+        printTimings(out, r.timings(), n);
         out.flush();
+    }
+
+    /** Rank 0's mean step, split; the first step (JIT warm-up) is left out when there are others. */
+    static void printTimings(PrintWriter out, java.util.List<Trainer.StepTiming> timings, int n) {
+        java.util.List<Trainer.StepTiming> t = timings.size() > 1 ? timings.subList(1, timings.size()) : timings;
+        if (t.isEmpty()) {
+            return;
+        }
+        double compute = 0, comm = 0, ns = 0, other = 0, sent = 0, received = 0;
+        for (Trainer.StepTiming s : t) {
+            compute += s.computeSeconds();
+            comm += s.communicationSeconds();
+            ns += s.newtonSchulzSeconds();
+            other += s.optimizerSeconds();
+            sent += s.bytesSent();
+            received += s.bytesReceived();
+        }
+        int k = t.size();
+        double step = (compute + comm + ns + other) / k;
+        out.printf(Locale.ROOT, "step time (rank 0, mean of %d step%s%s): %.3f s = compute %.3f + communication %.3f + Newton-Schulz %.3f"
+                        + " + other optimizer %.3f%s%n", k, k == 1 ? "" : "s", timings.size() > 1 ? " after the first" : "",
+                step, compute / k, comm / k, ns / k, other / k,
+                n > 1 ? String.format(Locale.ROOT, "; sent %.2f MB, received %.2f MB per step", sent / k / 1e6, received / k / 1e6) : "");
     }
 }
