@@ -180,31 +180,18 @@ public final class DistributedBenchmark {
         } finally {
             deleteRecursively(dir);
         }
-        double compute = 0;
-        double communication = 0;
-        double newtonSchulz = 0;
-        double optimizer = 0;
-        double sent = 0;
-        double received = 0;
-        int count = 0;
+        List<Trainer.StepTiming> measured = new java.util.ArrayList<>();
         for (Trainer.Result r : results) {
             List<Trainer.StepTiming> timings = r.timings();
             if (timings.size() != warmup + steps) {
                 throw new IllegalStateException("a rank reported " + timings.size() + " step timings, expected " + (warmup + steps));
             }
-            for (Trainer.StepTiming t : timings.subList(warmup, timings.size())) {
-                compute += t.computeSeconds();
-                communication += t.communicationSeconds();
-                newtonSchulz += t.newtonSchulzSeconds();
-                optimizer += t.optimizerSeconds();
-                sent += t.bytesSent();
-                received += t.bytesReceived();
-                count++;
-            }
+            measured.addAll(timings.subList(warmup, timings.size()));
         }
+        Trainer.StepTiming m = Trainer.StepTiming.mean(measured);
         StateBytes state = stateBytes(setting, ranks);
-        return new Measurement(setting, ranks, steps, compute / count, communication / count, newtonSchulz / count,
-                optimizer / count, sent / count, received / count, state.largest(), state.mean(), state.singleProcess());
+        return new Measurement(setting, ranks, steps, m.computeSeconds(), m.communicationSeconds(), m.newtonSchulzSeconds(),
+                m.optimizerSeconds(), m.bytesSent(), m.bytesReceived(), state.largest(), state.mean(), state.singleProcess());
     }
 
     /**

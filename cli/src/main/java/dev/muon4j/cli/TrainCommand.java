@@ -207,20 +207,11 @@ public final class TrainCommand implements Callable<Integer> {
         if (t.isEmpty()) {
             return;
         }
-        double compute = 0, comm = 0, ns = 0, other = 0, sent = 0, received = 0;
-        for (Trainer.StepTiming s : t) {
-            compute += s.computeSeconds();
-            comm += s.communicationSeconds();
-            ns += s.newtonSchulzSeconds();
-            other += s.optimizerSeconds();
-            sent += s.bytesSent();
-            received += s.bytesReceived();
-        }
+        Trainer.StepTiming m = Trainer.StepTiming.mean(t);
         int k = t.size();
-        double step = (compute + comm + ns + other) / k;
         out.printf(Locale.ROOT, "step time (rank 0, mean of %d step%s%s): %.3f s = compute %.3f + communication %.3f + Newton-Schulz %.3f"
                         + " + other optimizer %.3f%s%n", k, k == 1 ? "" : "s", timings.size() > 1 ? " after the first" : "",
-                step, compute / k, comm / k, ns / k, other / k,
-                n > 1 ? String.format(Locale.ROOT, "; sent %.2f MB, received %.2f MB per step", sent / k / 1e6, received / k / 1e6) : "");
+                m.totalSeconds(), m.computeSeconds(), m.communicationSeconds(), m.newtonSchulzSeconds(), m.optimizerSeconds(),
+                n > 1 ? String.format(Locale.ROOT, "; sent %.2f MB, received %.2f MB per step", m.bytesSent() / 1e6, m.bytesReceived() / 1e6) : "");
     }
 }

@@ -71,6 +71,28 @@ public final class Trainer {
      */
     public record StepTiming(double computeSeconds, double communicationSeconds, double newtonSchulzSeconds,
                              double optimizerSeconds, long bytesSent, long bytesReceived) {
+        /** The whole step: compute, communication, Newton–Schulz and the rest of the optimizer. */
+        public double totalSeconds() {
+            return computeSeconds + communicationSeconds + newtonSchulzSeconds + optimizerSeconds;
+        }
+
+        /** The mean of some steps (bytes rounded to whole bytes). */
+        public static StepTiming mean(java.util.Collection<StepTiming> steps) {
+            if (steps.isEmpty()) {
+                throw new IllegalArgumentException("the mean of no steps");
+            }
+            double compute = 0, comm = 0, ns = 0, other = 0, sent = 0, received = 0;
+            for (StepTiming s : steps) {
+                compute += s.computeSeconds;
+                comm += s.communicationSeconds;
+                ns += s.newtonSchulzSeconds;
+                other += s.optimizerSeconds;
+                sent += s.bytesSent;
+                received += s.bytesReceived;
+            }
+            int k = steps.size();
+            return new StepTiming(compute / k, comm / k, ns / k, other / k, Math.round(sent / k), Math.round(received / k));
+        }
     }
 
     /**
