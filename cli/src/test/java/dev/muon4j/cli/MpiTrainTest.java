@@ -122,6 +122,25 @@ class MpiTrainTest {
         assertEquals(1, many.output().lines().filter(l -> l.startsWith("done:")).count(), many.output());
     }
 
+    /**
+     * The form used across machines: a hostfile and TCP between the ranks (shared memory turned
+     * off), here with every slot on localhost.
+     */
+    @Test
+    void aHostfileOverTcpEndsWhereOneProcessEnds() throws Exception {
+        assumeTrue(mpiUsable(), "mpirun or libmpi missing");
+        Path hosts = Files.writeString(tmp.resolve("hosts"), "localhost slots=4\n");
+        Run one = run(java(trainArgs("muon", 4, tmp.resolve("one"))), tmp.resolve("one.log"), 120);
+        assertEquals(0, one.exit(), one.output());
+        List<String> cmd = new ArrayList<>(List.of("mpirun", "--allow-run-as-root", "--hostfile", hosts.toString(),
+                "--mca", "btl", "tcp,self", "--bind-to", "none", "-np", "4"));
+        cmd.addAll(java(trainArgs("muon", 4, tmp.resolve("tcp"))));
+        Run tcp = run(cmd, tmp.resolve("tcp.log"), 180);
+        assertEquals(0, tcp.exit(), tcp.output());
+        assertTrue(tcp.output().contains("data parallel: 4 ranks"), tcp.output());
+        assertClose(weights(tmp.resolve("one")), weights(tmp.resolve("tcp")), "4 ranks over TCP");
+    }
+
     @Test
     void aRunPausedByTwoRanksResumesOnFour() throws Exception {
         assumeTrue(mpiUsable(), "mpirun or libmpi missing");
