@@ -421,12 +421,12 @@ public final class Trainer {
 
     /** Work that rank 0 alone does (file reads and writes) while the other ranks wait. */
     @FunctionalInterface
-    private interface RootWork {
+    interface RootWork {
         long run() throws IOException;
     }
 
-    /** The trainer's own agreements between ranks: exact sums, and rank 0's file work with heartbeats. */
-    private static final class Group {
+    /** The trainer's own agreements between ranks: exact sums, and rank 0's file work with heartbeats (package-private for tests). */
+    static final class Group {
         /** While rank 0 works alone, it tells the others this often that it is still alive. */
         static final long HEARTBEAT_MILLIS = 1000;
         private static final long WORKING = 2;
