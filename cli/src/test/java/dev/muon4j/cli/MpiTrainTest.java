@@ -31,6 +31,9 @@ import org.junit.jupiter.params.provider.CsvSource;
  * run resumes from its last complete checkpoint.
  */
 class MpiTrainTest {
+    /** Steps of the runs that get a rank killed or stopped: far more than the test lets them reach. */
+    static final int LONG_RUN = 100_000;
+
     @TempDir
     Path tmp;
 
@@ -179,7 +182,7 @@ class MpiTrainTest {
 
     /** Starts a long 2-rank job, waits for its first checkpoint, then signals rank 1; returns mpirun's outcome. */
     private Run signalRankOne(Path dir, String signal, String... extra) throws Exception {
-        List<String> args = trainArgs("muon", 400, dir, extra);
+        List<String> args = trainArgs("muon", LONG_RUN, dir, extra);
         Path log = tmp.resolve(dir.getFileName() + ".log");
         long t0 = System.nanoTime();
         Process p = new ProcessBuilder(mpirun(2, args)).redirectErrorStream(true).redirectOutput(log.toFile()).start();
@@ -214,13 +217,13 @@ class MpiTrainTest {
         assertTrue(killed.seconds() < 60, "the job took " + killed.seconds() + " s to end after the kill");
         assertTrue(killed.output().contains("rank 1") || killed.output().contains("signal 9"), killed.output());
         long at = latestStep(dir);
-        assertTrue(at >= 2 && at < 400, "last complete checkpoint at step " + at);
+        assertTrue(at >= 2 && at < LONG_RUN, "last complete checkpoint at step " + at);
         // Resume on 2 ranks for two more steps; equal to one process that ran straight to there.
         long target = at + 2;
-        Run resumed = run(mpirun(2, trainArgs("muon", 400, dir, "--resume", "--stop-after", Long.toString(target))),
+        Run resumed = run(mpirun(2, trainArgs("muon", LONG_RUN, dir, "--resume", "--stop-after", Long.toString(target))),
                 tmp.resolve("resumed.log"), 180);
         assertEquals(0, resumed.exit(), resumed.output());
-        Run one = run(java(trainArgs("muon", 400, tmp.resolve("one"), "--stop-after", Long.toString(target))), tmp.resolve("one.log"), 180);
+        Run one = run(java(trainArgs("muon", LONG_RUN, tmp.resolve("one"), "--stop-after", Long.toString(target))), tmp.resolve("one.log"), 180);
         assertEquals(0, one.exit(), one.output());
         assertEquals(target, latestStep(dir));
         assertClose(weights(tmp.resolve("one")), weights(dir), "killed at step > " + at + ", resumed to " + target);
