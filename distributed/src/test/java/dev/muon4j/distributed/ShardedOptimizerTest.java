@@ -1,7 +1,11 @@
 package dev.muon4j.distributed;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import static dev.muon4j.distributed.ShardTestSupport.assertBitIdentical;
+import static dev.muon4j.distributed.ShardTestSupport.assertClose;
+import static dev.muon4j.distributed.ShardTestSupport.fillGradients;
+import static dev.muon4j.distributed.ShardTestSupport.init;
+import static dev.muon4j.distributed.ShardTestSupport.model;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.VectorBackend;
@@ -10,11 +14,9 @@ import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
 import dev.muon4j.optim.MuonConfig;
 import dev.muon4j.optim.OptimizerState;
-import dev.muon4j.optim.ParamRole;
 import dev.muon4j.optim.Parameter;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -26,40 +28,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * global gradient: each rank sees G + c_r·D with Σ c_r = 0, so the ranks' mean is G.
  */
 class ShardedOptimizerTest {
+    // model(), init(), fillGradients() and the assertions are ShardTestSupport's.
     private static final int STEPS = 4;
-
-    private static List<Parameter> model() {
-        return List.of(
-                Parameter.zeros("embed", ParamRole.EMBEDDING, 10, 12),
-                Parameter.matrix("attn.wq", 12, 20),
-                Parameter.zeros("norm", ParamRole.NORM, 20),
-                Parameter.matrix("mlp.down", 20, 12),
-                Parameter.stackedMatrices("moe.experts", 3, 6, 4, new float[72], new float[72]),
-                Parameter.zeros("head", ParamRole.HEAD, 10, 12));
-    }
-
-    private static void init(List<Parameter> params) {
-        SplittableRandom r = new SplittableRandom(5);
-        for (Parameter p : params) {
-            for (int i = 0; i < p.size(); i++) {
-                p.value()[i] = (float) (0.1 * r.nextGaussian());
-            }
-        }
-    }
-
-    /** Gradient of parameter p at step s for rank r of ranks (ranks = 1: the mean). */
-    private static void fillGradients(List<Parameter> params, int step, int rank, int ranks) {
-        SplittableRandom base = new SplittableRandom(1000 + step);
-        SplittableRandom spread = new SplittableRandom(2000 + step);
-        float c = rank - (ranks - 1) / 2f;
-        for (Parameter p : params) {
-            for (int i = 0; i < p.size(); i++) {
-                float g = (float) base.nextGaussian();
-                float d = (float) spread.nextGaussian();
-                p.gradient()[i] = ranks == 1 ? g : g + c * d;
-            }
-        }
-    }
 
     @ParameterizedTest
     @CsvSource({"1, 0, DISTRIBUTED_MUON", "2, 0, DISTRIBUTED_MUON", "3, 0, DISTRIBUTED_MUON", "4, 0, DISTRIBUTED_MUON",
@@ -111,27 +81,11 @@ class ShardedOptimizerTest {
                 finals.add(f.get());
             }
             for (List<Parameter> params : finals) {
-                for (int i = 0; i < single.size(); i++) {
-                    float[] want = single.get(i).value();
-                    float[] got = params.get(i).value();
-                    double diff = 0;
-                    double norm = 0;
-                    for (int j = 0; j < want.length; j++) {
-                        diff += Math.pow(got[j] - want[j], 2);
-                        norm += Math.pow(want[j], 2);
-                    }
-                    double rel = Math.sqrt(diff / norm);
-                    assertTrue(rel <= 1e-5, single.get(i).name() + " with " + ranks + " ranks: relative error " + rel);
-                }
+                assertClose(single, params, 1e-5, ranks + " ranks");
             }
             // Every rank holds identical parameters after the all-gather.
             for (List<Parameter> params : finals) {
-                for (int i = 0; i < params.size(); i++) {
-                    for (int j = 0; j < params.get(i).size(); j++) {
-                        assertEquals(Float.floatToRawIntBits(finals.get(0).get(i).value()[j]),
-                                Float.floatToRawIntBits(params.get(i).value()[j]));
-                    }
-                }
+                assertBitIdentical(finals.get(0), params, "ranks agree");
             }
         } finally {
             pool.shutdownNow();
@@ -224,17 +178,7 @@ class ShardedOptimizerTest {
                 one.step();
             }
         }
-        for (List<Parameter> got : List.of(resumed.params(), alone)) {
-            for (int i = 0; i < single.size(); i++) {
-                float[] want = single.get(i).value();
-                double diff = 0;
-                double norm = 0;
-                for (int j = 0; j < want.length; j++) {
-                    diff += Math.pow(got.get(i).value()[j] - want[j], 2);
-                    norm += Math.pow(want[j], 2);
-                }
-                assertTrue(Math.sqrt(diff / norm) <= 1e-5, single.get(i).name() + ": relative error " + Math.sqrt(diff / norm));
-            }
-        }
+        assertClose(single, resumed.params(), 1e-5, "2 ranks, then 3");
+        assertClose(single, alone, 1e-5, "2 ranks, then one process");
     }
 }
