@@ -122,7 +122,7 @@ public final class HybridOptimizer implements Optimizer {
             int bad = Kernels.firstNonFinite(g, 0, g.length);
             if (bad >= 0) {
                 if (nonFinitePolicy == NonFinitePolicy.FAIL) {
-                    throw new NonFiniteGradientException(s.parameter.name(), bad, g[bad], step);
+                    throw new NonFiniteGradientException(s.parameter.name(), bad, g[bad], step + skipped + 1);
                 }
                 skipped++;
                 return new StepResult(step, true, Double.NaN, false, schedule.factor(step));
@@ -168,6 +168,26 @@ public final class HybridOptimizer implements Optimizer {
             newtonSchulzNanos += System.nanoTime() - t0;
             Kernels.decayAndSubtract(p.value(), off, decay, stepSize, scratch, 0, size);
         }
+    }
+
+    @Override
+    public java.util.Optional<String> findNonFiniteState() {
+        for (Slot s : slots) {
+            String name = s.parameter.name();
+            int bad = Kernels.firstNonFinite(s.first, 0, s.first.length);
+            if (bad >= 0) {
+                return java.util.Optional.of(describeNonFinite(s.route == Route.MUON ? MOMENTUM : EXP_AVG, name, bad, s.first[bad]));
+            }
+            if (s.second != null && (bad = Kernels.firstNonFinite(s.second, 0, s.second.length)) >= 0) {
+                return java.util.Optional.of(describeNonFinite(EXP_AVG_SQ, name, bad, s.second[bad]));
+            }
+        }
+        return java.util.Optional.empty();
+    }
+
+    /** "buffer of parameter element i is v", the form of {@link Optimizer#findNonFiniteState()}. */
+    public static String describeNonFinite(String buffer, String parameter, long element, float value) {
+        return buffer + " of " + parameter + " element " + element + " is " + value;
     }
 
     /** Wall time the last {@link #step()} spent in Newton–Schulz, in nanoseconds. */

@@ -6,8 +6,12 @@ public final class NonFiniteGradientException extends IllegalStateException {
     private final int index;
     private final float value;
 
+    /**
+     * @param step the step being taken, counted from 1 (every step called before it, applied or skipped, plus 1),
+     *             as training metrics number steps
+     */
     public NonFiniteGradientException(String parameter, int index, float value, long step) {
-        super("non-finite gradient at step " + step + ": parameter " + parameter + " element " + index + " is " + value);
+        super("non-finite gradient in step " + step + ": parameter " + parameter + " element " + index + " is " + value);
         this.parameter = parameter;
         this.index = index;
         this.value = value;

@@ -29,4 +29,13 @@ public interface Optimizer {
      * the error names the parameter.
      */
     void loadState(OptimizerState state);
+
+    /**
+     * The first NaN or infinite value in the optimizer's own state (for a sharded optimizer, the
+     * part this rank holds), described with the parameter, the buffer, the element and the value,
+     * e.g. {@code "momentum of layers.0.q element 17 is NaN"}; empty when every value is finite.
+     * Training checks this after each step, so that a corrupted state stops the run before it is
+     * saved.
+     */
+    java.util.Optional<String> findNonFiniteState();
 }

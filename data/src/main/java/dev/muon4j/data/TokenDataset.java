@@ -17,6 +17,7 @@ public final class TokenDataset {
     private final int vocabSize;
     private final int[] train;
     private final int[] validation;
+    private String fingerprint;
 
     /**
      * Splits an already tokenized stream.
@@ -120,6 +121,35 @@ public final class TokenDataset {
      */
     public List<Batch> validationBatches(int maxBatches, int batchSize, int contextLength) {
         return BatchSampler.windows(validation, maxBatches, batchSize, contextLength);
+    }
+
+    /**
+     * A fingerprint of the token streams: the first 16 hex digits of the SHA-256 of both splits'
+     * lengths and ids. Two datasets with the same fingerprint train and validate on the same tokens,
+     * so a checkpoint records it to notice a resumed run being given other data.
+     */
+    public synchronized String fingerprint() {
+        if (fingerprint == null) {
+            java.security.MessageDigest digest;
+            try {
+                digest = java.security.MessageDigest.getInstance("SHA-256");
+            } catch (java.security.NoSuchAlgorithmException e) {
+                throw new IllegalStateException("the JDK lacks SHA-256", e);
+            }
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 16);
+            for (int[] split : new int[][] {train, validation}) {
+                for (int i = -1; i < split.length; i++) {
+                    if (buf.remaining() < Integer.BYTES) {
+                        digest.update(buf.flip());
+                        buf.clear();
+                    }
+                    buf.putInt(i < 0 ? split.length : split[i]);
+                }
+            }
+            digest.update(buf.flip());
+            fingerprint = java.util.HexFormat.of().formatHex(digest.digest()).substring(0, 16);
+        }
+        return fingerprint;
     }
 
     /** One line for logs: tokenizer and split sizes. */

@@ -25,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * ZeRO-1 data parallelism with Muon: every rank holds all parameters; optimizer state is split by
@@ -239,7 +240,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 if (nonFinitePolicy == NonFinitePolicy.FAIL) {
                     String name = params.get(found).name();
                     throw new NonFiniteGradientException(r == rank ? name : name + " (found on rank " + r + ")",
-                            r == rank ? elementAt(rank, bad) : -1, r == rank ? gradient[bad] : Float.NaN, step);
+                            r == rank ? elementAt(rank, bad) : -1, r == rank ? gradient[bad] : Float.NaN, step + skipped + 1);
                 }
                 skipped++;
                 last = new StepStats(System.nanoTime() - t0, comm.nanos(), 0, comm.bytesSent(), comm.bytesReceived());
@@ -386,6 +387,27 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         float[] firstAll = gatherOwned(first, root);
         float[] secondAll = gatherOwned(expandedSecond(), root);
         return comm.rank() == root ? assemble(firstAll, secondAll) : null;
+    }
+
+    /** The first non-finite value of the state this rank holds (its pieces' momentum or Adam moments). */
+    @Override
+    public Optional<String> findNonFiniteState() {
+        List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
+        for (int k = 0; k < mine.size(); k++) {
+            ShardLayout.Piece piece = mine.get(k);
+            String name = layout.parameters().get(piece.parameter()).name();
+            boolean muonPiece = assignments.get(piece.parameter()).route() == Route.MUON;
+            int bad = Kernels.firstNonFinite(first, piece.shardStart(), piece.length());
+            if (bad >= 0) {
+                return Optional.of(HybridOptimizer.describeNonFinite(muonPiece ? HybridOptimizer.MOMENTUM
+                        : HybridOptimizer.EXP_AVG, name, (long) piece.offset() + bad, first[piece.shardStart() + bad]));
+            }
+            if (secondStart[k] >= 0 && (bad = Kernels.firstNonFinite(second, secondStart[k], piece.length())) >= 0) {
+                return Optional.of(HybridOptimizer.describeNonFinite(HybridOptimizer.EXP_AVG_SQ, name,
+                        (long) piece.offset() + bad, second[secondStart[k] + bad]));
+            }
+        }
+        return Optional.empty();
     }
 
     /** This rank's AdamW second moments laid out like its shard (zeros on Muon pieces). */

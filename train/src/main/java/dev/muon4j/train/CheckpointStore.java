@@ -63,13 +63,19 @@ import java.util.regex.Pattern;
  * directory never looks like a checkpoint. If writing fails (a full disk, say) the temporary
  * directory is removed, nothing else has changed, and the {@code IOException} says that the
  * checkpoint was not written and which previous checkpoint is kept. Saving a step that already
- * exists replaces that directory. The store assumes one writer per run directory.
+ * exists replaces that directory. The store assumes one writer per run directory; the trainer
+ * ensures it by holding the directory's {@link RunLock} while it runs. Nothing with a NaN or an
+ * infinity in its weights or optimizer state is ever written, and the optimizer state's step count
+ * must be the checkpoint's step.
  *
  * <h2>Loading</h2>
  * {@link #latest} follows {@code latest}; when that file is missing, unreadable, names a missing
  * directory or a damaged checkpoint, it reports a warning and falls back to the newest complete
  * checkpoint that loads. {@link #load} verifies every file against the manifest (size and SHA-256;
- * errors name the damaged file) before parsing it. {@link #restoreWeights} (or {@link #checkModel})
+ * errors name the damaged file) before parsing it, then refuses a checkpoint whose step is not the
+ * same in every place that records it (directory name, manifest, weights' metadata, optimizer
+ * state, trainer.json) or whose weights or optimizer state hold a NaN or an infinity; {@link #latest}
+ * treats such a checkpoint as damaged and falls back to an older one. {@link #restoreWeights} (or {@link #checkModel})
  * then checks the weights against the model's parameters: the same names and shapes, or an error
  * saying that the checkpoint is from another model with the missing and unexpected names and the
  * shape mismatches.
@@ -226,8 +232,10 @@ public final class CheckpointStore {
      * @param config  written to config.json (values as {@link Json#write} accepts)
      * @param trainer written to trainer.json (values as {@link Json#write} accepts)
      * @return the new checkpoint directory
-     * @throws IllegalArgumentException before anything is written, for duplicate parameter names or
-     *                                  values JSON cannot hold (NaN, Infinity, other types)
+     * @throws IllegalArgumentException before anything is written, for duplicate parameter names,
+     *                                  values JSON cannot hold (NaN, Infinity, other types), an
+     *                                  optimizer state (applied + skipped steps) or trainer step other
+     *                                  than {@code step}, or a NaN or infinite weight or state value
      * @throws IOException              if writing fails: the message says that the checkpoint was not
      *                                  written and which previous checkpoint is kept (or, if only the
      *                                  {@code latest} pointer could not be replaced, that the
@@ -245,6 +253,17 @@ public final class CheckpointStore {
         }
         byte[] configJson = jsonBytes(Objects.requireNonNull(config, "config"), CONFIG_FILE);
         byte[] trainerJson = jsonBytes(Objects.requireNonNull(trainer, "trainer"), TRAINER_FILE);
+        if (state.step() + state.skippedSteps() != step) {
+            throw new IllegalArgumentException("checkpoint " + name + ": the optimizer state has taken " + (state.step()
+                    + state.skippedSteps()) + " steps (" + state.step() + " applied + " + state.skippedSteps() + " skipped), not " + step);
+        }
+        if (trainer != null && trainer.get("step") instanceof Number t && t.longValue() != step) {
+            throw new IllegalArgumentException("checkpoint " + name + ": trainer.json's step is " + t + ", not " + step);
+        }
+        Optional<String> bad = firstNonFinite(tensors, state);
+        if (bad.isPresent()) {
+            throw new IllegalArgumentException("refusing to write checkpoint " + name + ": " + bad.get());
+        }
         Map<String, String> metadata = new LinkedHashMap<>();
         metadata.put("producer", "muon4j");
         metadata.put("step", Long.toString(step));
@@ -519,11 +538,75 @@ public final class CheckpointStore {
         for (Map.Entry<?, ?> e : files.entrySet()) {
             verify(dir, manifestFile, (String) e.getKey(), e.getValue());
         }
-        Map<String, TensorData> weights = SafeTensors.read(dir.resolve(MODEL_FILE)).tensors();
+        SafeTensors.Contents model = SafeTensors.read(dir.resolve(MODEL_FILE));
         OptimizerState optimizer = OptimizerState.read(dir.resolve(OPTIMIZER_FILE));
         Map<String, Object> config = readJsonObject(dir.resolve(CONFIG_FILE));
         Map<String, Object> trainer = readJsonObject(dir.resolve(TRAINER_FILE));
-        return new Checkpoint(dir, step, weights, optimizer, config, trainer);
+        checkSteps(dir, step, model.metadata(), optimizer, trainer);
+        checkFinite(dir, model.tensors(), optimizer);
+        return new Checkpoint(dir, step, model.tensors(), optimizer, config, trainer);
+    }
+
+    /**
+     * Every place that records a checkpoint's step must agree: the directory name, the manifest, the
+     * weights' metadata, the optimizer state (steps applied plus skipped) and trainer.json's
+     * {@code "step"} when it has one. An edited manifest or a state from another step is refused.
+     */
+    private static void checkSteps(Path dir, long step, Map<String, String> metadata, OptimizerState optimizer,
+                                   Map<String, Object> trainer) throws IOException {
+        List<String> disagree = new ArrayList<>();
+        long named = stepOf(dir.getFileName().toString());
+        if (named >= 0 && named != step) {
+            disagree.add("the directory name says " + named);
+        }
+        String meta = metadata.get("step");
+        if (meta == null) {
+            disagree.add(MODEL_FILE + " has no step in its metadata");
+        } else if (!meta.equals(Long.toString(step))) {
+            disagree.add(MODEL_FILE + "'s metadata says " + abbreviate(meta));
+        }
+        if (optimizer.step() + optimizer.skippedSteps() != step) {
+            disagree.add(OPTIMIZER_FILE + " says " + (optimizer.step() + optimizer.skippedSteps()) + " (" + optimizer.step()
+                    + " applied + " + optimizer.skippedSteps() + " skipped)");
+        }
+        Object t = trainer.get("step");
+        if (t != null && !(t instanceof Long l && l == step)) {
+            disagree.add(TRAINER_FILE + " says " + t);
+        }
+        if (!disagree.isEmpty()) {
+            throw new IOException("checkpoint " + dir + " is inconsistent: " + MANIFEST_FILE + " says step " + step + " but "
+                    + String.join(", ", disagree));
+        }
+    }
+
+    /** A checkpoint holding NaN or infinity (weights or optimizer state) can only continue a broken run. */
+    private static void checkFinite(Path dir, Map<String, TensorData> weights, OptimizerState optimizer) throws IOException {
+        Optional<String> bad = firstNonFinite(weights, optimizer);
+        if (bad.isPresent()) {
+            throw new IOException("checkpoint " + dir + " holds a non-finite value: " + bad.get());
+        }
+    }
+
+    private static Optional<String> firstNonFinite(Map<String, TensorData> weights, OptimizerState optimizer) {
+        for (Map.Entry<String, TensorData> w : weights.entrySet()) {
+            float[] v = w.getValue().data();
+            for (int i = 0; i < v.length; i++) {
+                if (!Float.isFinite(v[i])) {
+                    return Optional.of(MODEL_FILE + " " + w.getKey() + " element " + i + " is " + v[i]);
+                }
+            }
+        }
+        for (Map.Entry<String, OptimizerState.Entry> e : optimizer.entries().entrySet()) {
+            for (Map.Entry<String, float[]> b : e.getValue().buffers().entrySet()) {
+                float[] v = b.getValue();
+                for (int i = 0; i < v.length; i++) {
+                    if (!Float.isFinite(v[i])) {
+                        return Optional.of(OPTIMIZER_FILE + " " + b.getKey() + " of " + e.getKey() + " element " + i + " is " + v[i]);
+                    }
+                }
+            }
+        }
+        return Optional.empty();
     }
 
     private static void verify(Path dir, Path manifestFile, String name, Object entry) throws IOException {

@@ -16,7 +16,8 @@ import java.util.Map;
 /**
  * Training metrics as JSON lines: one object per optimizer step
  * ({@code {"step","tokens","loss","lr","grad_norm","seconds"}}) and one per validation
- * ({@code {"step","tokens","val_loss"}}). Each line is flushed as written. On resume the file is
+ * ({@code {"step","tokens","val_loss"}}), and event lines ({@code {"step","event",…}}: a resume that
+ * changed settings, with {@code "changed": {name: {"from", "to"}}}). Each line is flushed as written. On resume the file is
  * cut back (atomically) to the lines of steps up to the checkpoint, so it reads as if the run had
  * never stopped.
  */
@@ -76,6 +77,15 @@ public final class MetricsLog {
         m.put("lr", p.lr());
         m.put("grad_norm", p.gradNorm());
         m.put("seconds", p.seconds());
+        append(m);
+    }
+
+    /** An event line, {@code {"step": step, "event": name, ...details}}, e.g. a resume with changed settings. */
+    void event(long step, String name, Map<String, Object> details) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("step", step);
+        m.put("event", name);
+        m.putAll(details);
         append(m);
     }
 

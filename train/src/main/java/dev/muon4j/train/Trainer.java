@@ -30,6 +30,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
@@ -110,9 +111,9 @@ public final class Trainer {
     public record EvalPoint(long step, long tokens, double loss) {
     }
 
-    /** What a run produced. */
+    /** What a run produced; {@code stoppedOnRequest}: it ended early because {@link RunOptions#stopRequested()} said so. */
     public record Result(Path runDir, List<StepPoint> steps, List<EvalPoint> evals, double tokensPerSecond,
-                         long startStep, double trainSeconds, List<StepTiming> timings) {
+                         long startStep, double trainSeconds, List<StepTiming> timings, boolean stoppedOnRequest) {
         /** The last validation loss. */
         public double finalValidationLoss() {
             return evals.isEmpty() ? Double.NaN : evals.getLast().loss();
@@ -188,9 +189,19 @@ public final class Trainer {
         };
     }
 
-    /** Trains; with {@code resume}, continues from the run directory's latest checkpoint if there is one. */
+    /**
+     * The settings a resumed run must share with the checkpoint it continues, unless
+     * {@link RunOptions#allowedChanges()} names them: every field of {@link TrainConfig#toMap()} that
+     * changes the arithmetic of the continuation, and {@code "data"} (the token streams' fingerprint).
+     * The model shape and the tokenizer can never change.
+     */
+    public static final java.util.Set<String> RESUME_SETTINGS = java.util.Set.of("optimizer", "learning_rate",
+            "muon_learning_rate", "weight_decay", "beta1", "beta2", "muon_momentum", "schedule", "warmup_steps", "steps",
+            "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "data");
+
+    /** Trains; with {@code resume}, continues from the run directory's latest checkpoint, which must exist. */
     public Result run(boolean resume) throws IOException {
-        return run(resume, Long.MAX_VALUE);
+        return run(resume ? RunOptions.resume() : RunOptions.fresh());
     }
 
     /**
@@ -204,18 +215,28 @@ public final class Trainer {
      * @param stopAfter the step count to pause at, at least 1; {@code Long.MAX_VALUE} runs to the end
      */
     public Result run(boolean resume, long stopAfter) throws IOException {
-        if (stopAfter < 1) {
-            throw new IllegalArgumentException("stopAfter must be >= 1, got " + stopAfter);
-        }
+        return run((resume ? RunOptions.resume() : RunOptions.fresh()).withStopAfter(stopAfter));
+    }
+
+    /**
+     * Trains as {@code options} say. Rank 0 holds the run directory's {@link RunLock} for the whole
+     * run, so a second process on the same directory is refused. After every step the parameters
+     * and the optimizer state are checked for NaN and infinity, and the loss and gradient norm for
+     * collapse ({@link HealthCheck}); a failed check stops the run with an error naming the step and
+     * the parameter before anything of that step is saved. A resumed run must have the
+     * checkpoint's model, tokenizer and {@link #RESUME_SETTINGS} unless the options allow a
+     * change, which is then logged and written to metrics.jsonl as a {@code "resume"} event.
+     */
+    public Result run(RunOptions options) throws IOException {
+        Objects.requireNonNull(options, "options");
         try (Arena arena = Arena.ofShared()) {
             Group group = new Group(parallel == null ? null : parallel.collectives(), arena);
-            return run(resume, stopAfter, group);
+            return run(options, group);
         }
     }
 
-    private Result run(boolean resume, long stopAfter, Group group) throws IOException {
-        long end = Math.min(stopAfter, config.steps());
-        int time = modelConfig.contextLength();
+    private Result run(RunOptions options, Group group) throws IOException {
+        long end = Math.min(options.stopAfter(), config.steps());
         int rank = group.rank();
         int ranks = group.size();
         boolean root = rank == 0;
@@ -225,38 +246,20 @@ public final class Trainer {
         ShardedOptimizer sharded = ranks > 1 ? new ShardedOptimizer(group.comm, settings, model.parameters(), parallel.mode()) : null;
         HybridOptimizer single = ranks > 1 ? null : settings.build(model.parameters());
         Optimizer optimizer = ranks > 1 ? sharded : single;
+        RunLock[] lock = new RunLock[1];
         try {
             CheckpointStore store = root ? new CheckpointStore(runDir, config.keepCheckpoints(), log) : null;
             MetricsLog metrics = root ? new MetricsLog(runDir.resolve("metrics.jsonl")) : null;
             List<EvalPoint> evals = new ArrayList<>();
 
-            // Rank 0 decides where the run starts (reading the checkpoint); the others follow, or stop with it.
+            // Rank 0 locks the run directory and decides where the run starts; the others follow, or stop with it.
             OptimizerState[] state = new OptimizerState[1];
             long start = group.onRoot(() -> {
-                long at = 0;
-                if (resume) {
-                    Optional<CheckpointStore.Checkpoint> latest = store.latest();
-                    if (latest.isPresent()) {
-                        CheckpointStore.Checkpoint cp = latest.get();
-                        checkSameModel(cp);
-                        CheckpointStore.restoreWeights(cp, model.parameters());
-                        state[0] = cp.optimizer();
-                        at = cp.step();
-                        evals.addAll(metrics.truncateAfter(at));
-                        log.accept("resumed from " + cp.dir() + " at step " + at
-                                + (ranks > 1 ? " on " + ranks + " ranks" : ""));
-                    } else {
-                        metrics.truncateAfter(0);
-                    }
-                } else {
-                    List<Path> existing = store.checkpoints();
-                    if (!existing.isEmpty()) {
-                        throw new IllegalArgumentException("run directory " + runDir + " already holds checkpoint "
-                                + existing.getLast().getFileName() + "; resume it, or train into another run directory");
-                    }
-                    metrics.truncateAfter(0);
+                if (options.start() == RunOptions.Start.RESUME && !java.nio.file.Files.exists(runDir)) {
+                    throw new IllegalArgumentException("nothing to resume: run directory " + runDir + " does not exist");
                 }
-                return at;
+                lock[0] = RunLock.acquire(runDir, log);
+                return begin(options, store, metrics, model, state, evals, ranks);
             }, "rank 0 could not start the run in " + runDir + " (its error says why)");
             if (start > 0) {
                 if (ranks > 1) {
@@ -269,23 +272,118 @@ public final class Trainer {
             if (start >= end) {
                 log.accept("nothing to do: the checkpoint is at step " + start + " of " + config.steps()
                         + (end < config.steps() ? " (asked to stop after " + end + ")" : ""));
-                return new Result(runDir, List.of(), evals, Double.NaN, start, 0, List.of());
+                return new Result(runDir, List.of(), evals, Double.NaN, start, 0, List.of(), false);
             }
-            return train(model, optimizer, sharded, single, store, metrics, evals, start, end, group);
+            return train(model, optimizer, sharded, single, store, metrics, evals, start, end, group, options);
         } finally {
             if (sharded != null) {
                 sharded.close();
             }
+            if (lock[0] != null) {
+                lock[0].close();
+            }
         }
     }
 
+    /** Rank 0: where the run starts (0, or the step of the checkpoint it continues, whose weights it restores). */
+    private long begin(RunOptions options, CheckpointStore store, MetricsLog metrics, LlamaModel model, OptimizerState[] state,
+                       List<EvalPoint> evals, int ranks) throws IOException {
+        if (options.start() == RunOptions.Start.FRESH) {
+            List<Path> existing = store.checkpoints();
+            if (!existing.isEmpty()) {
+                throw new IllegalArgumentException("run directory " + runDir + " already holds checkpoint "
+                        + existing.getLast().getFileName() + "; resume it, or train into another run directory");
+            }
+            metrics.truncateAfter(0);
+            return 0;
+        }
+        Optional<CheckpointStore.Checkpoint> latest = store.latest();
+        if (latest.isEmpty()) {
+            if (options.start() == RunOptions.Start.RESUME) {
+                throw new IllegalArgumentException("nothing to resume: run directory " + runDir
+                        + " holds no checkpoint; start a new run there without resuming");
+            }
+            log.accept("no checkpoint in " + runDir + ": starting a new run");
+            metrics.truncateAfter(0);
+            return 0;
+        }
+        CheckpointStore.Checkpoint cp = latest.get();
+        checkSameModel(cp);
+        Map<String, Object> changes = checkSettings(cp, options);
+        CheckpointStore.restoreWeights(cp, model.parameters());
+        state[0] = cp.optimizer();
+        long at = cp.step();
+        evals.addAll(metrics.truncateAfter(at));
+        if (!changes.isEmpty()) {
+            metrics.event(at, "resume", Map.of("changed", changes));
+            log.accept("resuming with changed settings (allowed): " + describeChanges(changes));
+        }
+        log.accept("resumed from " + cp.dir() + " at step " + at + (ranks > 1 ? " on " + ranks + " ranks" : ""));
+        return at;
+    }
+
+    /**
+     * The settings that differ from the checkpoint's, each {@code name → {"from": saved, "to": now}};
+     * throws listing every difference the options do not allow.
+     */
+    @SuppressWarnings("unchecked")
+    private Map<String, Object> checkSettings(CheckpointStore.Checkpoint cp, RunOptions options) {
+        Map<String, Object> saved = new LinkedHashMap<>();
+        if (cp.config().get("train") instanceof Map<?, ?> m) {
+            saved.putAll((Map<String, Object>) m);
+        }
+        if (cp.config().get("data") instanceof Map<?, ?> d && d.get("fingerprint") != null) {
+            saved.put("data", d.get("fingerprint"));
+        }
+        Map<String, Object> now = config.toMap();
+        now.put("data", data.fingerprint());
+        Map<String, Object> allowed = new LinkedHashMap<>();
+        List<String> refused = new ArrayList<>();
+        for (String name : now.keySet()) {
+            if (!RESUME_SETTINGS.contains(name) || !saved.containsKey(name) || sameValue(saved.get(name), now.get(name))) {
+                continue;
+            }
+            Map<String, Object> change = new LinkedHashMap<>();
+            change.put("from", saved.get(name));
+            change.put("to", now.get(name));
+            if (options.allowsChange(name)) {
+                allowed.put(name, change);
+            } else {
+                refused.add(name + " (checkpoint " + saved.get(name) + ", now " + now.get(name) + ")");
+            }
+        }
+        if (!refused.isEmpty()) {
+            throw new IllegalArgumentException("resuming " + cp.dir() + " with other settings would not continue the same run: "
+                    + String.join(", ", refused) + "; give the checkpoint's settings, or allow the change explicitly");
+        }
+        return allowed;
+    }
+
+    private static boolean sameValue(Object a, Object b) {
+        if (a instanceof Number x && b instanceof Number y) {
+            return x.doubleValue() == y.doubleValue();
+        }
+        return Objects.equals(a, b);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static String describeChanges(Map<String, Object> changes) {
+        List<String> parts = new ArrayList<>();
+        changes.forEach((name, c) -> {
+            Map<String, Object> m = (Map<String, Object>) c;
+            parts.add(name + " " + m.get("from") + " -> " + m.get("to"));
+        });
+        return String.join(", ", parts);
+    }
+
     private Result train(LlamaModel model, Optimizer optimizer, ShardedOptimizer sharded, HybridOptimizer single,
-                         CheckpointStore store, MetricsLog metrics, List<EvalPoint> evals, long start, long end, Group group)
-            throws IOException {
+                         CheckpointStore store, MetricsLog metrics, List<EvalPoint> evals, long start, long end, Group group,
+                         RunOptions options) throws IOException {
         int time = modelConfig.contextLength();
         int rank = group.rank();
         int ranks = group.size();
         boolean root = rank == 0;
+        HealthCheck health = options.health();
         BatchSampler sampler = data.trainSampler(time, config.batchSize(), config.seed());
         List<Batch> validation = data.validationBatches(config.evalBatches(), config.batchSize(), time);
         long tokensPerStep = (long) config.sequencesPerStep() * time;
@@ -298,6 +396,10 @@ public final class Trainer {
         double trainSeconds = 0;
         long trainedTokens = 0;
         Double lastVal = evals.isEmpty() ? null : evals.getLast().loss();
+        long lastSaved = start > 0 ? start : -1;  // every rank knows it: saves are agreed
+        int streak = 0;                           // collapse steps in a row
+        long streakStart = -1;
+        boolean checkpointOwed = false;
         try (Graph g = new Graph(backend)) {
             for (long step = start; step < end; step++) {
                 long t0 = System.nanoTime();
@@ -319,35 +421,67 @@ public final class Trainer {
                     }
                 }
                 long computeNanos = System.nanoTime() - t0;
-                long commBefore = group.nanos;
-                double loss = ranks == 1 ? lossSum / config.accumulation()
-                        : group.sum(lossSum) / ((double) config.batchSize() * config.accumulation());
-                long lossCommNanos = group.nanos - commBefore;
+                long done = step + 1;
                 long t1 = System.nanoTime();
-                StepResult r = optimizer.step();
+                StepResult r;
+                try {
+                    r = optimizer.step();
+                } catch (dev.muon4j.optim.NonFiniteGradientException e) {
+                    throw new TrainingHealthException(e.getMessage() + "; nothing of step " + done + " was applied or saved; "
+                            + lastGood(lastSaved), e);
+                }
                 long optimizerNanos = System.nanoTime() - t1;
+                // Every rank checks what it holds; the ranks agree on the loss, on any failed check and on a stop request.
+                String problem = firstNonFinite(model.parameters()).orElseGet(
+                        () -> optimizer.findNonFiniteState().map(s -> "optimizer state: " + s).orElse(null));
+                long commBefore = group.nanos;
+                Group.Agreement agreed = group.agree(lossSum, problem != null, options.stopRequested().getAsBoolean());
+                long agreeNanos = group.nanos - commBefore;
+                double loss = ranks == 1 ? lossSum / config.accumulation()
+                        : agreed.sum() / ((double) config.batchSize() * config.accumulation());
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 trainSeconds += seconds;
                 trainedTokens += tokensPerStep;
                 if (sharded != null) {
                     ShardedOptimizer.StepStats st = sharded.lastStep();
-                    timings.add(new StepTiming(computeNanos / 1e9, (st.communicationNanos() + lossCommNanos) / 1e9,
+                    timings.add(new StepTiming(computeNanos / 1e9, (st.communicationNanos() + agreeNanos) / 1e9,
                             st.newtonSchulzNanos() / 1e9, (optimizerNanos - st.communicationNanos() - st.newtonSchulzNanos()) / 1e9,
                             st.bytesSent() + group.lossBytes, st.bytesReceived() + group.lossBytes));
                 } else {
                     timings.add(new StepTiming(computeNanos / 1e9, 0, single.lastNewtonSchulzNanos() / 1e9,
                             (optimizerNanos - single.lastNewtonSchulzNanos()) / 1e9, 0, 0));
                 }
-                long done = step + 1;
+                if (agreed.failedRank() >= 0) {
+                    String what = problem != null ? problem + " after the optimizer step"
+                            : "rank " + agreed.failedRank() + " found a NaN or infinite value after the optimizer step (its error names it)";
+                    throw new TrainingHealthException("step " + done + ": " + what + "; the run stopped before saving anything of this step; "
+                            + lastGood(lastSaved));
+                }
                 if (!Double.isFinite(loss)) {
-                    throw new IllegalStateException("training loss became " + loss + " at step " + done
-                            + "; lower the learning rate (" + config.learningRate() + ")");
+                    throw new TrainingHealthException("training loss became " + loss + " at step " + done
+                            + "; lower the learning rate (" + config.learningRate() + "); " + lastGood(lastSaved));
                 }
                 double lr = config.learningRate() * r.lrFactor();
                 StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds);
                 points.add(point);
                 if (root) {
                     metrics.step(point);
+                }
+                if (health.watchesCollapse() && health.isCollapseStep(loss, r.gradientNorm(), modelConfig.vocabSize())) {
+                    if (streak++ == 0) {
+                        streakStart = done;
+                    }
+                    if (streak >= health.collapseSteps()) {
+                        throw new TrainingHealthException(String.format(Locale.ROOT,
+                                "training collapsed: for %d steps in a row (steps %d to %d) the %s; %s; %s; "
+                                        + "lower the learning rate (%s) or clip gradients",
+                                streak, streakStart, done, r.gradientNorm() == 0 ? "gradient norm was exactly 0"
+                                        : String.format(Locale.ROOT, "loss sat at %.4f, the uniform distribution's ln %d", loss,
+                                        modelConfig.vocabSize()),
+                                largestWeight(model.parameters()), lastGood(lastSaved), config.learningRate()));
+                    }
+                } else {
+                    streak = 0;
                 }
                 if (done % config.evalEvery() == 0 || done == config.steps()) {
                     double val = evaluate(g, model, validation, group);
@@ -358,22 +492,78 @@ public final class Trainer {
                     }
                     lastVal = val;
                 }
-                if ((config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == end) {
-                    // The whole state, on rank 0 only: the other ranks never hold more than their part.
-                    OptimizerState state = sharded != null ? sharded.saveStateOn(0) : single.saveState();
-                    long saved = done;
-                    group.onRoot(() -> {
-                        store.save(saved, model.parameters(), state, checkpointConfig(), trainerState(saved, saved * tokensPerStep));
-                        return 0;
-                    }, "rank 0 failed to write the checkpoint of step " + done + " (its error says why)");
+                boolean due = (config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == end
+                        || agreed.stop();
+                if (due || checkpointOwed) {
+                    if (streak > 0) {
+                        // Never write a checkpoint while the run looks collapsed: it would replace a healthy one.
+                        if (!checkpointOwed) {
+                            log.accept("checkpoint of step " + done + " put off: the run has looked collapsed since step "
+                                    + streakStart);
+                        }
+                        checkpointOwed = true;
+                    } else {
+                        // The whole state, on rank 0 only: the other ranks never hold more than their part.
+                        OptimizerState state = sharded != null ? sharded.saveStateOn(0) : single.saveState();
+                        long saved = done;
+                        group.onRoot(() -> {
+                            store.save(saved, model.parameters(), state, checkpointConfig(), trainerState(saved, saved * tokensPerStep));
+                            return 0;
+                        }, "rank 0 failed to write the checkpoint of step " + done + " (its error says why)");
+                        lastSaved = done;
+                        checkpointOwed = false;
+                    }
                 }
                 double rate = trainedTokens / trainSeconds;
                 if (progress != null) {
                     progress.update(done, loss, rate, (config.steps() - done) * tokensPerStep / rate, lastVal);
                 }
+                if (agreed.stop() && done < end) {
+                    log.accept("stopped on request after step " + done + "; " + (lastSaved == done
+                            ? "checkpoint " + CheckpointStore.dirName(done) + " saved; resume to continue"
+                            : "nothing saved at this step (" + lastGood(lastSaved) + ")"));
+                    return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds, timings, true);
+                }
+            }
+            if (checkpointOwed) {
+                log.accept("the last steps were not saved because the run looked collapsed; " + lastGood(lastSaved));
             }
         }
-        return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds, timings);
+        return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds, timings, false);
+    }
+
+    /** Where the last checkpoint stands, for error messages. */
+    private String lastGood(long lastSaved) {
+        return lastSaved < 0 ? "no checkpoint of this run was written"
+                : "the last checkpoint, " + runDir.resolve(CheckpointStore.dirName(lastSaved)) + ", is intact";
+    }
+
+    /** "parameter P element i is v" for the first NaN or infinite value among the parameters' values. */
+    static Optional<String> firstNonFinite(List<Parameter> params) {
+        for (Parameter p : params) {
+            int bad = Kernels.firstNonFinite(p.value(), 0, p.size());
+            if (bad >= 0) {
+                return Optional.of("parameter " + p.name() + " element " + bad + " is " + p.value()[bad]);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** "the largest weight is |v| in P", naming where the weights grew most. */
+    private static String largestWeight(List<Parameter> params) {
+        float largest = 0;
+        String where = "";
+        for (Parameter p : params) {
+            float[] v = p.value();
+            for (int i = 0; i < p.size(); i++) {
+                float a = Math.abs(v[i]);
+                if (a > largest) {
+                    largest = a;
+                    where = p.name();
+                }
+            }
+        }
+        return String.format(Locale.ROOT, "the largest weight is %.3g, in %s", largest, where);
     }
 
     /** Mean cross-entropy over the validation batches, without recording a tape. */
@@ -432,6 +622,7 @@ public final class Trainer {
         private static final long WORKING = 2;
         private static final long DONE = 1;
         private static final long FAILED = 0;
+        private static final int MAX_VALUES = 4;
 
         final Collectives comm;
         final MemorySegment buffer;
@@ -441,8 +632,8 @@ public final class Trainer {
 
         Group(Collectives comm, Arena arena) {
             this.comm = comm;
-            this.buffer = arena.allocate(ValueLayout.JAVA_LONG, 4);
-            this.gathered = arena.allocate(ValueLayout.JAVA_DOUBLE, Math.max(1, size()));
+            this.buffer = arena.allocate(ValueLayout.JAVA_LONG, MAX_VALUES);
+            this.gathered = arena.allocate(ValueLayout.JAVA_DOUBLE, (long) MAX_VALUES * Math.max(1, size()));
         }
 
         int rank() {
@@ -458,16 +649,55 @@ public final class Trainer {
             if (size() == 1) {
                 return v;
             }
-            long t = System.nanoTime();
-            buffer.setAtIndex(ValueLayout.JAVA_DOUBLE, 0, v);
-            comm.allGather(buffer, 2, gathered);
-            nanos += System.nanoTime() - t;
-            lossBytes = 2L * (size() - 1) * Float.BYTES;
+            double[] all = gather(v);
             double s = 0;
             for (int r = 0; r < size(); r++) {
-                s += gathered.getAtIndex(ValueLayout.JAVA_DOUBLE, r);
+                s += all[r];
             }
             return s;
+        }
+
+        /** What the ranks agreed after a step: the loss sum, the first rank whose check failed (-1: none), any stop request. */
+        record Agreement(double sum, int failedRank, boolean stop) {
+        }
+
+        /** One collective after each step: the sum of {@code v}, which ranks found a problem, whether any asks to stop. */
+        Agreement agree(double v, boolean problem, boolean stop) {
+            if (size() == 1) {
+                return new Agreement(v, problem ? 0 : -1, stop);
+            }
+            double[] all = gather(v, problem ? 1 : 0, stop ? 1 : 0);
+            double s = 0;
+            int failed = -1;
+            boolean anyStop = false;
+            for (int r = 0; r < size(); r++) {
+                s += all[3 * r];
+                if (all[3 * r + 1] != 0 && failed < 0) {
+                    failed = r;
+                }
+                anyStop |= all[3 * r + 2] != 0;
+            }
+            return new Agreement(s, failed, anyStop);
+        }
+
+        /** Every rank's values (at most {@value #MAX_VALUES}), rank after rank, on every rank. */
+        private double[] gather(double... values) {
+            if (values.length > MAX_VALUES) {
+                throw new IllegalArgumentException("at most " + MAX_VALUES + " values, got " + values.length);
+            }
+            long t = System.nanoTime();
+            for (int i = 0; i < values.length; i++) {
+                buffer.setAtIndex(ValueLayout.JAVA_DOUBLE, i, values[i]);
+            }
+            int floats = 2 * values.length;
+            comm.allGather(buffer, floats, gathered);
+            nanos += System.nanoTime() - t;
+            lossBytes = (long) floats * (size() - 1) * Float.BYTES;
+            double[] all = new double[values.length * size()];
+            for (int i = 0; i < all.length; i++) {
+                all[i] = gathered.getAtIndex(ValueLayout.JAVA_DOUBLE, i);
+            }
+            return all;
         }
 
         /**
@@ -537,6 +767,10 @@ public final class Trainer {
         m.put("model", modelConfig.toMap());
         m.put("train", config.toMap());
         m.put("tokenizer", tokenizerName);
+        Map<String, Object> d = new LinkedHashMap<>();
+        d.put("fingerprint", data.fingerprint());
+        d.put("description", data.describe());
+        m.put("data", d);
         return m;
     }
 

@@ -74,7 +74,7 @@ class CheckpointStoreTest {
                 entries.put(p.name(), new OptimizerState.Entry(Route.ADAMW, p.shape(), buffers));
             }
         }
-        return new OptimizerState(step, 1, entries);
+        return new OptimizerState(step - 1, 1, entries); // step - 1 applied + 1 skipped: the checkpoint's step
     }
 
     private static Map<String, Object> config() {

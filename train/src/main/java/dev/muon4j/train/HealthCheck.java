@@ -1,0 +1,52 @@
+package dev.muon4j.train;
+
+/**
+ * What the trainer watches after every step, besides non-finite parameters and optimizer state
+ * (always checked): collapse, where the model has stopped learning for good. A step is a collapse
+ * step when its gradient norm is exactly zero, or when its loss equals the loss of the uniform
+ * distribution over the vocabulary, ln V, to within {@code uniformTolerance} (the model predicts
+ * nothing). After {@code collapseSteps} such steps in a row the run stops with an error; checkpoints
+ * due while such a streak lasts are put off until it ends, so that no checkpoint of a collapsed model
+ * is ever written over a healthy one.
+ *
+ * @param collapseSteps    collapse steps in a row that stop the run; 0 turns collapse detection off
+ * @param uniformTolerance how close to ln V (in nats) a loss counts as uniform
+ */
+public record HealthCheck(int collapseSteps, double uniformTolerance) {
+    /**
+     * Default streak. A healthy run never has a gradient norm of exactly 0, and its loss moves off
+     * ln V within the first steps; the runs seen collapsing sat there for 12 to 30 steps.
+     */
+    public static final int DEFAULT_COLLAPSE_STEPS = 10;
+    /** Default tolerance: well below the 0.006–0.04 nats by which initial weights of std 0.02 sit above ln V. */
+    public static final double DEFAULT_UNIFORM_TOLERANCE = 1e-4;
+
+    public HealthCheck {
+        if (collapseSteps < 0) {
+            throw new IllegalArgumentException("collapse steps must be >= 0 (0 turns the check off), got " + collapseSteps);
+        }
+        if (!(uniformTolerance >= 0) || !Double.isFinite(uniformTolerance)) {
+            throw new IllegalArgumentException("uniform-loss tolerance must be finite and >= 0, got " + uniformTolerance);
+        }
+    }
+
+    /** The defaults: {@value #DEFAULT_COLLAPSE_STEPS} steps, tolerance {@value #DEFAULT_UNIFORM_TOLERANCE}. */
+    public static HealthCheck defaults() {
+        return new HealthCheck(DEFAULT_COLLAPSE_STEPS, DEFAULT_UNIFORM_TOLERANCE);
+    }
+
+    /** Collapse detection off (non-finite values are still checked). */
+    public static HealthCheck collapseOff() {
+        return new HealthCheck(0, DEFAULT_UNIFORM_TOLERANCE);
+    }
+
+    /** Whether collapse is watched. */
+    public boolean watchesCollapse() {
+        return collapseSteps > 0;
+    }
+
+    /** Whether a step with this loss and gradient norm counts toward a collapse, for a vocabulary of {@code vocabSize}. */
+    public boolean isCollapseStep(double loss, double gradientNorm, int vocabSize) {
+        return gradientNorm == 0 || Math.abs(loss - Math.log(vocabSize)) <= uniformTolerance;
+    }
+}
