@@ -9,8 +9,11 @@ import dev.muon4j.distributed.MpiCollectives;
 import dev.muon4j.distributed.PeerFailureException;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.train.ChangedSettingsException;
+import dev.muon4j.train.HealthCheck;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.Progress;
+import dev.muon4j.train.RunOptions;
 import dev.muon4j.train.TrainConfig;
 import dev.muon4j.train.Trainer;
 import java.io.PrintWriter;
@@ -43,8 +46,25 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--run-dir", paramLabel = "DIR", description = "Run directory (default: runs/<optimizer>-<date-time>).")
     Path runDir;
 
-    @Option(names = "--resume", description = "Continue from the run directory's latest checkpoint (needs --run-dir).")
+    @Option(names = "--resume", description = "Continue from the run directory's latest checkpoint (needs --run-dir); "
+            + "refused when it holds none, or when settings differ from the checkpoint's (see --allow-changed).")
     boolean resume;
+
+    @Option(names = "--resume-or-start", description = "Continue the run directory's latest checkpoint if there is one, "
+            + "else start a new run there (for a job that is restarted with the same command).")
+    boolean resumeOrStart;
+
+    @Option(names = "--allow-changed", split = ",", paramLabel = "SETTING",
+            description = "On resume, let these settings differ from the checkpoint's (recorded in metrics.jsonl): "
+                    + "optimizer, lr, muon-lr, weight-decay, beta2, momentum, schedule, warmup, steps, batch, accumulate, clip, "
+                    + "seed, data, or all.")
+    java.util.List<String> allowChanged = new java.util.ArrayList<>();
+
+    @Option(names = "--collapse-steps", paramLabel = "N",
+            description = "Stop when the loss sits at the uniform value ln(vocab) or the gradient norm is exactly 0 for N steps "
+                    + "in a row; checkpoints are put off while it lasts; 0 turns this off (default: "
+                    + HealthCheck.DEFAULT_COLLAPSE_STEPS + ").")
+    Integer collapseSteps;
 
     @Option(names = "--stop-after", paramLabel = "STEP", description = "Pause after this step with a checkpoint; "
             + "--resume finishes the run later exactly as if it had not paused (default: run to the end).")
@@ -74,9 +94,16 @@ public final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (resume && runDir == null) {
-            throw new IllegalArgumentException("--resume needs --run-dir to say which run to continue");
+        if (resume && resumeOrStart) {
+            throw new IllegalArgumentException("give --resume or --resume-or-start, not both");
         }
+        if ((resume || resumeOrStart) && runDir == null) {
+            throw new IllegalArgumentException((resume ? "--resume" : "--resume-or-start") + " needs --run-dir to say which run to continue");
+        }
+        if (collapseSteps != null && collapseSteps < 0) {
+            throw new IllegalArgumentException("--collapse-steps must be >= 0 (0 turns the check off), got " + collapseSteps);
+        }
+        allowedChanges(); // unknown names fail before anything starts
         if (ranks != null && ranks < 1) {
             throw new IllegalArgumentException("--ranks must be at least 1, got " + ranks);
         }
@@ -159,6 +186,60 @@ public final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    /** The settings --allow-changed may name: flag name → the setting's name in the checkpoint's config. */
+    static final java.util.Map<String, String> SETTING_OF_FLAG = java.util.Map.ofEntries(
+            java.util.Map.entry("optimizer", "optimizer"), java.util.Map.entry("lr", "learning_rate"),
+            java.util.Map.entry("muon-lr", "muon_learning_rate"), java.util.Map.entry("weight-decay", "weight_decay"),
+            java.util.Map.entry("beta2", "beta2"), java.util.Map.entry("momentum", "muon_momentum"),
+            java.util.Map.entry("schedule", "schedule"), java.util.Map.entry("warmup", "warmup_steps"),
+            java.util.Map.entry("steps", "steps"), java.util.Map.entry("batch", "batch_size"),
+            java.util.Map.entry("accumulate", "accumulation"), java.util.Map.entry("clip", "clip_norm"),
+            java.util.Map.entry("seed", "seed"), java.util.Map.entry("data", "data"));
+
+    private java.util.Set<String> allowedChanges() {
+        java.util.Set<String> names = new java.util.TreeSet<>();
+        for (String raw : allowChanged) {
+            String flag = raw.strip().replaceFirst("^--", "");
+            if (flag.equals("all")) {
+                names.add("all");
+            } else if (SETTING_OF_FLAG.containsKey(flag)) {
+                names.add(SETTING_OF_FLAG.get(flag));
+            } else if (SETTING_OF_FLAG.containsValue(flag)) {
+                names.add(flag);
+            } else {
+                throw new IllegalArgumentException("--allow-changed: unknown setting '" + raw + "'; the settings are "
+                        + new java.util.TreeSet<>(SETTING_OF_FLAG.keySet()) + " and all");
+            }
+        }
+        return names;
+    }
+
+    private RunOptions runOptions() {
+        RunOptions.Start start = resume ? RunOptions.Start.RESUME
+                : resumeOrStart ? RunOptions.Start.RESUME_OR_FRESH : RunOptions.Start.FRESH;
+        return RunOptions.fresh().withStart(start).withStopAfter(stopAfter == null ? Long.MAX_VALUE : stopAfter)
+                .withAllowedChanges(allowedChanges())
+                .withHealth(collapseSteps == null ? HealthCheck.defaults()
+                        : new HealthCheck(collapseSteps, HealthCheck.DEFAULT_UNIFORM_TOLERANCE));
+    }
+
+    /** The refusal in the command line's words: each differing setting by its flag. */
+    static String describe(ChangedSettingsException e) {
+        java.util.Map<String, String> flagOf = new java.util.HashMap<>();
+        SETTING_OF_FLAG.forEach((flag, setting) -> flagOf.put(setting, flag));
+        java.util.List<String> parts = new java.util.ArrayList<>();
+        java.util.List<String> flags = new java.util.ArrayList<>();
+        for (ChangedSettingsException.Change c : e.changes()) {
+            String flag = flagOf.getOrDefault(c.setting(), c.setting());
+            flags.add(flag);
+            parts.add((flag.equals("data") ? "the training data (--data, --validation-fraction) differs" : "--" + flag + " is " + c.now()
+                    + ", the checkpoint's " + c.saved()));
+        }
+        return "the resumed run would not continue the run it resumes: " + String.join("; ", parts)
+                + ". Give the checkpoint's settings, or allow the change with --allow-changed " + String.join(",", flags)
+                + " (recorded in metrics.jsonl)";
+    }
+
     private Path defaultRunDir() {
         return Path.of("runs", optimizer.name().toLowerCase(Locale.ROOT) + "-"
                 + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
@@ -194,7 +275,12 @@ public final class TrainCommand implements Callable<Integer> {
             out.println(msg);
             out.flush();
         }, progress, comm == null ? null : new Trainer.DataParallel(comm, sharding));
-        Trainer.Result r = trainer.run(resume, stopAfter == null ? Long.MAX_VALUE : stopAfter);
+        Trainer.Result r;
+        try {
+            r = trainer.run(runOptions());
+        } catch (ChangedSettingsException e) {
+            throw new IllegalArgumentException(describe(e), e);
+        }
         out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
                 r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
         printTimings(out, r.timings(), n);

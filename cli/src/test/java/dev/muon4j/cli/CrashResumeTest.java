@@ -27,7 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A real crash test: {@code muon4j train} runs in its own JVM, checkpointing after every step, and
- * is killed with SIGKILL at random moments, then relaunched with {@code --resume}. After every
+ * is killed with SIGKILL at random moments, then relaunched with {@code --resume-or-start} (the
+ * first kill may come before any checkpoint). After every
  * kill the run directory must hold a loadable checkpoint (or none yet) and a metrics.jsonl whose
  * lines parse (but for a last line cut short); the finished run must end with weights bit for bit
  * equal to an uninterrupted run's, and the same metrics.
@@ -124,7 +125,8 @@ class CrashResumeTest {
         for (int kill = 0; kill < KILLS; kill++) {
             List<String> args = new ArrayList<>(trainArgs(data, runDir));
             if (kill > 0) {
-                args.add("--resume");
+                // The same command restarted, as a job scheduler would: continue a checkpoint if one was written.
+                args.add("--resume-or-start");
             }
             Process p = launch(java.get(), args, log);
             long delay;
@@ -160,7 +162,7 @@ class CrashResumeTest {
                     + lines.size() + " metrics lines");
         }
         List<String> resume = new ArrayList<>(trainArgs(data, runDir));
-        resume.add("--resume");
+        resume.add("--resume-or-start");
         Process finish = launch(java.get(), resume, log);
         assertTrue(finish.waitFor(60, TimeUnit.SECONDS), "the final resume finished");
         assertEquals(0, finish.exitValue(), () -> "final resume:\n" + readQuietly(log));

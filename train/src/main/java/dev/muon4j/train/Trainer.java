@@ -324,7 +324,7 @@ public final class Trainer {
 
     /**
      * The settings that differ from the checkpoint's, each {@code name → {"from": saved, "to": now}};
-     * throws listing every difference the options do not allow.
+     * throws a {@link ChangedSettingsException} listing every difference the options do not allow.
      */
     @SuppressWarnings("unchecked")
     private Map<String, Object> checkSettings(CheckpointStore.Checkpoint cp, RunOptions options) {
@@ -338,7 +338,7 @@ public final class Trainer {
         Map<String, Object> now = config.toMap();
         now.put("data", data.fingerprint());
         Map<String, Object> allowed = new LinkedHashMap<>();
-        List<String> refused = new ArrayList<>();
+        List<ChangedSettingsException.Change> refused = new ArrayList<>();
         for (String name : now.keySet()) {
             if (!RESUME_SETTINGS.contains(name) || !saved.containsKey(name) || sameValue(saved.get(name), now.get(name))) {
                 continue;
@@ -349,12 +349,13 @@ public final class Trainer {
             if (options.allowsChange(name)) {
                 allowed.put(name, change);
             } else {
-                refused.add(name + " (checkpoint " + saved.get(name) + ", now " + now.get(name) + ")");
+                refused.add(new ChangedSettingsException.Change(name, saved.get(name), now.get(name)));
             }
         }
         if (!refused.isEmpty()) {
-            throw new IllegalArgumentException("resuming " + cp.dir() + " with other settings would not continue the same run: "
-                    + String.join(", ", refused) + "; give the checkpoint's settings, or allow the change explicitly");
+            throw new ChangedSettingsException("resuming " + cp.dir() + " with other settings would not continue the same run: "
+                    + refused.stream().map(Object::toString).collect(java.util.stream.Collectors.joining(", "))
+                    + "; give the checkpoint's settings, or allow the change explicitly", refused);
         }
         return allowed;
     }
