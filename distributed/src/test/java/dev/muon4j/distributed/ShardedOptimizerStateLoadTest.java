@@ -125,6 +125,49 @@ class ShardedOptimizerStateLoadTest {
         }
     }
 
+    /**
+     * A NaN or infinity in the state is reported by the one rank holding that element, naming the
+     * buffer, the parameter and the element (as one process names it); a clean state by none.
+     */
+    @ParameterizedTest(name = "{0} ranks, {1}, {2}/{3}[{4}]")
+    @CsvSource({"2, DISTRIBUTED_MUON, mlp.down, momentum, 5", "3, DISTRIBUTED_MUON, head, exp_avg_sq, 100",
+            "3, WHOLE_MATRIX, attn.wq, momentum, 239", "4, DISTRIBUTED_MUON, embed, exp_avg, 0", "1, DISTRIBUTED_MUON, norm, exp_avg, 19"})
+    void aNonFiniteStateValueIsFoundByTheRankHoldingIt(int ranks, ShardedOptimizer.Mode mode, String parameter, String buffer,
+                                                        int element) throws Exception {
+        Saved saved = halfway();
+        Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
+        saved.state().entries().forEach((name, e) -> {
+            Map<String, float[]> buffers = new LinkedHashMap<>(e.buffers());
+            if (name.equals(parameter)) {
+                float[] b = buffers.get(buffer).clone();
+                b[element] = buffer.equals("exp_avg_sq") ? Float.POSITIVE_INFINITY : Float.NaN;
+                buffers.put(buffer, b);
+            }
+            entries.put(name, new OptimizerState.Entry(e.route(), e.shape(), buffers));
+        });
+        OptimizerState bad = new OptimizerState(saved.state().step(), saved.state().skippedSteps(), entries);
+        float value = buffer.equals("exp_avg_sq") ? Float.POSITIVE_INFINITY : Float.NaN;
+        String expected = HybridOptimizer.describeNonFinite(buffer, parameter, element, value);
+        try (Backend backend = new VectorBackend(1)) {
+            HybridOptimizer one = builder(backend).build(copyValues(saved.params()));
+            one.loadState(bad);
+            assertEquals(java.util.Optional.of(expected), one.findNonFiniteState());
+            one.loadState(saved.state());
+            assertEquals(java.util.Optional.empty(), one.findNonFiniteState());
+        }
+        List<List<java.util.Optional<String>>> found = runRanksOk(ranks, (comm, backend) -> {
+            try (ShardedOptimizer opt = new ShardedOptimizer(comm, builder(backend), copyValues(saved.params()), mode)) {
+                opt.loadState(bad);
+                java.util.Optional<String> withBad = opt.findNonFiniteState();
+                opt.loadState(saved.state());
+                return List.of(withBad, opt.findNonFiniteState());
+            }
+        });
+        List<String> reports = found.stream().map(l -> l.get(0)).flatMap(java.util.Optional::stream).toList();
+        assertEquals(List.of(expected), reports, "exactly the owner reports it");
+        assertTrue(found.stream().allMatch(l -> l.get(1).isEmpty()), "a clean state: no rank reports anything");
+    }
+
     private record Refused(Throwable error, long step, OptimizerState state) {
     }
 

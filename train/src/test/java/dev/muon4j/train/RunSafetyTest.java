@@ -207,6 +207,43 @@ class RunSafetyTest {
         assertFalse(Files.exists(dir.resolve("step-00000007")));
     }
 
+    static List<Trainer.Result> ranks(int n, TrainConfig c, Path dir, java.util.function.IntFunction<RunOptions> options) throws Exception {
+        return dev.muon4j.distributed.LocalRanks.run(n, java.time.Duration.ofSeconds(60), comm -> {
+            try (Backend b = new dev.muon4j.backend.VectorBackend(1)) {
+                return new Trainer(b, model(), c, text, dir, s -> { }, null,
+                        new Trainer.DataParallel(comm, dev.muon4j.distributed.ShardedOptimizer.Mode.DISTRIBUTED_MUON)).run(options.apply(comm.rank()));
+            }
+        });
+    }
+
+    @Test
+    void onSeveralRanksAFailedCheckStopsEveryRankBeforeTheSave() throws Exception {
+        Path dir = tmp.resolve("run");
+        TrainConfig c = config(3e-3, 1, 12, 2, 3);
+        trainer(c, dir).run(false, 6);
+        editState(dir.resolve("step-00000006"), "lm_head.weight", "exp_avg", 3e38f);
+        editState(dir.resolve("step-00000006"), "lm_head.weight", "exp_avg_sq", 0f);
+        dev.muon4j.distributed.LocalRanks.RankFailedException e = assertThrows(dev.muon4j.distributed.LocalRanks.RankFailedException.class,
+                () -> ranks(2, c, dir, rank -> RunOptions.resume()));
+        Throwable cause = e.getCause();
+        assertTrue(cause instanceof TrainingHealthException, String.valueOf(cause));
+        assertTrue(cause.getMessage().contains("step 7:") && cause.getMessage().contains("lm_head.weight"), cause.getMessage());
+        assertFalse(Files.exists(dir.resolve("step-00000007")));
+        assertEquals("step-00000006", Files.readString(dir.resolve(CheckpointStore.LATEST_FILE)).strip());
+    }
+
+    @Test
+    void onSeveralRanksAStopRequestOnOneRankStopsAllAfterTheSameStepWithACheckpoint() throws Exception {
+        Path dir = tmp.resolve("run");
+        TrainConfig c = config(3e-3, 1, 12, 0, 3);
+        // Only rank 1 asks, on its fourth poll.
+        int[] polls = {0};
+        List<Trainer.Result> results = ranks(2, c, dir, rank -> RunOptions.fresh().withStopRequested(() -> rank == 1 && ++polls[0] >= 4));
+        assertTrue(results.stream().allMatch(Trainer.Result::stoppedOnRequest), "every rank stopped");
+        assertEquals(List.of(4, 4), results.stream().map(r -> r.steps().size()).toList());
+        assertEquals(4, new CheckpointStore(dir).latest().orElseThrow().step());
+    }
+
     // ---------------------------------------------------------------------------------------- step agreement
 
     @Test
