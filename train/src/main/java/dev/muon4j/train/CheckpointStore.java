@@ -553,16 +553,19 @@ public final class CheckpointStore {
         }
         String actualSha = FileUtil.sha256(file);
         if (!actualSha.equalsIgnoreCase(sha256)) {
-            throw new IOException(file + " is damaged: its SHA-256 " + actualSha + " does not match " + sha256 + " in " + manifestFile);
+            throw new IOException(file + " is damaged: its SHA-256 " + actualSha + " does not match " + sha256 + " in "
+                    + manifestFile);
         }
     }
 
     /** A manifest saved by this store lies in the directory named after its step. */
     private static void checkStep(Path dir, Path manifestFile, long step) throws IOException {
-        String name = dir.toAbsolutePath().normalize().getFileName().toString();
+        Path dirName = dir.toAbsolutePath().normalize().getFileName();
+        String name = dirName == null ? "" : dirName.toString();
         long named = stepOf(name);
         if (named >= 0 && named != step) {
-            throw new IOException(manifestFile + " is damaged: its step " + step + " is not the step " + named + " of its directory " + name);
+            throw new IOException(manifestFile + " is damaged: its step " + step + " is not the step " + named
+                    + " of its directory " + name);
         }
     }
 

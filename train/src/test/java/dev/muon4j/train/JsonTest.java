@@ -171,8 +171,8 @@ class JsonTest {
     void readObjectNamesTheFileAndTheByteOffset() throws IOException {
         // 'é' takes two bytes: the 'x' at character 8 is byte 9.
         IOException syntax = unreadable("syntax.json", "{\"é\": 1 x}".getBytes(StandardCharsets.UTF_8));
-        assertTrue(syntax.getMessage().contains("is damaged at byte 9: the file is not valid JSON: JSON error at line 1, column 9 (offset 8)"),
-                syntax.getMessage());
+        String expected = "is damaged at byte 9: the file is not valid JSON: JSON error at line 1, column 9 (offset 8)";
+        assertTrue(syntax.getMessage().contains(expected), syntax.getMessage());
         IOException utf8 = unreadable("utf8.json", new byte[] {'{', '"', 'a', (byte) 0xC3, '"', ':', '1', '}'});
         assertTrue(utf8.getMessage().contains("is damaged at byte 3: the file is not valid UTF-8"), utf8.getMessage());
         IOException cut = unreadable("cut.json", new byte[] {'{', '"', 'a', (byte) 0xE2, (byte) 0x82});
