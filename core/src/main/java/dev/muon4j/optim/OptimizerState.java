@@ -219,36 +219,30 @@ public final class OptimizerState {
     }
 
     /**
-     * Checks the magic, the format version and the trailing CRC-32 in one streaming pass. The
-     * version is reported before the checksum because a file of another version need not keep its
-     * checksum where this version does.
+     * Checks the magic, the format version and the trailing CRC-32 in one streaming pass. A wrong
+     * version is reported as such even when the checksum does not match, because a file of another
+     * version need not keep its checksum where this version does.
      *
      * @return the number of bytes before the checksum
      */
     private static long verifyChecksum(Path file) throws IOException {
         long size = Files.size(file);
         CRC32 crc = new CRC32();
+        ByteBuffer head = ByteBuffer.allocate(MAGIC.length + Integer.BYTES);
         ByteBuffer trailer = ByteBuffer.allocate(CRC_BYTES);
         try (InputStream in = Files.newInputStream(file)) {
-            byte[] head = in.readNBytes(MAGIC.length + Integer.BYTES);
-            int magicBytes = Math.min(head.length, MAGIC.length);
-            if (!Arrays.equals(head, 0, magicBytes, MAGIC, 0, magicBytes)) {
+            int headBytes = in.readNBytes(head.array(), 0, head.capacity());
+            int magicBytes = Math.min(headBytes, MAGIC.length);
+            if (!Arrays.equals(head.array(), 0, magicBytes, MAGIC, 0, magicBytes)) {
                 throw new IOException(file + " is not a muon4j optimizer state file (bad magic at byte 0)");
-            }
-            if (head.length == MAGIC.length + Integer.BYTES) {
-                int version = ByteBuffer.wrap(head).getInt(MAGIC.length);
-                if (version != FORMAT_VERSION) {
-                    throw new IOException(file + " has optimizer state format version " + version + " (at byte " + MAGIC.length
-                            + "); this muon4j reads version " + FORMAT_VERSION);
-                }
             }
             if (size < MIN_FILE_BYTES) {
                 throw new IOException(file + " is truncated: it has " + size + " bytes, an optimizer state file has at least "
                         + MIN_FILE_BYTES);
             }
-            crc.update(head);
+            crc.update(head.array());
             byte[] chunk = new byte[1 << 16];
-            long remaining = size - CRC_BYTES - head.length;
+            long remaining = size - CRC_BYTES - head.capacity();
             while (remaining > 0) {
                 int n = in.read(chunk, 0, (int) Math.min(chunk.length, remaining));
                 if (n < 0) {
@@ -263,7 +257,14 @@ public final class OptimizerState {
         }
         long stored = trailer.getLong(0);
         long bodySize = size - CRC_BYTES;
-        if (stored != crc.getValue()) {
+        boolean intact = stored == crc.getValue();
+        int version = head.getInt(MAGIC.length);
+        if (version != FORMAT_VERSION) {
+            throw new IOException(file + " has optimizer state format version " + version + " (at byte " + MAGIC.length
+                    + "); this muon4j reads version " + FORMAT_VERSION
+                    + (intact ? "" : ", or the file is damaged: its CRC-32 does not match either"));
+        }
+        if (!intact) {
             throw new IOException(file + " is damaged at byte " + bodySize + ": checksum mismatch, the stored CRC-32 "
                     + Long.toHexString(stored) + " does not match " + Long.toHexString(crc.getValue()) + ", computed over the "
                     + bodySize + " bytes before it (the file was changed, truncated or extended)");
