@@ -1,15 +1,25 @@
 package dev.muon4j.optim;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
+import java.io.ByteArrayOutputStream;
+import java.io.DataOutputStream;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.zip.CRC32;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -17,7 +27,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Saving and restoring the hybrid optimizer's state through a file: a restored optimizer over copied
- * parameters continues bit for bit like the original, and step and skipped-step counts survive.
+ * parameters continues bit for bit like the original, and step and skipped-step counts survive. A
+ * damaged file is refused with an {@code IOException} naming the file and the byte offset, even when
+ * its checksum has been made to match.
  */
 class OptimizerStateTest {
     static Backend backend;
@@ -190,5 +202,183 @@ class OptimizerStateTest {
         assertEquals(5, restored.stepCount());
         assertEquals(2, first.skippedSteps());
         assertEquals(2, restored.skippedSteps());
+    }
+
+    // ---------------------------------------------------------------------------------------- damaged files
+
+    /** Writes a file body. */
+    private interface Body {
+        void write(DataOutputStream out) throws IOException;
+    }
+
+    /** A state file of {@code body} followed by its correct CRC-32, as {@link OptimizerState#write} ends one. */
+    private Path fileWithChecksum(String name, Body body) throws IOException {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        DataOutputStream out = new DataOutputStream(bytes);
+        body.write(out);
+        CRC32 crc = new CRC32();
+        crc.update(bytes.toByteArray());
+        out.writeLong(crc.getValue());
+        Path file = dir.resolve(name);
+        Files.write(file, bytes.toByteArray());
+        return file;
+    }
+
+    private static void header(DataOutputStream out, long step, int parameterCount) throws IOException {
+        out.write("MUON4JOS".getBytes(StandardCharsets.US_ASCII));
+        out.writeInt(OptimizerState.FORMAT_VERSION);
+        out.writeLong(step);
+        out.writeLong(0);
+        out.writeInt(parameterCount);
+    }
+
+    /** One parameter with one buffer that claims {@code length} floats and holds {@code floats} zeros. */
+    private static void parameter(DataOutputStream out, String name, String route, int[] shape, String buffer, int length,
+                                  int floats) throws IOException {
+        out.writeUTF(name);
+        out.writeUTF(route);
+        out.writeInt(shape.length);
+        for (int d : shape) {
+            out.writeInt(d);
+        }
+        out.writeInt(1);
+        out.writeUTF(buffer);
+        out.writeInt(length);
+        out.write(new byte[floats * Float.BYTES]);
+    }
+
+    private static IOException refused(Path file, String... fragments) {
+        IOException e = assertThrows(IOException.class, () -> OptimizerState.read(file));
+        assertEquals(IOException.class, e.getClass(), "a plain IOException, not " + e);
+        assertTrue(e.getMessage().contains(file.toString()), "names the file: " + e.getMessage());
+        for (String f : fragments) {
+            assertTrue(e.getMessage().contains(f), "'" + f + "' in: " + e.getMessage());
+        }
+        return e;
+    }
+
+    @Test
+    void bufferLengthThatDisagreesWithTheShapeIsRefusedDespiteAGoodChecksum() throws IOException {
+        Path file = fileWithChecksum("length.state", out -> {
+            header(out, 3, 1);
+            parameter(out, "layers.0.q", "MUON", new int[] {8, 16}, "momentum", 100, 100);
+        });
+        // header 32, name 2 + 10, route 2 + 4, rank 4, shape 8, buffer count 4, buffer name 2 + 8
+        refused(file, "is damaged at byte 76: buffer layers.0.q/momentum has 100 floats, the shape [8, 16] holds 128");
+    }
+
+    @Test
+    void damagedNameWithAGoodChecksumIsANamedError() throws IOException {
+        Path file = dir.resolve("name.state");
+        saved(10).write(file);
+        byte[] bytes = Files.readAllBytes(file);
+        byte[] name = "layers.0.wq".getBytes(StandardCharsets.US_ASCII);
+        int at = indexOf(bytes, name);
+        bytes[at + 3] = (byte) 0xFF; // no byte of (modified) UTF-8 is 0xFF
+        Files.write(file, withChecksum(bytes));
+        refused(file, "is damaged at byte " + (at - 2), "is not valid UTF-8");
+
+        // Without the checksum made to match, the checksum is what fails, before any name is decoded.
+        Files.write(file, bytes);
+        refused(file, "checksum mismatch");
+    }
+
+    @Test
+    void hugeLengthFieldsAllocateNothing() throws IOException {
+        // 46340² floats fit in an int count but would take 8 GiB: more than the file and the heap hold.
+        Path shape = fileWithChecksum("huge.state", out -> {
+            header(out, 1, 1);
+            parameter(out, "embed", "ADAMW", new int[] {46340, 46340}, "exp_avg", 46340 * 46340, 4);
+        });
+        refused(shape, "buffer embed/exp_avg needs 8589582400 bytes but only 16 remain");
+        Path elements = fileWithChecksum("elements.state", out -> {
+            header(out, 1, 1);
+            parameter(out, "embed", "ADAMW", new int[] {65536, 65536}, "exp_avg", 0, 0);
+        });
+        refused(elements, "is damaged at byte 46: parameter embed has shape [65536, 65536], more elements than an int counts");
+        Path count = fileWithChecksum("count.state", out -> header(out, 1, Integer.MAX_VALUE));
+        refused(count, "is damaged at byte 28: parameter count 2147483647 is not between 0 and");
+        Path many = fileWithChecksum("many.state", out -> {
+            header(out, 1, 1000);
+            parameter(out, "embed", "ADAMW", new int[] {2}, "exp_avg", 2, 2);
+        });
+        refused(many, "parameter count 1000 cannot fit in the");
+    }
+
+    @Test
+    void everyMalformedFieldIsRefusedWithItsOffset() throws IOException {
+        refused(fileWithChecksum("route.state", out -> {
+            header(out, 1, 1);
+            parameter(out, "w", "SGD", new int[] {2}, "m", 2, 2);
+        }), "is damaged at byte 35: parameter w has unknown route 'SGD'");
+        refused(fileWithChecksum("rank.state", out -> {
+            header(out, 1, 1);
+            parameter(out, "w", "MUON", new int[17], "m", 0, 0);
+        }), "is damaged at byte 41: parameter w has rank 17");
+        refused(fileWithChecksum("dimension.state", out -> {
+            header(out, 1, 1);
+            parameter(out, "w", "MUON", new int[] {4, -2}, "m", 0, 0);
+        }), "is damaged at byte 49: parameter w has negative dimension -2");
+        refused(fileWithChecksum("twice.state", out -> {
+            header(out, 1, 2);
+            parameter(out, "w", "ADAMW", new int[] {2}, "m", 2, 2);
+            parameter(out, "w", "ADAMW", new int[] {2}, "m", 2, 2);
+        }), "is damaged at byte 69: parameter w appears twice");
+        refused(fileWithChecksum("step.state", out -> header(out, -5, 0)), "is damaged at byte 12: the step count -5 is negative");
+        refused(fileWithChecksum("after.state", out -> {
+            header(out, 1, 1);
+            parameter(out, "w", "ADAMW", new int[] {2}, "m", 2, 2);
+            out.writeInt(7);
+        }), "is damaged at byte 69: 4 unexpected bytes after the last parameter");
+        refused(fileWithChecksum("short.state", out -> {
+            header(out, 1, 1);
+            parameter(out, "w", "ADAMW", new int[] {2}, "m", 2, 1);
+        }), "is damaged at byte 61: ends early: buffer w/m needs 8 bytes but only 4 remain");
+
+        Path cut = dir.resolve("cut.state");
+        saved(11).write(cut);
+        byte[] bytes = Files.readAllBytes(cut);
+        Files.write(cut, withChecksum(Arrays.copyOf(bytes, bytes.length - 20)));
+        refused(cut, "ends early");
+    }
+
+    @Test
+    void writeRefusesStateThatReadWouldRefuse() {
+        OptimizerState state = new OptimizerState(1, 0, Map.of("w", new OptimizerState.Entry(Route.ADAMW,
+                new int[] {8}, Map.of("exp_avg", new float[5]))));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> state.write(dir.resolve("never.state")));
+        assertTrue(e.getMessage().contains("w") && e.getMessage().contains("exp_avg has 5 floats"), e.getMessage());
+        assertFalse(Files.exists(dir.resolve("never.state")), "nothing was written");
+    }
+
+    private OptimizerState saved(long seed) {
+        Random random = new Random(seed);
+        List<Parameter> params = parameters(random);
+        HybridOptimizer optimizer = build(params, NonFinitePolicy.FAIL);
+        fillGradients(random, params, null);
+        optimizer.step();
+        return optimizer.saveState();
+    }
+
+    /** The bytes with their last 8 replaced by the CRC-32 of the others. */
+    private static byte[] withChecksum(byte[] bytes) {
+        CRC32 crc = new CRC32();
+        crc.update(bytes, 0, bytes.length - 8);
+        byte[] out = bytes.clone();
+        ByteBuffer.wrap(out).putLong(out.length - 8, crc.getValue());
+        return out;
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        outer:
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        throw new AssertionError("not found");
     }
 }

@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -527,6 +528,7 @@ public final class CheckpointStore {
         if (!(manifest.get("step") instanceof Long step) || step < 0) {
             throw new IOException(manifestFile + " is damaged: no valid \"step\"");
         }
+        checkStep(dir, manifestFile, step);
         if (!(manifest.get("files") instanceof Map<?, ?> files)) {
             throw new IOException(manifestFile + " is damaged: no \"files\" object");
         }
@@ -610,40 +612,48 @@ public final class CheckpointStore {
     }
 
     private static void verify(Path dir, Path manifestFile, String name, Object entry) throws IOException {
-        if (name.isEmpty() || name.contains("/") || name.contains("\\") || name.equals(".") || name.equals("..")) {
-            throw new IOException(manifestFile + " is damaged: invalid file name '" + name + "'");
+        if (name.isEmpty() || name.contains("/") || name.contains("\\") || name.equals(".") || name.equals("..")
+                || name.chars().anyMatch(c -> c < 0x20)) {
+            throw new IOException(manifestFile + " is damaged: invalid file name " + Json.write(name));
         }
         if (!(entry instanceof Map<?, ?> info) || !(info.get("size") instanceof Long size)
                 || !(info.get("sha256") instanceof String sha256)) {
             throw new IOException(manifestFile + " is damaged: the entry of " + name + " lacks size or sha256");
         }
-        Path file = dir.resolve(name);
+        Path file;
+        try {
+            file = dir.resolve(name);
+        } catch (InvalidPathException e) {
+            throw new IOException(manifestFile + " is damaged: invalid file name " + Json.write(name) + " (" + e.getMessage() + ")");
+        }
         if (!Files.isRegularFile(file)) {
-            throw new IOException("checkpoint " + dir + " is incomplete: " + file + " is missing");
+            throw new IOException("checkpoint " + dir + " is incomplete: " + file + " is missing (listed in " + manifestFile + ")");
         }
         long actual = Files.size(file);
         if (actual != size) {
             throw new IOException(file + " is " + (actual < size ? "truncated" : "damaged") + ": it has " + actual
-                    + " bytes, the manifest says " + size);
+                    + " bytes, " + manifestFile + " says " + size);
         }
         String actualSha = FileUtil.sha256(file);
         if (!actualSha.equalsIgnoreCase(sha256)) {
-            throw new IOException(file + " is damaged: its SHA-256 " + actualSha + " does not match the manifest's " + sha256);
+            throw new IOException(file + " is damaged: its SHA-256 " + actualSha + " does not match " + sha256 + " in "
+                    + manifestFile);
+        }
+    }
+
+    /** A manifest saved by this store lies in the directory named after its step. */
+    private static void checkStep(Path dir, Path manifestFile, long step) throws IOException {
+        Path dirName = dir.toAbsolutePath().normalize().getFileName();
+        String name = dirName == null ? "" : dirName.toString();
+        long named = stepOf(name);
+        if (named >= 0 && named != step) {
+            throw new IOException(manifestFile + " is damaged: its step " + step + " is not the step " + named
+                    + " of its directory " + name);
         }
     }
 
     private static Map<String, Object> readJsonObject(Path file) throws IOException {
-        String text;
-        try {
-            text = new String(Files.readAllBytes(file), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new IOException(file + " cannot be read: " + e.getMessage(), e);
-        }
-        try {
-            return Json.parseObject(text);
-        } catch (Json.ParseException e) {
-            throw new IOException(file + " is damaged: " + e.getMessage(), e);
-        }
+        return Json.readObject(file);
     }
 
     // ------------------------------------------------------------------------------------------ model check

@@ -1,7 +1,16 @@
 package dev.muon4j.train;
 
+import java.io.IOException;
 import java.math.BigDecimal;
 import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashMap;
@@ -21,7 +30,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * no NaN or Infinity, no number overflowing a double, and no duplicate keys in one object (the RFC
  * leaves their meaning open; silently keeping one of them would hide damage). Nesting is limited to
  * {@value #MAX_DEPTH} levels. Errors are {@link ParseException}s that give the line, column and
- * character offset.
+ * character offset; {@link #readObject} reads a file and reports bad UTF-8 and syntax errors as an
+ * {@code IOException} naming the file and the byte offset.
  *
  * <p>The writer accepts {@code Map} (keys must be strings), {@code Collection}, {@code String},
  * {@code Boolean}, {@code null}, and the numbers {@code Byte}, {@code Short}, {@code Integer},
@@ -34,6 +44,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class Json {
     /** The deepest nesting of arrays and objects the parser accepts. */
     public static final int MAX_DEPTH = 512;
+    /** The largest file {@link #readObject} reads, in bytes. */
+    public static final long MAX_FILE_BYTES = 100_000_000L;
 
     private Json() {
     }
@@ -227,6 +239,78 @@ public final class Json {
             throw p.error("expected a JSON object ('{'), found " + p.describe(p.pos));
         }
         return (Map<String, Object>) parse(text);
+    }
+
+    /**
+     * Reads a file of UTF-8 JSON text whose top-level value must be an object.
+     *
+     * @throws IOException naming the file: when it cannot be read or is larger than {@value
+     *                     #MAX_FILE_BYTES} bytes, or "is damaged at byte N" when its bytes are not
+     *                     UTF-8 or its text is not a JSON object (the message then also gives the
+     *                     line, column and character offset)
+     */
+    public static Map<String, Object> readObject(Path file) throws IOException {
+        byte[] bytes;
+        try {
+            long size = Files.size(file);
+            if (size > MAX_FILE_BYTES) {
+                throw new IOException("it has " + size + " bytes, more than the " + MAX_FILE_BYTES + " a JSON file may have");
+            }
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new IOException(file + " cannot be read: " + e.getMessage(), e);
+        }
+        return parseObject(file, ByteBuffer.wrap(bytes), 0, "the file");
+    }
+
+    /**
+     * Parses the UTF-8 JSON text in {@code utf8} (from its position to its limit), which lies at
+     * byte {@code base} of {@code file}; its top-level value must be an object.
+     *
+     * @param what names the text in error messages, e.g. "the header"
+     * @throws IOException "{@code file} is damaged at byte N: {@code what} is not valid …", N being
+     *                     the file offset of the first bad byte or of the JSON syntax error
+     */
+    static Map<String, Object> parseObject(Path file, ByteBuffer utf8, long base, String what) throws IOException {
+        int start = utf8.position();
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        CharBuffer chars = CharBuffer.allocate(utf8.remaining()); // UTF-8 never has more chars than bytes
+        CoderResult result = decoder.decode(utf8, chars, true);
+        if (!result.isError()) {
+            result = decoder.flush(chars);
+        }
+        if (result.isError()) {
+            throw new IOException(file + " is damaged at byte " + (base + utf8.position() - start) + ": " + what
+                    + " is not valid UTF-8");
+        }
+        String text = chars.flip().toString();
+        try {
+            return parseObject(text);
+        } catch (ParseException e) {
+            throw new IOException(file + " is damaged at byte " + (base + utf8Length(text, e.offset())) + ": " + what
+                    + " is not valid JSON: " + e.getMessage(), e);
+        }
+    }
+
+    /** The number of UTF-8 bytes of the first {@code end} chars of {@code text}. */
+    private static long utf8Length(String text, int end) {
+        long bytes = 0;
+        for (int i = 0; i < Math.min(end, text.length()); i++) {
+            char c = text.charAt(i);
+            if (c < 0x80) {
+                bytes += 1;
+            } else if (c < 0x800) {
+                bytes += 2;
+            } else if (Character.isHighSurrogate(c) && i + 1 < text.length() && Character.isLowSurrogate(text.charAt(i + 1))) {
+                bytes += 4;
+                i++;
+            } else {
+                bytes += 3;
+            }
+        }
+        return bytes;
     }
 
     private static final class Parser {

@@ -5,11 +5,8 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.CharBuffer;
 import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
@@ -43,11 +40,12 @@ import java.util.TreeMap;
  * stays NaN) and read by exact widening. Other dtypes of the format are recognised (so their sizes
  * are checked) but a file holding them cannot be read into {@link TensorData}.
  *
- * <p>The reader validates the file as the reference implementation does and every error names
- * the file and, where there is one, the tensor: a header size that is insane or runs past the
- * file, a header that is not UTF-8 or not a JSON object, duplicate names, unknown dtypes, shapes
- * and offsets that are malformed, inconsistent with dtype × shape, overlapping, leaving gaps, or
- * not covering the data buffer exactly.
+ * <p>The reader validates the file as the reference implementation does and every error is an
+ * {@code IOException} that names the file and, where there is one, the tensor and the byte offset
+ * in the file: a header size that is insane or runs past the file, a header that is not UTF-8 or
+ * not a JSON object, duplicate names, unknown dtypes, shapes and offsets that are malformed,
+ * inconsistent with dtype × shape, overlapping, leaving gaps, or not covering the data buffer
+ * exactly. Nothing is allocated before its size has been checked against the file's.
  */
 public final class SafeTensors {
     /** Largest header the reader accepts, in bytes (the reference implementation's limit). */
@@ -234,35 +232,19 @@ public final class SafeTensors {
             readFully(channel, prefix, 0, file);
             long n = prefix.flip().getLong();
             if (n < 0 || n > MAX_HEADER_SIZE) {
-                throw bad(file, "has an insane header size " + Long.toUnsignedString(n) + " (limit " + MAX_HEADER_SIZE
+                throw bad(file, "is damaged at byte 0: insane header size " + Long.toUnsignedString(n) + " (limit " + MAX_HEADER_SIZE
                         + "): not a safetensors file or damaged");
             }
             if (n > size - 8) {
-                throw bad(file, "has header size " + n + " but only " + (size - 8)
-                        + " bytes follow the size field: truncated or not a safetensors file");
+                throw bad(file, "is truncated or damaged at byte 0: header size " + n + " but only " + (size - 8)
+                        + " bytes follow the size field");
             }
             if (n < 2) {
-                throw bad(file, "has header size " + n + ", too small for a JSON object");
+                throw bad(file, "is damaged at byte 0: header size " + n + " is too small for a JSON object");
             }
             ByteBuffer headerBytes = ByteBuffer.allocate((int) n);
             readFully(channel, headerBytes, 8, file);
-            headerBytes.flip();
-            String text;
-            try {
-                CharBuffer chars = StandardCharsets.UTF_8.newDecoder()
-                        .onMalformedInput(CodingErrorAction.REPORT)
-                        .onUnmappableCharacter(CodingErrorAction.REPORT)
-                        .decode(headerBytes);
-                text = chars.toString();
-            } catch (CharacterCodingException e) {
-                throw bad(file, "has a header that is not valid UTF-8");
-            }
-            Map<String, Object> header;
-            try {
-                header = Json.parseObject(text);
-            } catch (Json.ParseException e) {
-                throw bad(file, "has a header that is not valid JSON: " + e.getMessage());
-            }
+            Map<String, Object> header = Json.parseObject(file, headerBytes.flip(), 8, "the header");
             long dataStart = 8 + n;
             long bufferSize = size - dataStart;
             Map<String, String> metadata = new LinkedHashMap<>();
@@ -287,23 +269,25 @@ public final class SafeTensors {
             Entry previous = null;
             for (Entry e : entries) {
                 if (e.end > bufferSize) {
-                    throw bad(file, "is truncated: tensor '" + e.name + "' ends at byte " + e.end + " of the data but the file holds only "
-                            + bufferSize + " data bytes");
+                    throw bad(file, "is truncated: tensor '" + e.name + "' ends at byte " + e.end + " of the data (byte "
+                            + (dataStart + e.end) + " of the file) but the file holds only " + bufferSize + " data bytes");
                 }
                 if (e.begin < expected) {
-                    throw bad(file, "is damaged: tensor '" + e.name + "' (data_offsets [" + e.begin + ", " + e.end
-                            + "]) overlaps tensor '" + previous.name + "' (ends at " + expected + ")");
+                    throw bad(file, "is damaged at byte " + (dataStart + e.begin) + ": tensor '" + e.name + "' (data_offsets ["
+                            + e.begin + ", " + e.end + "]) overlaps tensor '" + previous.name + "' (ends at " + expected + ")");
                 }
                 if (e.begin > expected) {
-                    throw bad(file, "is damaged: gap of " + (e.begin - expected) + " bytes before tensor '" + e.name + "' (data_offsets ["
-                            + e.begin + ", " + e.end + "]), expected it to begin at " + expected);
+                    throw bad(file, "is damaged at byte " + (dataStart + expected) + ": gap of " + (e.begin - expected)
+                            + " bytes before tensor '" + e.name + "' (data_offsets [" + e.begin + ", " + e.end
+                            + "]), expected it to begin at " + expected);
                 }
                 expected = e.end;
                 previous = e;
             }
             if (expected != bufferSize) {
-                throw bad(file, "is damaged: the tensors cover " + expected + " data bytes but the file holds " + bufferSize
-                        + " (" + (bufferSize - expected) + " bytes after the last tensor)");
+                throw bad(file, "is damaged at byte " + (dataStart + expected) + ": the tensors cover " + expected
+                        + " data bytes but the file holds " + bufferSize + " (" + (bufferSize - expected)
+                        + " bytes after the last tensor)");
             }
             for (Entry e : entries) {
                 if (!CONVERTIBLE.contains(e.dtype)) {

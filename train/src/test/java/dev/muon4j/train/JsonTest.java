@@ -6,14 +6,21 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The JSON writer and parser: round trips, exact formatting, escapes, numbers, and errors with positions. */
 class JsonTest {
+    @TempDir
+    Path dir;
 
     private static Map<String, Object> sample() {
         Map<String, Object> inner = new LinkedHashMap<>();
@@ -150,5 +157,34 @@ class JsonTest {
         assertThrows(Json.ParseException.class, () -> Json.parseObject("[1]"));
         assertThrows(Json.ParseException.class, () -> Json.parseObject(""));
         assertEquals(Map.of("a", List.of()), Json.parseObject(" {\"a\": []} "));
+    }
+
+    private IOException unreadable(String name, byte[] bytes) throws IOException {
+        Path file = dir.resolve(name);
+        Files.write(file, bytes);
+        IOException e = assertThrows(IOException.class, () -> Json.readObject(file));
+        assertTrue(e.getMessage().startsWith(file + " "), "names the file: " + e.getMessage());
+        return e;
+    }
+
+    @Test
+    void readObjectNamesTheFileAndTheByteOffset() throws IOException {
+        // 'é' takes two bytes: the 'x' at character 8 is byte 9.
+        IOException syntax = unreadable("syntax.json", "{\"é\": 1 x}".getBytes(StandardCharsets.UTF_8));
+        String expected = "is damaged at byte 9: the file is not valid JSON: JSON error at line 1, column 9 (offset 8)";
+        assertTrue(syntax.getMessage().contains(expected), syntax.getMessage());
+        IOException utf8 = unreadable("utf8.json", new byte[] {'{', '"', 'a', (byte) 0xC3, '"', ':', '1', '}'});
+        assertTrue(utf8.getMessage().contains("is damaged at byte 3: the file is not valid UTF-8"), utf8.getMessage());
+        IOException cut = unreadable("cut.json", new byte[] {'{', '"', 'a', (byte) 0xE2, (byte) 0x82});
+        assertTrue(cut.getMessage().contains("is damaged at byte 3: the file is not valid UTF-8"), cut.getMessage());
+        IOException array = unreadable("array.json", "[1]".getBytes(StandardCharsets.UTF_8));
+        assertTrue(array.getMessage().contains("is damaged at byte 0") && array.getMessage().contains("expected a JSON object"),
+                array.getMessage());
+        IOException missing = assertThrows(IOException.class, () -> Json.readObject(dir.resolve("none.json")));
+        assertTrue(missing.getMessage().contains("none.json cannot be read"), missing.getMessage());
+
+        Path good = dir.resolve("good.json");
+        Files.writeString(good, Json.pretty(sample()));
+        assertEquals(sample(), Json.readObject(good));
     }
 }

@@ -218,9 +218,14 @@ class SafeTensorsTest {
         Files.write(utf, buf.array());
         rejected(utf, "not valid UTF-8");
 
+        rejected(utf, "is damaged at byte 9: the header is not valid UTF-8");
+        rejected(raw("position", "{\"a\":", eight), "is damaged at byte 13: the header is not valid JSON");
+        rejected(raw("gapAt", "{" + t("a", "F32", "[1]", 0, 4) + "," + t("b", "F32", "[0]", 8, 8) + "}", eight),
+                "is damaged at byte " + (8 + 107 + 4) + ": gap of 4 bytes");
+
         Path huge = dir.resolve("huge");
         Files.write(huge, ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(-1L).array());
-        rejected(huge, "insane header size 18446744073709551615");
+        rejected(huge, "is damaged at byte 0: insane header size 18446744073709551615");
         Path past = dir.resolve("past");
         Files.write(past, ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(1000).array());
         rejected(past, "header size 1000", "truncated");
