@@ -528,7 +528,6 @@ public final class CheckpointStore {
         if (!(manifest.get("step") instanceof Long step) || step < 0) {
             throw new IOException(manifestFile + " is damaged: no valid \"step\"");
         }
-        checkStep(dir, manifestFile, step);
         if (!(manifest.get("files") instanceof Map<?, ?> files)) {
             throw new IOException(manifestFile + " is damaged: no \"files\" object");
         }
@@ -557,7 +556,8 @@ public final class CheckpointStore {
     private static void checkSteps(Path dir, long step, Map<String, String> metadata, OptimizerState optimizer,
                                    Map<String, Object> trainer) throws IOException {
         List<String> disagree = new ArrayList<>();
-        long named = stepOf(dir.getFileName().toString());
+        Path dirName = dir.toAbsolutePath().normalize().getFileName();
+        long named = dirName == null ? -1 : stepOf(dirName.toString());
         if (named >= 0 && named != step) {
             disagree.add("the directory name says " + named);
         }
@@ -576,7 +576,7 @@ public final class CheckpointStore {
             disagree.add(TRAINER_FILE + " says " + t);
         }
         if (!disagree.isEmpty()) {
-            throw new IOException("checkpoint " + dir + " is inconsistent: " + MANIFEST_FILE + " says step " + step + " but "
+            throw new IOException("checkpoint " + dir + " is inconsistent: " + dir.resolve(MANIFEST_FILE) + " says step " + step + " but "
                     + String.join(", ", disagree));
         }
     }
@@ -642,16 +642,6 @@ public final class CheckpointStore {
     }
 
     /** A manifest saved by this store lies in the directory named after its step. */
-    private static void checkStep(Path dir, Path manifestFile, long step) throws IOException {
-        Path dirName = dir.toAbsolutePath().normalize().getFileName();
-        String name = dirName == null ? "" : dirName.toString();
-        long named = stepOf(name);
-        if (named >= 0 && named != step) {
-            throw new IOException(manifestFile + " is damaged: its step " + step + " is not the step " + named
-                    + " of its directory " + name);
-        }
-    }
-
     private static Map<String, Object> readJsonObject(Path file) throws IOException {
         return Json.readObject(file);
     }
