@@ -5,9 +5,13 @@ package dev.muon4j.train;
  * (always checked): collapse, where the model has stopped learning for good. A step is a collapse
  * step when its gradient norm is exactly zero, or when its loss equals the loss of the uniform
  * distribution over the vocabulary, ln V, to within {@code uniformTolerance} (the model predicts
- * nothing). After {@code collapseSteps} such steps in a row the run stops with an error; checkpoints
- * due while such a streak lasts are put off until it ends, so that no checkpoint of a collapsed model
- * is ever written over a healthy one.
+ * nothing). After {@code collapseSteps} such steps in a row the run stops with an error.
+ *
+ * <p>Checkpoints due during a collapse step, or during a step whose loss is above
+ * {@value #DIVERGED_LOSS_FACTOR}·ln V (far worse than predicting the uniform distribution, which
+ * any model can do; a diverging run passes through such losses on its way to collapse or NaN), are
+ * put off until a step is healthy again, so that no checkpoint of a broken model is ever written
+ * over a healthy one and pushes it out of the kept set.
  *
  * @param collapseSteps    collapse steps in a row that stop the run; 0 turns collapse detection off
  * @param uniformTolerance how close to ln V (in nats) a loss counts as uniform
@@ -24,6 +28,13 @@ public record HealthCheck(int collapseSteps, double uniformTolerance) {
      * initial weights of std 0.001 on width 32 already sit 1.6e-5 above it, and std 0.02 0.006 above.
      */
     public static final double DEFAULT_UNIFORM_TOLERANCE = 1e-6;
+
+    /**
+     * A loss above this many times ln V makes a step unfit for a checkpoint: initial weights of std
+     * 0.02–0.1 start within 0.05–2 nats of ln V, while the diverging runs seen went through losses of
+     * 30–3,000·ln V.
+     */
+    public static final double DIVERGED_LOSS_FACTOR = 2;
 
     public HealthCheck {
         if (collapseSteps < 0) {
@@ -47,6 +58,16 @@ public record HealthCheck(int collapseSteps, double uniformTolerance) {
     /** Whether collapse is watched. */
     public boolean watchesCollapse() {
         return collapseSteps > 0;
+    }
+
+    /**
+     * Whether a checkpoint may be written after a step with this loss and gradient norm: not during a
+     * collapse step, nor when the loss is above {@value #DIVERGED_LOSS_FACTOR}·ln V. Always true with
+     * collapse detection off.
+     */
+    public boolean fitForCheckpoint(double loss, double gradientNorm, int vocabSize) {
+        return !watchesCollapse()
+                || !(isCollapseStep(loss, gradientNorm, vocabSize) || loss > DIVERGED_LOSS_FACTOR * Math.log(vocabSize));
     }
 
     /** Whether a step with this loss and gradient norm counts toward a collapse, for a vocabulary of {@code vocabSize}. */

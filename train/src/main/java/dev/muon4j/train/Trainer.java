@@ -496,11 +496,13 @@ public final class Trainer {
                 boolean due = (config.checkpointEvery() > 0 && done % config.checkpointEvery() == 0) || done == end
                         || agreed.stop();
                 if (due || checkpointOwed) {
-                    if (streak > 0) {
-                        // Never write a checkpoint while the run looks collapsed: it would replace a healthy one.
+                    if (!health.fitForCheckpoint(loss, r.gradientNorm(), modelConfig.vocabSize())) {
+                        // Never write a checkpoint of a run that looks broken: it would push a healthy one out.
                         if (!checkpointOwed) {
-                            log.accept("checkpoint of step " + done + " put off: the run has looked collapsed since step "
-                                    + streakStart);
+                            log.accept(String.format(Locale.ROOT, "checkpoint of step %d put off: %s", done, streak > 0
+                                    ? "the run has looked collapsed since step " + streakStart
+                                    : String.format(Locale.ROOT, "the loss %.4g is above %.0f x ln %d", loss,
+                                    HealthCheck.DIVERGED_LOSS_FACTOR, modelConfig.vocabSize())));
                         }
                         checkpointOwed = true;
                     } else {
@@ -527,7 +529,7 @@ public final class Trainer {
                 }
             }
             if (checkpointOwed) {
-                log.accept("the last steps were not saved because the run looked collapsed; " + lastGood(lastSaved));
+                log.accept("the last steps were not saved because the run looked broken; " + lastGood(lastSaved));
             }
         }
         return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds, timings, false);

@@ -118,6 +118,30 @@ class RunSafetyTest {
             assertTrue(allFinite(cp), p.toString());
         }
         assertTrue(log.stream().anyMatch(l -> l.contains("put off")), log.toString());
+        // Nor during the divergence before it: every kept checkpoint's step had a loss below 2 ln V.
+        for (Path p : store.checkpoints()) {
+            long step = store.load(p).step();
+            double loss = steps.stream().filter(m -> ((Number) m.get("step")).longValue() == step).mapToDouble(
+                    m -> ((Number) m.get("loss")).doubleValue()).findFirst().orElseThrow();
+            assertTrue(loss <= 2 * Math.log(256), p + " was saved after a loss of " + loss);
+        }
+    }
+
+    @Test
+    void aHealthyRunThatDivergesOnResumeKeepsItsHealthyCheckpoints() throws IOException {
+        Path dir = tmp.resolve("run");
+        trainer(config(3e-3, 1, 40, 2, 3), dir).run(false, 8);
+        CheckpointStore store = new CheckpointStore(dir);
+        assertEquals(List.of("step-00000004", "step-00000006", "step-00000008"),
+                store.checkpoints().stream().map(p -> p.getFileName().toString()).toList());
+        // The same run resumed at learning rate 30 without clipping (allowed explicitly): it diverges.
+        TrainConfig wild = config(30, 0, 40, 2, 3);
+        assertThrows(TrainingHealthException.class,
+                () -> trainer(wild, dir).run(RunOptions.resume().withAllowedChanges(Set.of("learning_rate", "muon_learning_rate",
+                        "clip_norm"))));
+        assertEquals(List.of("step-00000004", "step-00000006", "step-00000008"),
+                store.checkpoints().stream().map(p -> p.getFileName().toString()).toList(), "the healthy checkpoints are all kept");
+        assertEquals(8, store.latest().orElseThrow().step());
     }
 
     @Test
