@@ -89,6 +89,15 @@ final class JobControl implements AutoCloseable {
     private JobControl(List<String> args, List<String> stopSignals) {
         this.args = List.copyOf(args);
         this.signals = StopSignals.install(stopSignals, this::requestStop, this::stopNow);
+        noteRefused(signals);
+    }
+
+    /** Says on standard error which stop signals keep their default action (the JVM runs with {@code -Xrs}). */
+    private static void noteRefused(StopSignals signals) {
+        if (!signals.refused().isEmpty()) {
+            System.err.println("muon4j: note: this JVM does not hand out " + String.join(", ", signals.refused())
+                    + " (it runs with -Xrs?): such a signal ends the run at once, without a checkpoint of the step in progress");
+        }
     }
 
     /**
@@ -316,7 +325,7 @@ final class JobControl implements AutoCloseable {
         Process mpirun = pb.start();
         var ended = new java.util.concurrent.atomic.AtomicBoolean();
         int code;
-        try (StopSignals signals = StopSignals.install(List.of("INT", "TERM"), signal -> {
+        StopSignals signals = StopSignals.install(List.of("INT", "TERM"), signal -> {
             System.err.println(lineStart() + "muon4j: " + signal + ": asking the ranks to stop after the current step, with a "
                     + "checkpoint; Ctrl-C again stops at once");
             System.err.flush();
@@ -326,9 +335,12 @@ final class JobControl implements AutoCloseable {
             System.err.flush();
             ended.set(true);
             endNow(mpirun);
-        })) {
+        });
+        noteRefused(signals);
+        try {
             code = mpirun.waitFor();
         } finally {
+            signals.close();
             if (mpirun.isAlive()) {
                 endNow(mpirun); // this thread was interrupted: leave nothing running
             }

@@ -21,12 +21,14 @@ import sun.misc.SignalHandler;
  *
  * <p>A signal that was ignored when the JVM started (SIGINT of a job started in the background by a
  * shell without job control, SIGHUP under {@code nohup}) stays ignored: the JVM does not hand it
- * out, and {@link #ignored()} names it. {@link #close()} puts back the handlers that were there
- * before.
+ * out, and {@link #ignored()} names it. A signal the JVM keeps for itself (all of them under
+ * {@code -Xrs}) keeps its default action, and {@link #refused()} names it. {@link #close()} puts back
+ * the handlers that were there before.
  */
 final class StopSignals implements AutoCloseable {
     private final Map<Signal, SignalHandler> previous = new LinkedHashMap<>();
     private final List<String> ignored = new ArrayList<>();
+    private final List<String> refused = new ArrayList<>();
     private final AtomicInteger received = new AtomicInteger();
 
     private StopSignals() {
@@ -37,8 +39,7 @@ final class StopSignals implements AutoCloseable {
      *
      * @param first told the first signal's name ("SIGINT")
      * @param again told the name of each later signal
-     * @throws IllegalArgumentException when a name is not a signal of this system, or the JVM keeps
-     *                                  that signal for itself (SIGQUIT; or all of them under {@code -Xrs})
+     * @throws IllegalArgumentException when a name is not a signal of this system
      */
     static StopSignals install(List<String> signals, Consumer<String> first, Consumer<String> again) {
         StopSignals s = new StopSignals();
@@ -62,8 +63,8 @@ final class StopSignals implements AutoCloseable {
                 try {
                     old = Signal.handle(sig, handler);
                 } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException("cannot handle SIG" + name + " (the JVM uses it, or runs with -Xrs): "
-                            + e.getMessage(), e);
+                    s.refused.add("SIG" + name); // the JVM keeps it (SIGQUIT; all of them under -Xrs)
+                    continue;
                 }
                 s.previous.put(sig, old);
                 if (old == SignalHandler.SIG_IGN) {
@@ -85,6 +86,11 @@ final class StopSignals implements AutoCloseable {
     /** The signals that were ignored when this process started and so stay ignored ("SIGINT"). */
     List<String> ignored() {
         return List.copyOf(ignored);
+    }
+
+    /** The signals the JVM would not hand out, which keep their default action ("SIGTERM"). */
+    List<String> refused() {
+        return List.copyOf(refused);
     }
 
     /** Puts back the handlers that were installed before. */
