@@ -49,7 +49,10 @@ import java.util.stream.Collectors;
  * SIGUSR1. A second stop signal to a rank ends the whole job at once ({@code MPI_Abort} with
  * {@link #STOPPED_EXIT_CODE}). A rank stopped on request exits with {@link #STOPPED_EXIT_CODE},
  * which mpirun reports as a non-zero status of the job and returns; under the launcher the ranks
- * exit with 0 instead, and the launcher returns {@link #STOPPED_EXIT_CODE}.
+ * exit with 0 instead, and the launcher returns {@link #STOPPED_EXIT_CODE}. A rank sets up its
+ * SIGUSR1 handler as soon as its command line is read, before MPI starts; a SIGUSR1 that comes
+ * earlier still (within about a second of the rank's start) ends that rank, and mpirun then ends the
+ * job with an error.
  *
  * <p>A signal that was ignored when the process started (SIGINT of a command started with
  * {@code &} from a script) stays ignored; SIGTERM then still asks for the stop.
