@@ -165,8 +165,9 @@ class JobControlTest {
     }
 
     /**
-     * A second SIGINT while the first is still being handled (the step in progress is slow here)
-     * ends the process at once with 130, without the stop's checkpoint.
+     * A second SIGINT while the first is still being handled (it has been taken as a stop request,
+     * and the step in progress, slow here, is not done) ends the process at once with 130, without
+     * the stop's checkpoint.
      */
     @ParameterizedTest
     @ValueSource(strings = {"process", "threads"})
@@ -174,14 +175,19 @@ class JobControlTest {
         assumeSigintReachesChildren();
         Path dir = tmp.resolve("run");
         Path log = tmp.resolve("run.log");
-        List<String> args = args(MpiTrainTest.LONG_RUN, dir, "--accumulate", "8");
+        List<String> args = args(MpiTrainTest.LONG_RUN, dir, "--accumulate", "16");
         if (how.equals("threads")) {
             args.addAll(List.of("--ranks", "2", "--launcher", "threads"));
         }
         Process p = start(MpiTrainTest.java(args), log);
         awaitSteps(dir, 1, p, log);
         signal(p.pid(), "INT");
-        Thread.sleep(50);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!read(log).contains("SIGINT: stopping after the current step")) {
+            assertTrue(p.isAlive() && System.nanoTime() < deadline, () -> "the first SIGINT was not taken as a stop request:\n" + read(log));
+            Thread.sleep(10);
+        }
+        assertFalse(STOPPED_AT.matcher(read(log)).find(), "the step in progress ended before the second SIGINT could be sent");
         long t0 = System.nanoTime();
         signal(p.pid(), "INT");
         awaitExit(p, 30, log, "after the second SIGINT");
