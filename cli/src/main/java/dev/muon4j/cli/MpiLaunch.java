@@ -82,6 +82,11 @@ final class MpiLaunch {
 
     /** mpirun on the PATH, if any. */
     static Optional<Path> findMpirun() {
+        return findOnPath("mpirun");
+    }
+
+    /** The first executable file called {@code name} in a directory of the PATH, if any. */
+    static Optional<Path> findOnPath(String name) {
         String path = System.getenv("PATH");
         if (path == null) {
             return Optional.empty();
@@ -90,7 +95,7 @@ final class MpiLaunch {
             if (dir.isEmpty()) {
                 continue;
             }
-            Path p = Path.of(dir, "mpirun");
+            Path p = Path.of(dir, name);
             if (Files.isExecutable(p)) {
                 return Optional.of(p);
             }
@@ -101,6 +106,7 @@ final class MpiLaunch {
     /**
      * Runs this JVM's command again as {@code n} ranks under mpirun on this machine, with
      * {@code --run-dir} set so that every rank names the same run, and returns mpirun's exit code.
+     * This process owns the job: a stop signal or its end stops the ranks too (see {@link JobControl}).
      */
     static int relaunch(Path mpirun, int n, Path runDir, List<String> originalArgs, PrintWriter out)
             throws IOException, InterruptedException {
@@ -124,14 +130,6 @@ final class MpiLaunch {
         cmd.addAll(args);
         out.println("ranks: " + n + " processes under " + mpirun + " (run directory " + runDir + ")");
         out.flush();
-        ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO();
-        pb.environment().put(RELAUNCHED, "1");
-        Process p = pb.start();
-        int code = p.waitFor();
-        if (code != 0) {
-            out.println("mpirun exited with code " + code + "; the ranks' errors are above");
-            out.flush();
-        }
-        return code;
+        return JobControl.superviseMpirun(cmd, java.util.Map.of(RELAUNCHED, "1"), out);
     }
 }

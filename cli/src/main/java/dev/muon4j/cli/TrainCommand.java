@@ -92,8 +92,21 @@ public final class TrainCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** Stop requests and the exit code of this process's part of the run (not of a launcher's). */
+    private JobControl job;
+
     @Override
     public Integer call() throws Exception {
+        try {
+            return start();
+        } finally {
+            if (job != null) {
+                job.close();
+            }
+        }
+    }
+
+    private int start() throws Exception {
         if (resume && resumeOrStart) {
             throw new IllegalArgumentException("give --resume or --resume-or-start, not both");
         }
@@ -122,7 +135,9 @@ public final class TrainCommand implements Callable<Integer> {
             if (runDir == null) {
                 throw new IllegalArgumentException("under mpirun give --run-dir, so that every rank names the same run");
             }
+            job = JobControl.forMpiRank(spec.root().commandLine().getParseResult().originalArgs());
             MpiCollectives comm = new MpiCollectives(Duration.ofSeconds(rankTimeout));
+            job.attach(comm);
             try {
                 PrintWriter rankOut = comm.rank() == 0 ? out : new PrintWriter(java.io.Writer.nullWriter());
                 try (Backend backend = openForRank(MpiLaunch.localSize())) {
@@ -148,7 +163,7 @@ public final class TrainCommand implements Callable<Integer> {
                 throw t;
             }
             comm.close();
-            return 0;
+            return job.exitCode(out);
         }
         int n = ranks == null ? 1 : ranks;
         if (n > 1 && launcher != Launcher.THREADS) {
@@ -165,11 +180,12 @@ public final class TrainCommand implements Callable<Integer> {
                         + "does not load (Debian: apt-get install openmpi-bin libopenmpi-dev)");
             }
         }
+        job = JobControl.forProcess(spec.root().commandLine().getParseResult().originalArgs());
         if (n == 1) {
             try (Backend backend = backendOptions.open()) {
                 train(out, backend, null, 1);
             }
-            return 0;
+            return job.exitCode(out);
         }
         // N ranks as threads of this process: each with its own single-threaded Vector API backend
         // (one BLAS library must not be entered from several threads at once).
@@ -183,7 +199,7 @@ public final class TrainCommand implements Callable<Integer> {
             }
             return null;
         });
-        return 0;
+        return job.exitCode(out);
     }
 
     /** The settings --allow-changed may name: flag name → the setting's name in the checkpoint's config. */
@@ -277,10 +293,11 @@ public final class TrainCommand implements Callable<Integer> {
         }, progress, comm == null ? null : new Trainer.DataParallel(comm, sharding));
         Trainer.Result r;
         try {
-            r = trainer.run(runOptions());
+            r = trainer.run(runOptions().withStopRequested(job.stopRequested()));
         } catch (ChangedSettingsException e) {
             throw new IllegalArgumentException(describe(e), e);
         }
+        job.finished(r);
         out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
                 r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
         printTimings(out, r.timings(), n);
