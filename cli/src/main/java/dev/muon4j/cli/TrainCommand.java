@@ -298,8 +298,13 @@ public final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException(describe(e), e);
         }
         job.finished(r);
-        out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
-                r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
+        if (r.stoppedOnRequest()) {
+            out.printf(Locale.ROOT, "stopped after step %d: %,.0f tokens/s; metrics in %s%n",
+                    r.steps().isEmpty() ? r.startStep() : r.steps().getLast().step(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
+        } else {
+            out.printf(Locale.ROOT, "done: final validation loss %.4f, %,.0f tokens/s; metrics in %s%n",
+                    r.finalValidationLoss(), r.tokensPerSecond(), dir.resolve("metrics.jsonl"));
+        }
         printTimings(out, r.timings(), n);
         out.flush();
     }
