@@ -12,7 +12,7 @@ import java.util.List;
  */
 public enum ArrayKind {
     /** The embedding table and the untied output head, (V, C). */
-    EMBEDDING("the embedding table", Dimension.VOCABULARY, Dimension.WIDTH),
+    EMBEDDING("the token embeddings", Dimension.VOCABULARY, Dimension.WIDTH),
     /** The query and output projections, (H·D, C) and (C, H·D) with H·D = C. */
     ATTENTION_PROJECTION("the attention projections", Dimension.WIDTH, Dimension.WIDTH),
     /** The SwiGLU projections, (F, C) and (C, F). */
