@@ -126,6 +126,15 @@ class SizeLimitsTest {
     }
 
     @Test
+    void demoChecksItsSizes() {
+        assertEquals("muon4j: --batch 2000000 is too large: the training set of 64 batches needs 64 × batch × 32 inputs = "
+                        + "4,096,000,000 floats in one array, more than a Java array holds (2,147,483,647); the largest --batch is 1048575",
+                refused("demo", "--batch", "2000000"));
+        assertEquals("muon4j: --steps 2147483647 is too many: each loss curve keeps steps + 1 values in one array, and a Java "
+                + "array holds at most 2,147,483,647", refused("demo", "--steps", "2147483647"));
+    }
+
+    @Test
     void heapBeyondTheJvmLimit() throws Exception {
         // Fits every array (the scores are 512 × 12 × 512² = 1,610,612,736 floats) but not the heap.
         String line = refused(train("--preset", "large", "--batch", "512"));
