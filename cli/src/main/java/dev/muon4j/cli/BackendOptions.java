@@ -16,7 +16,15 @@ public final class BackendOptions {
             description = "Compute threads (default: number of processors).")
     Integer threads;
 
+    /**
+     * Opens the chosen backend with the chosen thread count.
+     *
+     * @throws IllegalArgumentException when {@code --threads} is below 1
+     */
     public Backend open() {
+        if (threads != null && threads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        }
         BackendConfig config = BackendConfig.defaults().withKind(kind);
         if (threads != null) {
             config = config.withThreads(threads);

@@ -2,6 +2,10 @@ package dev.muon4j.cli;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.bench.OptimizerBenchmark;
+import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.train.OptimizerChoice;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -23,6 +27,12 @@ public final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
+    private static void atLeast(String flag, int value, int least) {
+        if (value < least) {
+            throw new IllegalArgumentException(flag + " must be at least " + least + ", got " + value);
+        }
+    }
+
     @Command(name = "training", mixinStandardHelpOptions = true,
             description = "Training throughput (tokens/s) of the standard small Llama (byte-level, 6 layers, width 384, 6 heads, "
                     + "SwiGLU 1024, context 256, batch 16, untied head: 10.8M parameters) with AdamW and with Muon, "
@@ -31,7 +41,7 @@ public final class BenchCommand implements Callable<Integer> {
         @Mixin
         BackendOptions backendOptions;
 
-        @Option(names = "--batch", defaultValue = "16", description = "Sequences per step (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--batch", defaultValue = TrainingOptions.DEFAULT_BATCH, description = "Sequences per step (default: ${DEFAULT-VALUE}).")
         int batch;
 
         @Option(names = "--accumulate", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE}).")
@@ -45,10 +55,22 @@ public final class BenchCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
-            if (batch < 1 || accumulate < 1 || steps < 1 || warmup < 0) {
-                throw new IllegalArgumentException("--batch, --accumulate and --steps must be >= 1 and --warmup >= 0");
+            atLeast("--batch", batch, 1);
+            atLeast("--accumulate", accumulate, 1);
+            atLeast("--steps", steps, 1);
+            atLeast("--warmup", warmup, 0);
+            if ((long) warmup + steps > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("--warmup " + warmup + " + --steps " + steps + " is more steps than the benchmark counts ("
+                        + Integer.MAX_VALUE + ")");
             }
-            dev.muon4j.nn.LlamaConfig config = dev.muon4j.nn.LlamaConfig.standardSmall();
+            LlamaConfig config = LlamaConfig.standardSmall();
+            SizeLimits.checkArrays(config, batch, 1, new SizeLimits.Flags(config, Integer.parseInt(TrainingOptions.DEFAULT_BATCH), false));
+            // AdamW runs first and holds the larger optimizer state; each timed step keeps three doubles.
+            SizeLimits.checkHeap(b -> {
+                List<SizeLimits.Heap.Part> parts = new ArrayList<>(SizeLimits.trainingHeap(config, OptimizerChoice.ADAMW, b, 1, false).parts());
+                parts.add(new SizeLimits.Heap.Part("step timings", SizeLimits.times(3L * Double.BYTES, steps)));
+                return new SizeLimits.Heap(parts);
+            }, batch, Runtime.getRuntime().maxMemory(), "--batch or --steps");
             try (Backend backend = backendOptions.open()) {
                 System.out.println("backend: " + backend.description());
                 System.out.printf("model: %,d parameters, batch %d x %d tokens, %d micro-batch(es) per optimizer step%n%n",
@@ -78,6 +100,7 @@ public final class BenchCommand implements Callable<Integer> {
 
         @Override
         public Integer call() {
+            atLeast("--repetitions", repetitions, 1);
             try (Backend backend = backendOptions.open()) {
                 System.out.println("backend: " + backend.description());
                 System.out.printf("java %s, %d processors%n%n", Runtime.version(), Runtime.getRuntime().availableProcessors());

@@ -43,6 +43,8 @@ public final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        // AdamW's run holds two moments per parameter, at least as much as Muon's: the larger of the two.
+        options.checkSizes(OptimizerChoice.ADAMW, 1);
         PrintWriter w = spec.commandLine().getOut();
         LlamaConfig shape = options.model(256);
         TokenDataset data = options.dataset(shape.contextLength());

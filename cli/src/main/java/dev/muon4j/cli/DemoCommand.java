@@ -9,6 +9,8 @@ import dev.muon4j.optim.MuonConfig;
 import dev.muon4j.optim.Optimizer;
 import dev.muon4j.optim.Route;
 import java.io.PrintWriter;
+import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -24,6 +26,11 @@ import picocli.CommandLine.Spec;
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Train a small MLP with AdamW and with Muon (hybrid) side by side and print both loss curves.")
 public final class DemoCommand implements Callable<Integer> {
+    /** Batches of training samples, drawn once and cycled through. */
+    private static final int TRAINING_BATCHES = 64;
+    /** Batches of validation samples. */
+    private static final int VALIDATION_BATCHES = 4;
+
     @Mixin
     BackendOptions backendOptions;
 
@@ -54,8 +61,9 @@ public final class DemoCommand implements Callable<Integer> {
         if (steps < 1 || batch < 1 || every < 1) {
             throw new IllegalArgumentException("--steps, --batch and --every must be positive, got " + steps + ", " + batch + ", " + every);
         }
-        TeacherStudentMlp.Dataset train = TeacherStudentMlp.teacherData(seed, seed + 1, 64 * batch);
-        TeacherStudentMlp.Dataset valid = TeacherStudentMlp.teacherData(seed, seed + 2, 4 * batch);
+        checkSizes();
+        TeacherStudentMlp.Dataset train = TeacherStudentMlp.teacherData(seed, seed + 1, TRAINING_BATCHES * batch);
+        TeacherStudentMlp.Dataset valid = TeacherStudentMlp.teacherData(seed, seed + 2, VALIDATION_BATCHES * batch);
         try (Backend backend = backendOptions.open()) {
             out.println("backend: " + backend.description());
             out.printf("task: student MLP %d→%d→%d→%d (ReLU) imitates a random tanh teacher; %d train / %d validation samples%n",
@@ -111,6 +119,31 @@ public final class DemoCommand implements Callable<Integer> {
             out.flush();
         }
         return 0;
+    }
+
+    /**
+     * The training set (64 batches) in one array of inputs, the loss curves in arrays of steps + 1,
+     * and the heap the samples, the two models' activations and the curves surely need.
+     */
+    private void checkSizes() {
+        long perBatch = (long) TRAINING_BATCHES * TeacherStudentMlp.INPUT;
+        if ((long) batch * perBatch > SizeLimits.ARRAY_LIMIT) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "--batch %d is too large: the training set of %d batches "
+                            + "needs %d × batch × %d inputs = %,d floats in one array, more than a Java array holds (%,d); the largest --batch is %d",
+                    batch, TRAINING_BATCHES, TRAINING_BATCHES, TeacherStudentMlp.INPUT, batch * perBatch, SizeLimits.ARRAY_LIMIT,
+                    SizeLimits.ARRAY_LIMIT / perBatch));
+        }
+        if (steps >= SizeLimits.ARRAY_LIMIT) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "--steps %d is too many: each loss curve keeps steps + 1 values "
+                    + "in one array, and a Java array holds at most %,d", steps, SizeLimits.ARRAY_LIMIT));
+        }
+        int samplesPerBatch = TRAINING_BATCHES + VALIDATION_BATCHES;
+        int activationsPerRow = 5 * TeacherStudentMlp.HIDDEN + 2 * TeacherStudentMlp.OUTPUT; // z1, h1, z2, h2, dh; y, dy
+        SizeLimits.checkHeap(b -> new SizeLimits.Heap(List.of(
+                new SizeLimits.Heap.Part("samples", SizeLimits.floats((long) samplesPerBatch * b * (TeacherStudentMlp.INPUT + TeacherStudentMlp.OUTPUT))),
+                new SizeLimits.Heap.Part("activations of two models", SizeLimits.floats(2L * activationsPerRow * b)),
+                new SizeLimits.Heap.Part("loss curves", 2L * Double.BYTES * (steps + 1L)))),
+                batch, Runtime.getRuntime().maxMemory(), "--batch or --steps");
     }
 
     private void trainStep(TeacherStudentMlp model, Optimizer optimizer, TeacherStudentMlp.Dataset data, int from) {

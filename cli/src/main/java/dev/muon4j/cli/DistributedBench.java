@@ -8,6 +8,7 @@ import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.train.Json;
+import dev.muon4j.train.OptimizerChoice;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -57,7 +58,7 @@ final class DistributedBench implements Callable<Integer> {
     @Mixin
     ModelShapeOptions shape;
 
-    @Option(names = "--batch", defaultValue = "16", description = "Sequences per step, split over the ranks (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--batch", defaultValue = TrainingOptions.DEFAULT_BATCH, description = "Sequences per step, split over the ranks (default: ${DEFAULT-VALUE}).")
     int batch;
 
     @Option(names = "--steps", defaultValue = "2",
@@ -84,13 +85,18 @@ final class DistributedBench implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (batch < 1 || steps < 1 || rankTimeout < 1) {
-            throw new IllegalArgumentException("--batch, --steps and --rank-timeout must be >= 1");
+        atLeast("--batch", batch, 1);
+        atLeast("--steps", steps, 1);
+        atLeast("--rank-timeout", rankTimeout, 1);
+        if (steps > Integer.MAX_VALUE - WARMUP_STEPS) {
+            throw new IllegalArgumentException("--steps " + steps + " is too many: with the warm-up step the benchmark counts at most "
+                    + (Integer.MAX_VALUE - WARMUP_STEPS));
         }
         if (ranks.isEmpty() || ranks.stream().anyMatch(n -> n == null || n < 1)) {
             throw new IllegalArgumentException("--ranks must list rank counts >= 1, got " + ranks);
         }
         List<Integer> counts = ranks.stream().distinct().sorted().toList();
+        checkSizes(shape.apply(preset, 256), counts);
         PrintWriter w = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         int context = shape.apply(preset, 256).contextLength();
@@ -185,6 +191,29 @@ final class DistributedBench implements Callable<Integer> {
             w.flush();
         }
         return 0;
+    }
+
+    /**
+     * Checks the sizes of every run before any is allocated. The smallest rank count has the
+     * longest micro-batches. Every rank is a thread of this process with its own model and gradients,
+     * the optimizer state (AdamW's, the largest) is split over them, and their forward and backward
+     * passes over the shares of the batch together hold at least one pass over the whole batch.
+     */
+    private void checkSizes(LlamaConfig model, List<Integer> counts) {
+        SizeLimits.Flags flags = new SizeLimits.Flags(preset.config(), Integer.parseInt(TrainingOptions.DEFAULT_BATCH), true);
+        SizeLimits.checkArrays(model, batch, counts.getFirst(), flags);
+        int most = counts.getLast();
+        if (most > 1) {
+            SizeLimits.checkArrays(model, batch, most, flags); // shorter micro-batches; adds the checkpoint's gather of all parameters
+        }
+        SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(model, OptimizerChoice.ADAMW, b, most, true),
+                batch, Runtime.getRuntime().maxMemory(), "--batch, the largest of --ranks, --context or the model size");
+    }
+
+    private static void atLeast(String flag, long value, long least) {
+        if (value < least) {
+            throw new IllegalArgumentException(flag + " must be at least " + least + ", got " + value);
+        }
     }
 
     /** One line per rank count above 1: the Muon/AdamW bytes ratio for both modes, and each setting's state ratio. */

@@ -32,12 +32,45 @@ public final class ModelShapeOptions {
     @Option(names = "--tied", description = "Tie the output head to the embedding table.")
     boolean tied;
 
-    /** {@code preset} with any flags applied and the vocabulary set from the tokenizer. */
+    /**
+     * {@code preset} with any flags applied and the vocabulary set from the tokenizer.
+     *
+     * @throws IllegalArgumentException naming the flag and its value when a size is below 1, the heads do not
+     *     divide the width or the key/value heads the heads, or a head's width is odd
+     */
     LlamaConfig apply(ModelPreset preset, int vocabSize) {
+        atLeastOne("--layers", layers);
+        atLeastOne("--width", width);
+        atLeastOne("--heads", heads);
+        atLeastOne("--kv-heads", kvHeads);
+        atLeastOne("--mlp-width", mlpWidth);
+        atLeastOne("--context", context);
+        if (initStd != null && !(initStd > 0 && Double.isFinite(initStd))) {
+            throw new IllegalArgumentException("--init-std must be finite and > 0, got " + initStd);
+        }
         LlamaConfig p = preset.config();
-        return new LlamaConfig(vocabSize, or(width, p.width()), or(layers, p.layers()), or(heads, p.heads()),
-                or(kvHeads, kvHeads == null && heads != null ? heads : p.kvHeads()), or(mlpWidth, p.mlpWidth()),
+        int w = or(width, p.width());
+        int h = or(heads, p.heads());
+        int k = or(kvHeads, kvHeads == null && heads != null ? heads : p.kvHeads());
+        if (w % h != 0) {
+            throw new IllegalArgumentException("--heads " + h + " does not divide --width " + w + ": each head takes width / heads channels");
+        }
+        if (h % k != 0) {
+            throw new IllegalArgumentException("--kv-heads " + k + " does not divide --heads " + h
+                    + ": the query heads share the key/value heads in equal groups");
+        }
+        if ((w / h) % 2 != 0) {
+            throw new IllegalArgumentException("--width " + w + " / --heads " + h + " = " + w / h
+                    + " channels per head, but rotary position embeddings need an even number");
+        }
+        return new LlamaConfig(vocabSize, w, or(layers, p.layers()), h, k, or(mlpWidth, p.mlpWidth()),
                 or(context, p.contextLength()), tied || p.tiedHead(), p.ropeTheta(), p.normEps(), initStd != null ? initStd : p.initStd());
+    }
+
+    private static void atLeastOne(String flag, Integer value) {
+        if (value != null && value < 1) {
+            throw new IllegalArgumentException(flag + " must be at least 1, got " + value);
+        }
     }
 
     private static int or(Integer v, int fallback) {

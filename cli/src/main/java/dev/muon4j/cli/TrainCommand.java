@@ -128,6 +128,7 @@ public final class TrainCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         int world = MpiLaunch.worldSize();
+        options.checkSizes(optimizer, world > 0 ? world : ranks == null ? 1 : ranks);
         if (world > 0) {
             if (ranks != null && ranks != world) {
                 throw new IllegalArgumentException("--ranks " + ranks + " but mpirun started " + world + " ranks");

@@ -9,11 +9,15 @@ import dev.muon4j.train.ScheduleKind;
 import dev.muon4j.train.TrainConfig;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Model, data and optimisation flags shared by {@code train} and {@code compare}. */
 public final class TrainingOptions {
+    /** The default of {@code --batch}. */
+    static final String DEFAULT_BATCH = "16";
+
     @Option(names = "--preset", defaultValue = "TINY", paramLabel = "NAME",
             description = "Model size: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     ModelPreset preset;
@@ -59,7 +63,7 @@ public final class TrainingOptions {
     @Option(names = "--tokens", description = "Token budget; sets the step count from the tokens per step.")
     Long tokens;
 
-    @Option(names = "--batch", defaultValue = "16", description = "Sequences per micro-batch (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--batch", defaultValue = DEFAULT_BATCH, description = "Sequences per micro-batch (default: ${DEFAULT-VALUE}).")
     int batch;
 
     @Option(names = "--accumulate", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE}).")
@@ -82,6 +86,54 @@ public final class TrainingOptions {
 
     @Option(names = "--keep", defaultValue = "3", description = "Newest checkpoints kept (default: ${DEFAULT-VALUE}).")
     int keep;
+
+    /**
+     * Checks every integer flag and every size the run will allocate, before anything is: counts
+     * below their minimum, sequences or tokens per step beyond what the trainer counts, arrays longer
+     * than a Java array (see {@link SizeLimits#checkArrays}) and a heap need beyond the JVM's limit
+     * (see {@link SizeLimits#checkHeap}).
+     *
+     * @param optimizer the optimizer, whose state the heap need counts
+     * @param ranks     the data-parallel ranks the batch and the optimizer state are split over, at least 1
+     * @throws IllegalArgumentException naming the flag, its value and the limit
+     */
+    void checkSizes(OptimizerChoice optimizer, int ranks) {
+        atLeast("--batch", batch, 1);
+        atLeast("--accumulate", accumulate, 1);
+        atLeast("--warmup", warmup, 0);
+        atLeast("--eval-batches", evalBatches, 1);
+        atLeast("--checkpoint-every", checkpointEvery, 0);
+        atLeast("--keep", keep, 1);
+        if (steps != null) {
+            atLeast("--steps", steps, 1);
+        }
+        if (tokens != null) {
+            atLeast("--tokens", tokens, 1);
+        }
+        if (evalEvery != null) {
+            atLeast("--eval-every", evalEvery, 1);
+        }
+        if ((long) batch * accumulate > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "--batch %d × --accumulate %d = %,d sequences per step, "
+                    + "more than the trainer counts (%,d)", batch, accumulate, (long) batch * accumulate, Integer.MAX_VALUE));
+        }
+        LlamaConfig model = model(tokenizer.create().vocabSize());
+        long tokensPerStep = (long) batch * accumulate * model.contextLength();
+        if (steps != null && steps > Long.MAX_VALUE / tokensPerStep) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "--steps %d is too many: with %,d tokens per step "
+                            + "(--batch %d × --accumulate %d × context %d) the run's token count exceeds %,d; the most steps are %,d",
+                    steps, tokensPerStep, batch, accumulate, model.contextLength(), Long.MAX_VALUE, Long.MAX_VALUE / tokensPerStep));
+        }
+        SizeLimits.checkArrays(model, batch, ranks, new SizeLimits.Flags(preset.config(), Integer.parseInt(DEFAULT_BATCH), true));
+        SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(model, optimizer, b, ranks, false), batch, Runtime.getRuntime().maxMemory(),
+                "--batch, --context or the model size");
+    }
+
+    private static void atLeast(String flag, long value, long least) {
+        if (value < least) {
+            throw new IllegalArgumentException(flag + " must be at least " + least + ", got " + value);
+        }
+    }
 
     /** The model config: the preset with any flags applied, the vocabulary set from the tokenizer. */
     LlamaConfig model(int vocabSize) {

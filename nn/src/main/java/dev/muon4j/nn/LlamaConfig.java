@@ -75,12 +75,139 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
         return new LlamaConfig(vocabSize, width, layers, heads, kvHeads, mlpWidth, t, tiedHead, ropeTheta, normEps, initStd);
     }
 
-    /** Number of parameters of a model with this config. */
+    /** Number of parameters of a model with this config (saturating at {@link Long#MAX_VALUE}). */
     public long parameterCount() {
-        long c = width;
-        long d = headDim();
-        long perLayer = 2 * c + c * heads * d + 2 * c * kvHeads * d + heads * d * c + 3 * c * mlpWidth;
-        return vocabSize * c + layers * perLayer + c + (tiedHead ? 0 : vocabSize * c);
+        long embeddings = product(tiedHead ? 1 : 2, vocabSize, width);
+        long norms = product(2L * layers + 1, width);
+        return sum(embeddings, norms, hiddenMatrixParameterCount());
+    }
+
+    /**
+     * Number of parameters in the hidden matrices, the attention projections (q, k, v, o) and the
+     * SwiGLU projections (gate, up, down) of every layer: the matrices Muon updates (saturating).
+     */
+    public long hiddenMatrixParameterCount() {
+        long attention = product(2L * heads + 2L * kvHeads, headDim(), width);
+        long mlp = product(3, mlpWidth, width);
+        return product(layers, sum(attention, mlp));
+    }
+
+    /** Elements of the largest hidden matrix: width² (q and o projections) or mlp width × width. */
+    public long largestHiddenMatrix() {
+        return Math.max((long) width * width, (long) mlpWidth * width);
+    }
+
+    /**
+     * The size of {@code d} for micro-batches of {@code batch} sequences.
+     *
+     * @param d     the dimension
+     * @param batch B, sequences per micro-batch (the value of {@link ArrayKind.Dimension#BATCH})
+     * @return the dimension's size
+     */
+    public long dimension(ArrayKind.Dimension d, int batch) {
+        return switch (d) {
+            case BATCH -> batch;
+            case CONTEXT -> contextLength;
+            case WIDTH -> width;
+            case MLP_WIDTH -> mlpWidth;
+            case HEADS -> heads;
+            case VOCABULARY -> vocabSize;
+        };
+    }
+
+    /**
+     * The length of the largest single array of {@code kind} that a model with this config, and a
+     * forward and backward pass over {@code batch} sequences of the full context, allocate: the
+     * product of the kind's dimensions, saturating at {@link Long#MAX_VALUE}.
+     *
+     * @param kind  the kind of array
+     * @param batch B, sequences per micro-batch, at least 1
+     * @return the length in elements
+     */
+    public long arrayLength(ArrayKind kind, int batch) {
+        positive("batch", batch);
+        long n = 1;
+        for (ArrayKind.Dimension d : kind.factors()) {
+            n = product(n, dimension(d, batch));
+        }
+        return n;
+    }
+
+    /**
+     * The kind with the longest array at this batch (the first in declaration order on a tie).
+     *
+     * @param batch B, sequences per micro-batch, at least 1
+     * @return the kind; {@link #arrayLength} gives its length
+     */
+    public ArrayKind largestArray(int batch) {
+        ArrayKind largest = ArrayKind.values()[0];
+        for (ArrayKind k : ArrayKind.values()) {
+            if (arrayLength(k, batch) > arrayLength(largest, batch)) {
+                largest = k;
+            }
+        }
+        return largest;
+    }
+
+    /**
+     * The largest size of {@code d} for which the arrays of {@code kind} hold at most
+     * {@code maxLength} elements, every other dimension as in this config: the floor of
+     * (maxLength / the other factors)^(1/power). {@link Long#MAX_VALUE} when the kind does not
+     * depend on {@code d}; 0 when even size 1 is too long.
+     *
+     * @param kind      the kind of array
+     * @param d         the dimension to vary
+     * @param batch     B, sequences per micro-batch, at least 1
+     * @param maxLength the most elements an array may have, at least 1
+     * @return the largest size
+     */
+    public long largestFitting(ArrayKind kind, ArrayKind.Dimension d, int batch, long maxLength) {
+        positive("batch", batch);
+        if (maxLength < 1) {
+            throw new IllegalArgumentException("maxLength must be >= 1, got " + maxLength);
+        }
+        int power = kind.power(d);
+        if (power == 0) {
+            return Long.MAX_VALUE;
+        }
+        long others = 1;
+        for (ArrayKind.Dimension f : kind.factors()) {
+            if (f != d) {
+                others = product(others, dimension(f, batch));
+            }
+        }
+        return floorRoot(maxLength / others, power);
+    }
+
+    /**
+     * The floats a graph's pool holds at the end of one training forward and backward pass of
+     * {@link LlamaModel#loss} over {@code batch} sequences of the full context: every
+     * intermediate tensor and its gradient, and the operations' scratch arrays, none of which
+     * return to the pool before {@link dev.muon4j.autograd.Graph#reset()} (so this equals
+     * {@link dev.muon4j.autograd.Graph#peakFloats()} after one such pass). With N = B·T, L layers
+     * and K·D the key/value width:
+     * <pre>
+     * outputs  = N·C·(9L + 2) + 3L·N·K·D + 3L·N·F + N·V + 1    (embedding, 9 (N, C) tensors per layer, final norm;
+     *                                                           k, k rotated, v; gate, up, SwiGLU; logits; loss)
+     * scratch  = N·(2L + 1) + L·B·H·T² + L·N·F + N·V            (RMSNorm's inverse RMS, attention probabilities,
+     *                                                           SwiGLU's σ(gate), the loss's softmax)
+     * backward = L·B·H·T²                                      (attention's dP)
+     * total    = 2·outputs + scratch + backward                 (each output gets a gradient of its size)
+     * </pre>
+     * Saturates at {@link Long#MAX_VALUE}.
+     *
+     * @param batch B, sequences per micro-batch, at least 1
+     * @return the floats held
+     */
+    public long trainingStepFloats(int batch) {
+        positive("batch", batch);
+        long rows = product(batch, contextLength);
+        long scores = product(batch, heads, contextLength, contextLength);
+        long outputs = sum(product(rows, width, 9L * layers + 2), product(3L * layers, rows, (long) kvHeads * headDim()),
+                product(3L * layers, rows, mlpWidth), product(rows, vocabSize), 1);
+        long scratch = sum(product(rows, 2L * layers + 1), product(layers, scores), product(layers, rows, mlpWidth),
+                product(rows, vocabSize));
+        return sum(product(2, outputs), scratch, product(layers, scores));
     }
 
     /** Field name → value, for JSON. */
@@ -134,5 +261,50 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
             throw new IllegalArgumentException("model config field " + key + " must be true or false, got " + m.get(key));
         }
         return b;
+    }
+
+    /** The product of non-negative factors, or {@link Long#MAX_VALUE} when it does not fit a long. */
+    private static long product(long... factors) {
+        long p = 1;
+        for (long f : factors) {
+            if (f != 0 && p > Long.MAX_VALUE / f) {
+                return Long.MAX_VALUE;
+            }
+            p *= f;
+        }
+        return p;
+    }
+
+    /** The sum of non-negative terms, or {@link Long#MAX_VALUE} when it does not fit a long. */
+    private static long sum(long... terms) {
+        long s = 0;
+        for (long t : terms) {
+            s = t > Long.MAX_VALUE - s ? Long.MAX_VALUE : s + t;
+        }
+        return s;
+    }
+
+    /** The largest r with r^power ≤ x, for x ≥ 0 and power ≥ 1. */
+    private static long floorRoot(long x, int power) {
+        if (power == 1 || x <= 1) {
+            return x;
+        }
+        long r = (long) Math.floor(Math.pow(x, 1.0 / power));
+        while (r > 0 && toThe(r, power) > x) {
+            r--;
+        }
+        while (toThe(r + 1, power) <= x) {
+            r++;
+        }
+        return r;
+    }
+
+    /** r^power, saturating. */
+    private static long toThe(long r, int power) {
+        long p = 1;
+        for (int i = 0; i < power; i++) {
+            p = product(p, r);
+        }
+        return p;
     }
 }
