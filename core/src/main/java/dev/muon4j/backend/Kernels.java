@@ -222,6 +222,38 @@ public final class Kernels {
     }
 
     /**
+     * Adam's moments and its bias-corrected direction, in place of the gradient. Modifies u, m and v.
+     * <pre>
+     * m ← β1·m + (1−β1)·u;  v ← β2·v + (1−β2)·u²;  u ← (m / bc1) / (√(v / bc2) + eps)
+     * </pre>
+     * Give {@code 1 − β} computed in double from the double betas (see {@link #adamw(float[], int,
+     * float[], int, float[], int, float[], int, int, float, float, float, float, float, float, float,
+     * float, float)}).
+     */
+    public static void adamMoments(float[] u, int uOff, float[] m, int mOff, float[] v, int vOff, int len,
+                                   float beta1, float beta2, float oneMinusB1, float oneMinusB2, float eps, float bc1, float bc2) {
+        float invBc1 = 1f / bc1;
+        float invBc2 = 1f / bc2;
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector gv = FloatVector.fromArray(S, u, uOff + i);
+            FloatVector mv = FloatVector.fromArray(S, m, mOff + i).mul(beta1).add(gv.mul(oneMinusB1));
+            FloatVector vv = FloatVector.fromArray(S, v, vOff + i).mul(beta2).add(gv.mul(gv).mul(oneMinusB2));
+            mv.intoArray(m, mOff + i);
+            vv.intoArray(v, vOff + i);
+            mv.mul(invBc1).div(vv.mul(invBc2).sqrt().add(eps)).intoArray(u, uOff + i);
+        }
+        for (; i < len; i++) {
+            float gv = u[uOff + i];
+            float mv = beta1 * m[mOff + i] + oneMinusB1 * gv;
+            float vv = beta2 * v[vOff + i] + oneMinusB2 * (gv * gv);
+            m[mOff + i] = mv;
+            v[vOff + i] = vv;
+            u[uOff + i] = (mv * invBc1) / ((float) Math.sqrt(vv * invBc2) + eps);
+        }
+    }
+
+    /**
      * AdamW, fused over one parameter. Modifies w, m and v.
      *
      * <pre>

@@ -38,63 +38,41 @@ import java.util.TreeSet;
  */
 public final class HybridOptimizer implements Optimizer {
     /** State buffer names, as PyTorch names them. */
-    public static final String MOMENTUM = "momentum";
-    public static final String EXP_AVG = "exp_avg";
-    public static final String EXP_AVG_SQ = "exp_avg_sq";
+    public static final String MOMENTUM = Transforms.MOMENTUM;
+    public static final String EXP_AVG = Transforms.EXP_AVG;
+    public static final String EXP_AVG_SQ = Transforms.EXP_AVG_SQ;
 
-    private final Backend backend;
     private final MuonConfig muon;
     private final AdamWConfig adamw;
     private final LearningRateSchedule schedule;
     private final double maxGradientNorm;
     private final NonFinitePolicy nonFinitePolicy;
     private final List<Parameter> parameters;
-    private final List<Slot> slots;
-    private final NewtonSchulz.Workspace workspace = new NewtonSchulz.Workspace();
+    private final List<ParamState> slots;
+    private final StepContext context;
     private final float[] scratch;
     private long step;
     private long skipped;
     private long newtonSchulzNanos;
 
-    /** One parameter with its route, effective hyperparameters and state buffers. */
-    private static final class Slot {
-        final Parameter parameter;
-        final Route route;
-        final double learningRate;
-        final double weightDecay;
-        final double scale;
-        final float[] first;
-        final float[] second;
-
-        Slot(Parameter parameter, Route route, double learningRate, double weightDecay, double scale) {
-            this.parameter = parameter;
-            this.route = route;
-            this.learningRate = learningRate;
-            this.weightDecay = weightDecay;
-            this.scale = scale;
-            this.first = new float[parameter.size()];
-            this.second = route == Route.ADAMW ? new float[parameter.size()] : null;
-        }
-    }
-
     private HybridOptimizer(Builder b, List<Parameter> params) {
-        this.backend = b.backend;
         this.muon = b.muon;
         this.adamw = b.adamw;
         this.schedule = b.schedule;
         this.maxGradientNorm = b.maxGradientNorm;
         this.nonFinitePolicy = b.nonFinitePolicy;
         this.parameters = List.copyOf(params);
-        List<Slot> built = new ArrayList<>();
-        int largestMatrix = 0;
+        this.context = new StepContext(b.backend);
+        List<ParamState> built = new ArrayList<>();
+        int scratchSize = 0;
         for (Assignment a : b.assign(params)) {
-            if (a.route() == Route.MUON) {
-                largestMatrix = Math.max(largestMatrix, a.parameter().layout().matrixSize());
-            }
-            built.add(new Slot(a.parameter(), a.route(), a.learningRate(), a.weightDecay(), a.scale()));
+            UpdateRule rule = b.rule(a.route());
+            rule.check(a.parameter());
+            scratchSize = Math.max(scratchSize, rule.scratchSize(a.parameter()));
+            built.add(new ParamState(a, rule, 0, a.parameter().size()));
         }
         this.slots = List.copyOf(built);
-        this.scratch = new float[largestMatrix];
+        this.scratch = new float[scratchSize];
     }
 
     /**
@@ -117,12 +95,12 @@ public final class HybridOptimizer implements Optimizer {
 
     @Override
     public StepResult step() {
-        for (Slot s : slots) {
-            float[] g = s.parameter.gradient();
+        for (ParamState s : slots) {
+            float[] g = s.parameter().gradient();
             int bad = Kernels.firstNonFinite(g, 0, g.length);
             if (bad >= 0) {
                 if (nonFinitePolicy == NonFinitePolicy.FAIL) {
-                    throw new NonFiniteGradientException(s.parameter.name(), bad, g[bad], step + skipped + 1);
+                    throw new NonFiniteGradientException(s.parameter().name(), bad, g[bad], step + skipped + 1);
                 }
                 skipped++;
                 return new StepResult(step, true, Double.NaN, false, schedule.factor(step));
@@ -131,55 +109,25 @@ public final class HybridOptimizer implements Optimizer {
         double norm = GradientClipping.globalNorm(parameters);
         boolean clipped = maxGradientNorm > 0 && GradientClipping.clip(parameters, norm, maxGradientNorm);
         double factor = schedule.factor(step);
-        newtonSchulzNanos = 0;
         long t = step + 1;
-        float bc1 = (float) (1 - Math.pow(adamw.beta1(), t));
-        float bc2 = (float) (1 - Math.pow(adamw.beta2(), t));
-        for (Slot s : slots) {
-            double lr = factor * s.learningRate;
-            if (s.route == Route.ADAMW) {
-                Parameter p = s.parameter;
-                Kernels.adamw(p.value(), 0, p.gradient(), 0, s.first, 0, s.second, 0, p.size(),
-                        (float) adamw.beta1(), (float) adamw.beta2(),
-                        (float) (1 - adamw.beta1()), (float) (1 - adamw.beta2()), (float) lr, (float) s.weightDecay,
-                        (float) adamw.eps(), bc1, bc2);
-            } else {
-                muonUpdate(s, lr);
-            }
+        context.begin(t, factor);
+        for (ParamState s : slots) {
+            s.rule().apply(context, s, scratch);
         }
+        newtonSchulzNanos = context.newtonSchulzNanos();
         step = t;
         return new StepResult(step, false, norm, clipped, factor);
     }
 
-    private void muonUpdate(Slot s, double lr) {
-        Parameter p = s.parameter;
-        MatrixLayout layout = p.layout();
-        int size = layout.matrixSize();
-        boolean ema = muon.momentumForm() == MomentumForm.EMA;
-        float decay = (float) (1 - lr * s.weightDecay);
-        float stepSize = (float) (lr * s.scale);
-        for (int i = 0; i < layout.count(); i++) {
-            int off = i * size;
-            Kernels.muonMomentum(ema, muon.nesterov(), muon.momentum(),
-                    p.gradient(), off, s.first, off, scratch, 0, size);
-            long t0 = System.nanoTime();
-            NewtonSchulz.orthogonalize(backend, muon.newtonSchulz(), scratch, 0, layout.fanOut(), layout.fanIn(),
-                    scratch, 0, workspace);
-            newtonSchulzNanos += System.nanoTime() - t0;
-            Kernels.decayAndSubtract(p.value(), off, decay, stepSize, scratch, 0, size);
-        }
-    }
-
     @Override
     public java.util.Optional<String> findNonFiniteState() {
-        for (Slot s : slots) {
-            String name = s.parameter.name();
-            int bad = Kernels.firstNonFinite(s.first, 0, s.first.length);
-            if (bad >= 0) {
-                return java.util.Optional.of(describeNonFinite(s.route == Route.MUON ? MOMENTUM : EXP_AVG, name, bad, s.first[bad]));
-            }
-            if (s.second != null && (bad = Kernels.firstNonFinite(s.second, 0, s.second.length)) >= 0) {
-                return java.util.Optional.of(describeNonFinite(EXP_AVG_SQ, name, bad, s.second[bad]));
+        for (ParamState s : slots) {
+            for (Map.Entry<String, float[]> b : s.buffers().entrySet()) {
+                float[] v = b.getValue();
+                int bad = Kernels.firstNonFinite(v, 0, v.length);
+                if (bad >= 0) {
+                    return java.util.Optional.of(describeNonFinite(b.getKey(), s.parameter().name(), bad, v[bad]));
+                }
             }
         }
         return java.util.Optional.empty();
@@ -213,8 +161,8 @@ public final class HybridOptimizer implements Optimizer {
     /** The route each parameter takes, by name, in parameter order. */
     public Map<String, Route> routes() {
         Map<String, Route> routes = new LinkedHashMap<>();
-        for (Slot s : slots) {
-            routes.put(s.parameter.name(), s.route);
+        for (ParamState s : slots) {
+            routes.put(s.parameter().name(), s.route());
         }
         return routes;
     }
@@ -230,15 +178,8 @@ public final class HybridOptimizer implements Optimizer {
     @Override
     public OptimizerState saveState() {
         Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
-        for (Slot s : slots) {
-            Map<String, float[]> buffers = new LinkedHashMap<>();
-            if (s.route == Route.MUON) {
-                buffers.put(MOMENTUM, s.first);
-            } else {
-                buffers.put(EXP_AVG, s.first);
-                buffers.put(EXP_AVG_SQ, s.second);
-            }
-            entries.put(s.parameter.name(), new OptimizerState.Entry(s.route, s.parameter.shape(), buffers));
+        for (ParamState s : slots) {
+            entries.put(s.parameter().name(), new OptimizerState.Entry(s.route(), s.parameter().shape(), s.buffers()));
         }
         return new OptimizerState(step, skipped, entries);
     }
@@ -248,54 +189,50 @@ public final class HybridOptimizer implements Optimizer {
         Objects.requireNonNull(state, "state");
         Map<String, OptimizerState.Entry> entries = state.entries();
         Set<String> missing = new TreeSet<>();
-        for (Slot s : slots) {
-            if (!entries.containsKey(s.parameter.name())) {
-                missing.add(s.parameter.name());
-            }
-        }
         Set<String> unknown = new TreeSet<>(entries.keySet());
-        for (Slot s : slots) {
-            unknown.remove(s.parameter.name());
+        for (ParamState s : slots) {
+            if (!entries.containsKey(s.parameter().name())) {
+                missing.add(s.parameter().name());
+            }
+            unknown.remove(s.parameter().name());
         }
         if (!missing.isEmpty() || !unknown.isEmpty()) {
             throw new IllegalArgumentException("optimizer state does not match the parameters: missing " + missing
                     + ", unknown " + unknown);
         }
-        for (Slot s : slots) {
-            OptimizerState.Entry e = entries.get(s.parameter.name());
-            String name = s.parameter.name();
-            if (e.route() != s.route) {
-                throw new IllegalArgumentException("optimizer state of " + name + " is for " + e.route()
-                        + " but the parameter is routed to " + s.route);
-            }
-            if (!Arrays.equals(e.shape(), s.parameter.shape())) {
-                throw new IllegalArgumentException("optimizer state of " + name + " has shape " + Arrays.toString(e.shape())
-                        + " but the parameter has shape " + Arrays.toString(s.parameter.shape()));
-            }
-            List<String> expected = s.route == Route.MUON ? List.of(MOMENTUM) : List.of(EXP_AVG, EXP_AVG_SQ);
-            if (!new TreeSet<>(e.buffers().keySet()).equals(new TreeSet<>(expected))) {
-                throw new IllegalArgumentException("optimizer state of " + name + " has buffers " + e.buffers().keySet()
-                        + ", expected " + expected);
-            }
-            for (String buffer : expected) {
-                int length = e.buffers().get(buffer).length;
-                if (length != s.parameter.size()) {
-                    throw new IllegalArgumentException("optimizer state " + name + "/" + buffer + " has " + length
-                            + " elements, the parameter has " + s.parameter.size());
-                }
-            }
+        for (ParamState s : slots) {
+            checkEntry(s, entries.get(s.parameter().name()));
         }
-        for (Slot s : slots) {
-            OptimizerState.Entry e = entries.get(s.parameter.name());
-            if (s.route == Route.MUON) {
-                System.arraycopy(e.buffers().get(MOMENTUM), 0, s.first, 0, s.first.length);
-            } else {
-                System.arraycopy(e.buffers().get(EXP_AVG), 0, s.first, 0, s.first.length);
-                System.arraycopy(e.buffers().get(EXP_AVG_SQ), 0, s.second, 0, s.second.length);
-            }
+        for (ParamState s : slots) {
+            Map<String, float[]> saved = entries.get(s.parameter().name()).buffers();
+            s.buffers().forEach((name, buffer) -> System.arraycopy(saved.get(name), 0, buffer, 0, buffer.length));
         }
         step = state.step();
         skipped = state.skippedSteps();
+    }
+
+    /** Checks a saved entry against a parameter's route, shape, buffer names and lengths; names the parameter. */
+    static void checkEntry(ParamState s, OptimizerState.Entry e) {
+        String name = s.parameter().name();
+        if (e.route() != s.route()) {
+            throw new IllegalArgumentException("optimizer state of " + name + " is for " + e.route()
+                    + " but the parameter is routed to " + s.route());
+        }
+        if (!Arrays.equals(e.shape(), s.parameter().shape())) {
+            throw new IllegalArgumentException("optimizer state of " + name + " has shape " + Arrays.toString(e.shape())
+                    + " but the parameter has shape " + Arrays.toString(s.parameter().shape()));
+        }
+        if (!new TreeSet<>(e.buffers().keySet()).equals(new TreeSet<>(s.buffers().keySet()))) {
+            throw new IllegalArgumentException("optimizer state of " + name + " has buffers " + e.buffers().keySet()
+                    + ", expected " + s.buffers().keySet());
+        }
+        for (Map.Entry<String, float[]> b : s.buffers().entrySet()) {
+            int length = e.buffers().get(b.getKey()).length;
+            if (length != b.getValue().length) {
+                throw new IllegalArgumentException("optimizer state " + name + "/" + b.getKey() + " has " + length
+                        + " elements, the parameter has " + b.getValue().length);
+            }
+        }
     }
 
     /** Builds a {@link HybridOptimizer}; every setting has a default. */
@@ -421,6 +358,11 @@ public final class HybridOptimizer implements Optimizer {
 
         public NonFinitePolicy nonFinitePolicy() {
             return nonFinitePolicy;
+        }
+
+        /** The update rule of a route under these settings. */
+        public UpdateRule rule(Route route) {
+            return route == Route.MUON ? UpdateRule.muon(muon) : UpdateRule.adamw(adamw);
         }
 
         public HybridOptimizer build(List<Parameter> parameters) {

@@ -1,21 +1,19 @@
 package dev.muon4j.distributed;
 
-import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Kernels;
-import dev.muon4j.optim.AdamWConfig;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
-import dev.muon4j.optim.MatrixLayout;
-import dev.muon4j.optim.MomentumForm;
-import dev.muon4j.optim.MuonConfig;
-import dev.muon4j.optim.NewtonSchulz;
 import dev.muon4j.optim.NonFiniteGradientException;
 import dev.muon4j.optim.NonFinitePolicy;
 import dev.muon4j.optim.Optimizer;
 import dev.muon4j.optim.OptimizerState;
+import dev.muon4j.optim.ParamState;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.optim.Route;
+import dev.muon4j.optim.StepContext;
 import dev.muon4j.optim.StepResult;
+import dev.muon4j.optim.UpdateRule;
+import dev.muon4j.optim.UpdateTransform;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -79,16 +77,16 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     }
 
     private final MeteredCollectives comm;
-    private final Backend backend;
     private final Mode mode;
-    private final MuonConfig muon;
-    private final AdamWConfig adamw;
     private final LearningRateSchedule schedule;
     private final double maxGradientNorm;
     private final NonFinitePolicy nonFinitePolicy;
     private final ShardLayout layout;
     private final List<HybridOptimizer.Assignment> assignments;
-    private final int[] secondStart;        // per piece of this rank: where its AdamW v starts, -1 for Muon
+    private final List<UpdateRule> rules;            // per parameter
+    private final List<ParamState> slots;            // per piece of this rank: its rule's state for the piece's elements
+    private final List<String> bufferNames;          // every state buffer name any rule keeps, in first-seen order
+    private final StepContext context;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment flat;       // paddedTotal floats: gradients in, parameters out
     private final MemorySegment shard;      // shardSize floats
@@ -96,11 +94,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final MemorySegment header;     // step counts sent with a state; this rank's sum of squares
     private final MemorySegment squares;    // every rank's sum of squares
     private final float[] gradient;         // owned gradient (shardSize)
-    private final float[] first;            // owned Muon momentum or AdamW m (shardSize)
-    private final float[] second;           // owned AdamW v, AdamW pieces only, packed
-    private final float[] update;           // owned part of Muon's U
-    private final float[] matrix;           // one whole Muon parameter, gathered, then orthogonalised
-    private final NewtonSchulz.Workspace workspace = new NewtonSchulz.Workspace();
+    private final float[] update;           // owned part of the update U (shardSize)
+    private final float[] matrix;           // one whole matrix parameter's U, gathered, then through the matrix stages
     private long step;
     private long skipped;
     private StepStats last = new StepStats(0, 0, 0, 0, 0);
@@ -113,36 +108,43 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
      */
     public ShardedOptimizer(Collectives comm, HybridOptimizer.Builder settings, List<Parameter> parameters, Mode mode) {
         this.comm = comm instanceof MeteredCollectives m ? m : new MeteredCollectives(Objects.requireNonNull(comm, "collectives"));
-        this.backend = settings.backend();
         this.mode = Objects.requireNonNull(mode, "mode");
-        this.muon = settings.muonConfig();
-        this.adamw = settings.adamwConfig();
         this.schedule = settings.schedule();
         this.maxGradientNorm = settings.maxGradientNorm();
         this.nonFinitePolicy = settings.nonFinitePolicy();
+        this.context = new StepContext(settings.backend());
         this.assignments = List.copyOf(settings.assign(parameters));
+        List<UpdateRule> r = new ArrayList<>();
+        List<String> names = new ArrayList<>();
         boolean[] whole = new boolean[parameters.size()];
-        int largestMuon = 0;
+        int largestMatrix = 0;
         for (int i = 0; i < whole.length; i++) {
-            if (assignments.get(i).route() == Route.MUON) {
+            Parameter p = parameters.get(i);
+            UpdateRule rule = settings.rule(assignments.get(i).route());
+            rule.check(p);
+            for (UpdateTransform t : rule.transforms()) {
+                if (t.scope() == UpdateTransform.Scope.MATRIX && !t.state(p).isEmpty()) {
+                    throw new UnsupportedOperationException("the sharded optimizer cannot yet split the state of matrix stage "
+                            + t.name() + " of " + p.name());
+                }
+                t.state(p).keySet().stream().filter(n -> !names.contains(n)).forEach(names::add);
+            }
+            r.add(rule);
+            if (rule.needsMatrices()) {
                 whole[i] = mode == Mode.WHOLE_MATRIX;
-                largestMuon = Math.max(largestMuon, parameters.get(i).size());
+                largestMatrix = Math.max(largestMatrix, p.size());
             }
         }
+        this.rules = List.copyOf(r);
+        this.bufferNames = List.copyOf(names);
         this.layout = mode == Mode.WHOLE_MATRIX ? ShardLayout.wholeMatrices(parameters, this.comm.size(), whole)
                 : new ShardLayout(parameters, this.comm.size());
-        List<ShardLayout.Piece> mine = layout.pieces(this.comm.rank());
-        secondStart = new int[mine.size()];
-        int adamElements = 0;
-        for (int k = 0; k < mine.size(); k++) {
-            ShardLayout.Piece piece = mine.get(k);
-            if (assignments.get(piece.parameter()).route() == Route.ADAMW) {
-                secondStart[k] = adamElements;
-                adamElements += piece.length();
-            } else {
-                secondStart[k] = -1;
-            }
+        List<ParamState> pieceSlots = new ArrayList<>();
+        for (ShardLayout.Piece piece : layout.pieces(this.comm.rank())) {
+            pieceSlots.add(new ParamState(assignments.get(piece.parameter()), rules.get(piece.parameter()), piece.offset(),
+                    piece.length()));
         }
+        this.slots = List.copyOf(pieceSlots);
         int s = layout.shardSize();
         flat = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, layout.paddedTotal()));
         shard = arena.allocate(ValueLayout.JAVA_FLOAT, s);
@@ -150,10 +152,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         header = arena.allocate(ValueLayout.JAVA_LONG, 3);
         squares = arena.allocate(ValueLayout.JAVA_DOUBLE, this.comm.size());
         gradient = new float[s];
-        first = new float[s];
-        second = new float[adamElements];
         update = new float[s];
-        matrix = new float[largestMuon];
+        matrix = new float[largestMatrix];
     }
 
     /** The partition of parameters over ranks. */
@@ -175,16 +175,26 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         return last;
     }
 
-    /** Bytes of optimizer state this rank holds (momenta and second moments of its own elements). */
+    /** Bytes of optimizer state this rank holds (its pieces' share of every rule's buffers). */
     public long stateBytes() {
-        return (long) (layout.owned(comm.rank()) + second.length) * Float.BYTES;
+        long n = 0;
+        for (ParamState slot : slots) {
+            for (float[] b : slot.buffers().values()) {
+                n += b.length;
+            }
+        }
+        return n * Float.BYTES;
     }
 
     /** Bytes of optimizer state one process would hold for the same parameters and routes. */
     public long singleProcessStateBytes() {
         long n = 0;
-        for (HybridOptimizer.Assignment a : assignments) {
-            n += (long) a.parameter().size() * (a.route() == Route.ADAMW ? 2 : 1);
+        for (int i = 0; i < assignments.size(); i++) {
+            for (UpdateTransform t : rules.get(i).transforms()) {
+                for (int size : t.state(assignments.get(i).parameter()).values()) {
+                    n += size;
+                }
+            }
         }
         return n * Float.BYTES;
     }
@@ -262,27 +272,21 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
 
         double factor = schedule.factor(step);
         long t = step + 1;
-        float bc1 = (float) (1 - Math.pow(adamw.beta1(), t));
-        float bc2 = (float) (1 - Math.pow(adamw.beta2(), t));
-        boolean ema = muon.momentumForm() == MomentumForm.EMA;
+        context.begin(t, factor);
         List<ShardLayout.Piece> mine = layout.pieces(rank);
         for (int k = 0; k < mine.size(); k++) {
             ShardLayout.Piece piece = mine.get(k);
-            HybridOptimizer.Assignment a = assignments.get(piece.parameter());
             int at = piece.shardStart();
-            if (a.route() == Route.ADAMW) {
-                Kernels.adamw(a.parameter().value(), piece.offset(), gradient, at, first, at, second, secondStart[k], piece.length(),
-                        (float) adamw.beta1(), (float) adamw.beta2(), (float) (1 - adamw.beta1()), (float) (1 - adamw.beta2()),
-                        (float) (factor * a.learningRate()), (float) a.weightDecay(), (float) adamw.eps(), bc1, bc2);
-            } else {
-                Kernels.muonMomentum(ema, muon.nesterov(), muon.momentum(), gradient, at, first, at, update, at, piece.length());
-            }
+            System.arraycopy(gradient, at, update, at, piece.length());
+            // Elementwise rules run whole here; matrix rules their stages before the matrix ones.
+            rules.get(piece.parameter()).applyBefore(context, slots.get(k), piece.offset(), update, at, piece.length());
         }
         for (int i = 0; i < params.size(); i++) {
-            if (assignments.get(i).route() == Route.MUON) {
-                nsNanos += orthogonalizeAndApply(i, factor);
+            if (rules.get(i).needsMatrices()) {
+                orthogonalizeAndApply(i);
             }
         }
+        nsNanos = context.newtonSchulzNanos();
 
         for (ShardLayout.Piece piece : mine) {
             MemorySegment.copy(params.get(piece.parameter()).value(), piece.offset(), shard, ValueLayout.JAVA_FLOAT,
@@ -326,20 +330,26 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         throw new IllegalStateException("non-finite value in the padding of rank " + rank + "'s shard at " + shardIndex);
     }
 
-    /** Newton–Schulz for Muon matrix {@code index} and this rank's slice of its update; returns NS nanoseconds. */
-    private long orthogonalizeAndApply(int index, double factor) {
+    /**
+     * The matrix stages (Newton–Schulz) of matrix parameter {@code index} where the whole matrix is,
+     * then the stages after them on this rank's slice: the owner alone ({@link Mode#WHOLE_MATRIX}), or
+     * every rank owning part of it after an all-gather of U ({@link Mode#DISTRIBUTED_MUON}).
+     */
+    private void orthogonalizeAndApply(int index) {
         Parameter p = layout.parameters().get(index);
         int rank = comm.rank();
-        ShardLayout.Piece mine = null;
-        for (ShardLayout.Piece piece : layout.pieces(rank)) {
-            if (piece.parameter() == index) {
-                mine = piece;
+        int slot = -1;
+        List<ShardLayout.Piece> pieces = layout.pieces(rank);
+        for (int k = 0; k < pieces.size(); k++) {
+            if (pieces.get(k).parameter() == index) {
+                slot = k;
             }
         }
+        ShardLayout.Piece mine = slot < 0 ? null : pieces.get(slot);
         int owner = layout.wholeOwner(index);
         if (owner >= 0) {
             if (owner != rank) {
-                return 0;
+                return;
             }
             System.arraycopy(update, mine.shardStart(), matrix, 0, p.size());
         } else {
@@ -351,20 +361,13 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             MemorySegment full = flat.asSlice(0, (long) p.size() * Float.BYTES);
             comm.allGatherV(send, counts[rank], full, counts);
             if (mine == null) {
-                return 0;
+                return;
             }
             MemorySegment.copy(full, ValueLayout.JAVA_FLOAT, 0, matrix, 0, p.size());
         }
-        long t0 = System.nanoTime();
-        MatrixLayout m = p.layout();
-        NewtonSchulz.orthogonalizeBatch(backend, muon.newtonSchulz(), matrix, 0, m.count(), m.fanOut(), m.fanIn(), matrix, 0, workspace);
-        long ns = System.nanoTime() - t0;
-        HybridOptimizer.Assignment a = assignments.get(index);
-        double lr = factor * a.learningRate();
-        float decay = (float) (1 - lr * a.weightDecay());
-        float stepSize = (float) (lr * a.scale());
-        Kernels.decayAndSubtract(p.value(), mine.offset(), decay, stepSize, matrix, mine.offset(), mine.length());
-        return ns;
+        UpdateRule rule = rules.get(index);
+        rule.applyMatrix(context, slots.get(slot), 0, matrix, 0, p.size());
+        rule.applyAfter(context, slots.get(slot), mine.offset(), matrix, mine.offset(), mine.length());
     }
 
     /**
@@ -375,76 +378,36 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
      */
     @Override
     public OptimizerState saveState() {
-        return assemble(gatherOwned(first, -1), gatherOwned(expandedSecond(), -1));
+        return saveStateOn(-1);
     }
 
     /**
      * Like {@link #saveState()}, but the state is gathered on rank {@code root} only (the one that
      * writes checkpoints): the other ranks never hold more than their own part, and get null.
-     * Every rank must call it.
+     * Every rank must call it ({@code root} −1: every rank gets the whole state).
      */
     public OptimizerState saveStateOn(int root) {
-        float[] firstAll = gatherOwned(first, root);
-        float[] secondAll = gatherOwned(expandedSecond(), root);
-        return comm.rank() == root ? assemble(firstAll, secondAll) : null;
-    }
-
-    /** The first non-finite value of the state this rank holds (its pieces' momentum or Adam moments). */
-    @Override
-    public Optional<String> findNonFiniteState() {
-        List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
-        for (int k = 0; k < mine.size(); k++) {
-            ShardLayout.Piece piece = mine.get(k);
-            String name = layout.parameters().get(piece.parameter()).name();
-            boolean muonPiece = assignments.get(piece.parameter()).route() == Route.MUON;
-            int bad = Kernels.firstNonFinite(first, piece.shardStart(), piece.length());
-            if (bad >= 0) {
-                return Optional.of(HybridOptimizer.describeNonFinite(muonPiece ? HybridOptimizer.MOMENTUM
-                        : HybridOptimizer.EXP_AVG, name, (long) piece.offset() + bad, first[piece.shardStart() + bad]));
-            }
-            if (secondStart[k] >= 0 && (bad = Kernels.firstNonFinite(second, secondStart[k], piece.length())) >= 0) {
-                return Optional.of(HybridOptimizer.describeNonFinite(HybridOptimizer.EXP_AVG_SQ, name,
-                        (long) piece.offset() + bad, second[secondStart[k] + bad]));
-            }
+        Map<String, float[]> gathered = new LinkedHashMap<>();
+        for (String name : bufferNames) {
+            gathered.put(name, gatherOwned(shardArray(name), root));
         }
-        return Optional.empty();
-    }
-
-    /** This rank's AdamW second moments laid out like its shard (zeros on Muon pieces). */
-    private float[] expandedSecond() {
-        List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
-        float[] expanded = new float[layout.shardSize()];
-        for (int k = 0; k < mine.size(); k++) {
-            if (secondStart[k] >= 0) {
-                System.arraycopy(second, secondStart[k], expanded, mine.get(k).shardStart(), mine.get(k).length());
-            }
+        if (root >= 0 && comm.rank() != root) {
+            return null;
         }
-        return expanded;
-    }
-
-    private OptimizerState assemble(float[] firstAll, float[] secondAll) {
         List<Parameter> params = layout.parameters();
         List<Map<String, float[]>> buffers = new ArrayList<>();
-        for (HybridOptimizer.Assignment a : assignments) {
+        for (int i = 0; i < params.size(); i++) {
             Map<String, float[]> b = new LinkedHashMap<>();
-            if (a.route() == Route.MUON) {
-                b.put(HybridOptimizer.MOMENTUM, new float[a.parameter().size()]);
-            } else {
-                b.put(HybridOptimizer.EXP_AVG, new float[a.parameter().size()]);
-                b.put(HybridOptimizer.EXP_AVG_SQ, new float[a.parameter().size()]);
+            for (UpdateTransform t : rules.get(i).transforms()) {
+                t.state(params.get(i)).forEach((name, size) -> b.put(name, new float[size]));
             }
             buffers.add(b);
         }
         for (int r = 0; r < comm.size(); r++) {
             for (ShardLayout.Piece piece : layout.pieces(r)) {
                 int from = (int) layout.flatPosition(r, piece);
-                Map<String, float[]> b = buffers.get(piece.parameter());
-                if (assignments.get(piece.parameter()).route() == Route.MUON) {
-                    System.arraycopy(firstAll, from, b.get(HybridOptimizer.MOMENTUM), piece.offset(), piece.length());
-                } else {
-                    System.arraycopy(firstAll, from, b.get(HybridOptimizer.EXP_AVG), piece.offset(), piece.length());
-                    System.arraycopy(secondAll, from, b.get(HybridOptimizer.EXP_AVG_SQ), piece.offset(), piece.length());
-                }
+                buffers.get(piece.parameter()).forEach((name, b) ->
+                        System.arraycopy(gathered.get(name), from, b, piece.offset(), piece.length()));
             }
         }
         Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
@@ -453,6 +416,35 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             entries.put(p.name(), new OptimizerState.Entry(assignments.get(i).route(), p.shape(), buffers.get(i)));
         }
         return new OptimizerState(step, skipped, entries);
+    }
+
+    /** This rank's values of state buffer {@code name} laid out like its shard (zeros where a piece's rule has no such buffer). */
+    private float[] shardArray(String name) {
+        List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
+        float[] out = new float[layout.shardSize()];
+        for (int k = 0; k < mine.size(); k++) {
+            float[] b = slots.get(k).buffers().get(name);
+            if (b != null) {
+                System.arraycopy(b, 0, out, mine.get(k).shardStart(), mine.get(k).length());
+            }
+        }
+        return out;
+    }
+
+    /** The first non-finite value of the state this rank holds (its pieces' share of every buffer). */
+    @Override
+    public Optional<String> findNonFiniteState() {
+        for (ParamState slot : slots) {
+            for (Map.Entry<String, float[]> b : slot.buffers().entrySet()) {
+                float[] v = b.getValue();
+                int bad = Kernels.firstNonFinite(v, 0, v.length);
+                if (bad >= 0) {
+                    return Optional.of(HybridOptimizer.describeNonFinite(b.getKey(), slot.parameter().name(),
+                            (long) slot.base() + bad, v[bad]));
+                }
+            }
+        }
+        return Optional.empty();
     }
 
     /** Every rank's shard-shaped array, concatenated, on every rank (root −1) or on root only (null elsewhere). */
@@ -482,13 +474,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
         for (int k = 0; k < mine.size(); k++) {
             ShardLayout.Piece piece = mine.get(k);
-            Map<String, float[]> b = state.entries().get(layout.parameters().get(piece.parameter()).name()).buffers();
-            if (secondStart[k] < 0) {
-                System.arraycopy(b.get(HybridOptimizer.MOMENTUM), piece.offset(), first, piece.shardStart(), piece.length());
-            } else {
-                System.arraycopy(b.get(HybridOptimizer.EXP_AVG), piece.offset(), first, piece.shardStart(), piece.length());
-                System.arraycopy(b.get(HybridOptimizer.EXP_AVG_SQ), piece.offset(), second, secondStart[k], piece.length());
-            }
+            Map<String, float[]> saved = state.entries().get(layout.parameters().get(piece.parameter()).name()).buffers();
+            slots.get(k).buffers().forEach((name, b) -> System.arraycopy(saved.get(name), piece.offset(), b, 0, piece.length()));
         }
         step = state.step();
         skipped = state.skippedSteps();
@@ -518,16 +505,12 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         if (header.getAtIndex(ValueLayout.JAVA_LONG, 0) != 1) {
             throw new IllegalArgumentException(problem != null ? problem : "rank " + root + " could not load the optimizer state (see its error)");
         }
-        for (int buffer = 0; buffer < 2; buffer++) {
+        for (String name : bufferNames) {
             if (comm.rank() == root) {
                 flat.fill((byte) 0);
                 for (int r = 0; r < comm.size(); r++) {
                     for (ShardLayout.Piece piece : layout.pieces(r)) {
-                        Parameter p = layout.parameters().get(piece.parameter());
-                        Map<String, float[]> b = state.entries().get(p.name()).buffers();
-                        boolean muonRoute = assignments.get(piece.parameter()).route() == Route.MUON;
-                        float[] src = buffer == 0 ? b.get(muonRoute ? HybridOptimizer.MOMENTUM : HybridOptimizer.EXP_AVG)
-                                : muonRoute ? null : b.get(HybridOptimizer.EXP_AVG_SQ);
+                        float[] src = state.entries().get(layout.parameters().get(piece.parameter()).name()).buffers().get(name);
                         if (src != null) {
                             MemorySegment.copy(src, piece.offset(), flat, ValueLayout.JAVA_FLOAT,
                                     layout.flatPosition(r, piece) * Float.BYTES, piece.length());
@@ -538,12 +521,10 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             comm.broadcast(flat, layout.paddedTotal(), root);
             List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
             for (int k = 0; k < mine.size(); k++) {
-                ShardLayout.Piece piece = mine.get(k);
-                long at = layout.flatPosition(comm.rank(), piece) * Float.BYTES;
-                if (buffer == 0) {
-                    MemorySegment.copy(flat, ValueLayout.JAVA_FLOAT, at, first, piece.shardStart(), piece.length());
-                } else if (secondStart[k] >= 0) {
-                    MemorySegment.copy(flat, ValueLayout.JAVA_FLOAT, at, second, secondStart[k], piece.length());
+                float[] b = slots.get(k).buffers().get(name);
+                if (b != null) {
+                    MemorySegment.copy(flat, ValueLayout.JAVA_FLOAT, layout.flatPosition(comm.rank(), mine.get(k)) * Float.BYTES,
+                            b, 0, b.length);
                 }
             }
         }
@@ -577,16 +558,18 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 throw new IllegalArgumentException("optimizer state of " + p.name() + " is " + e.route() + " " + Arrays.toString(e.shape())
                         + ", the parameter is " + route + " " + Arrays.toString(p.shape()));
             }
-            List<String> expected = route == Route.MUON ? List.of(HybridOptimizer.MOMENTUM)
-                    : List.of(HybridOptimizer.EXP_AVG, HybridOptimizer.EXP_AVG_SQ);
-            if (!e.buffers().keySet().containsAll(expected) || e.buffers().size() != expected.size()) {
-                throw new IllegalArgumentException("optimizer state of " + p.name() + " has buffers " + e.buffers().keySet()
-                        + ", expected " + expected);
+            Map<String, Integer> expected = new LinkedHashMap<>();
+            for (UpdateTransform t : rules.get(i).transforms()) {
+                expected.putAll(t.state(p));
             }
-            for (float[] buffer : e.buffers().values()) {
-                if (buffer.length != p.size()) {
-                    throw new IllegalArgumentException("optimizer state of " + p.name() + " has a buffer of " + buffer.length
-                            + " elements, the parameter has " + p.size());
+            if (!e.buffers().keySet().equals(expected.keySet())) {
+                throw new IllegalArgumentException("optimizer state of " + p.name() + " has buffers " + e.buffers().keySet()
+                        + ", expected " + expected.keySet());
+            }
+            for (Map.Entry<String, Integer> b : expected.entrySet()) {
+                if (e.buffers().get(b.getKey()).length != b.getValue()) {
+                    throw new IllegalArgumentException("optimizer state of " + p.name() + " has a buffer of "
+                            + e.buffers().get(b.getKey()).length + " elements, the parameter has " + p.size());
                 }
             }
         }

@@ -1,0 +1,157 @@
+package dev.muon4j.optim;
+
+import dev.muon4j.backend.Kernels;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The transforms today's update rules are made of. Each is a record of its configuration; its
+ * per-parameter state lives in the {@link ParamState} it is given.
+ */
+public final class Transforms {
+    private Transforms() {
+    }
+
+    /** Buffer name of Muon's momentum (as PyTorch names it). */
+    public static final String MOMENTUM = "momentum";
+    /** Buffer names of Adam's first and second moments (as PyTorch names them). */
+    public static final String EXP_AVG = "exp_avg";
+    public static final String EXP_AVG_SQ = "exp_avg_sq";
+
+    /**
+     * Muon's momentum: the gradient in, the momentum-smoothed update out.
+     * <pre>
+     * EMA (Keller Jordan, PyTorch):  M ← β·M + (1−β)·G;  U = nesterov ? (1−β)·G + β·M : M
+     * classic (Moonlight):           M ← β·M + G;        U = nesterov ? G + β·M : M
+     * </pre>
+     */
+    public record Momentum(MomentumForm form, boolean nesterov, double beta) implements UpdateTransform {
+        public Momentum {
+            Objects.requireNonNull(form, "momentum form");
+            Checks.unitInterval("momentum", beta);
+        }
+
+        @Override
+        public String name() {
+            return "momentum";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.ELEMENTWISE;
+        }
+
+        @Override
+        public Map<String, Integer> state(Parameter parameter) {
+            return Map.of(MOMENTUM, parameter.size());
+        }
+
+        @Override
+        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+            Kernels.muonMomentum(form == MomentumForm.EMA, nesterov, beta, u, uOff, slot.buffer(MOMENTUM), from - slot.base(),
+                    u, uOff, len);
+        }
+    }
+
+    /** Newton–Schulz on each whole matrix of the range it is given ({@link MatrixLayout}): U ← NS(U). */
+    public record Orthogonalize(NewtonSchulzConfig config) implements UpdateTransform {
+        public Orthogonalize {
+            Objects.requireNonNull(config, "Newton–Schulz config");
+        }
+
+        @Override
+        public String name() {
+            return "orthogonalize";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.MATRIX;
+        }
+
+        @Override
+        public Map<String, Integer> state(Parameter parameter) {
+            return Map.of();
+        }
+
+        @Override
+        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+            MatrixLayout m = slot.parameter().layout();
+            long t0 = System.nanoTime();
+            NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, len / m.matrixSize(), m.fanOut(), m.fanIn(), u, uOff,
+                    step.workspace());
+            step.addNewtonSchulzNanos(System.nanoTime() - t0);
+        }
+    }
+
+    /**
+     * Adam's bias-corrected moments: the gradient in, {@code m̂ / (√v̂ + eps)} out.
+     * <pre>
+     * m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  u = (m / bc1) / (√(v / bc2) + eps),  bc_i = 1 − β_i^t
+     * </pre>
+     */
+    public record AdamMoments(double beta1, double beta2, double eps) implements UpdateTransform {
+        public AdamMoments {
+            Checks.unitInterval("beta1", beta1);
+            Checks.unitInterval("beta2", beta2);
+            Checks.positive("eps", eps);
+        }
+
+        @Override
+        public String name() {
+            return "adam";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.ELEMENTWISE;
+        }
+
+        @Override
+        public Map<String, Integer> state(Parameter parameter) {
+            Map<String, Integer> m = new java.util.LinkedHashMap<>();
+            m.put(EXP_AVG, parameter.size());
+            m.put(EXP_AVG_SQ, parameter.size());
+            return m;
+        }
+
+        @Override
+        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+            long t = step.step();
+            int at = from - slot.base();
+            Kernels.adamMoments(u, uOff, slot.buffer(EXP_AVG), at, slot.buffer(EXP_AVG_SQ), at, len, (float) beta1, (float) beta2,
+                    (float) (1 - beta1), (float) (1 - beta2), (float) eps, (float) (1 - Math.pow(beta1, t)),
+                    (float) (1 - Math.pow(beta2, t)));
+        }
+    }
+
+    /**
+     * The last stage of every rule: decoupled weight decay and the step,
+     * {@code W ← W·(1 − lr·wd) − lr·s·U} with lr = the schedule's factor × the parameter's base rate,
+     * wd its weight decay and s its scale (Muon's shape scale, 1 for AdamW). The decay uses the
+     * unscaled lr, as Moonlight and PyTorch do.
+     */
+    public record DecoupledUpdate() implements UpdateTransform {
+        @Override
+        public String name() {
+            return "decoupled_update";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.ELEMENTWISE;
+        }
+
+        @Override
+        public Map<String, Integer> state(Parameter parameter) {
+            return Map.of();
+        }
+
+        @Override
+        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+            double lr = step.lrFactor() * slot.learningRate();
+            Kernels.decayAndSubtract(slot.parameter().value(), from, (float) (1 - lr * slot.weightDecay()),
+                    (float) (lr * slot.scale()), u, uOff, len);
+        }
+    }
+}

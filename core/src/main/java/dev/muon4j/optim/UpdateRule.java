@@ -1,0 +1,144 @@
+package dev.muon4j.optim;
+
+import java.util.HashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * An update rule: a named chain of {@link UpdateTransform}s that turns a parameter's gradient into
+ * its new value. The chain is elementwise stages, then at most one run of matrix stages, then
+ * elementwise stages, ending with {@link Transforms.DecoupledUpdate}; so an optimizer that holds
+ * only a slice of a parameter (one rank's share) runs the elementwise stages on its slice and the
+ * matrix stages wherever the whole matrix is gathered, with the same code as one process.
+ *
+ * <pre>
+ * Muon:  momentum → orthogonalize → decoupled update   ({@link #muon})
+ * AdamW: Adam's moments → decoupled update             ({@link #adamw})
+ * </pre>
+ *
+ * @param name       for messages, e.g. {@code "muon"}
+ * @param transforms the chain, in order
+ */
+public record UpdateRule(String name, List<UpdateTransform> transforms) {
+    /** Elementwise rules are run through a scratch buffer of this many floats at a time. */
+    static final int CHUNK = 1 << 16;
+
+    public UpdateRule {
+        Objects.requireNonNull(name, "name");
+        transforms = List.copyOf(transforms);
+        if (transforms.isEmpty() || !(transforms.getLast() instanceof Transforms.DecoupledUpdate)) {
+            throw new IllegalArgumentException("update rule " + name + " must end with the decoupled update, got " + transforms);
+        }
+        int phase = 0; // 0: elementwise before, 1: matrix, 2: elementwise after
+        for (UpdateTransform t : transforms) {
+            boolean matrix = t.scope() == UpdateTransform.Scope.MATRIX;
+            if (matrix && phase == 2) {
+                throw new IllegalArgumentException("update rule " + name + " has two separate runs of matrix stages: " + transforms);
+            }
+            phase = matrix ? 1 : phase == 1 ? 2 : phase;
+        }
+    }
+
+    /** Muon as {@code config} describes it: momentum → Newton–Schulz → decoupled update (scale from the assignment). */
+    public static UpdateRule muon(MuonConfig config) {
+        return new UpdateRule("muon", List.of(new Transforms.Momentum(config.momentumForm(), config.nesterov(), config.momentum()),
+                new Transforms.Orthogonalize(config.newtonSchulz()), new Transforms.DecoupledUpdate()));
+    }
+
+    /** AdamW as {@code config} describes it: bias-corrected moments → decoupled update. */
+    public static UpdateRule adamw(AdamWConfig config) {
+        return new UpdateRule("adamw", List.of(new Transforms.AdamMoments(config.beta1(), config.beta2(), config.eps()),
+                new Transforms.DecoupledUpdate()));
+    }
+
+    /** Whether some stage needs whole matrices. */
+    public boolean needsMatrices() {
+        return transforms.stream().anyMatch(t -> t.scope() == UpdateTransform.Scope.MATRIX);
+    }
+
+    /** Checks that the state names of the stages are unique for {@code parameter}, and that a matrix rule has a matrix. */
+    public void check(Parameter parameter) {
+        if (needsMatrices() && parameter.layout() == null) {
+            throw new IllegalArgumentException("parameter " + parameter.name() + " cannot be updated by " + name
+                    + ": it has no matrix layout");
+        }
+        Set<String> names = new HashSet<>();
+        for (UpdateTransform t : transforms) {
+            for (String buffer : t.state(parameter).keySet()) {
+                if (!names.add(buffer)) {
+                    throw new IllegalArgumentException("update rule " + name + ": two stages keep a buffer named " + buffer);
+                }
+            }
+        }
+    }
+
+    /**
+     * Runs the whole chain over the whole parameter of {@code slot}, which must hold state for all
+     * of it: chunk by chunk through {@code scratch} when every stage is elementwise, matrix by
+     * matrix otherwise. The gradient is read, not modified.
+     *
+     * @param scratch at least {@link #scratchSize} floats
+     */
+    public void apply(StepContext step, ParamState slot, float[] scratch) {
+        Parameter p = slot.parameter();
+        int chunk = scratchSize(p);
+        for (int from = 0; from < p.size(); from += chunk) {
+            int len = Math.min(chunk, p.size() - from);
+            System.arraycopy(p.gradient(), from, scratch, 0, len);
+            applyBefore(step, slot, from, scratch, 0, len);
+            applyMatrix(step, slot, from, scratch, 0, len);
+            applyAfter(step, slot, from, scratch, 0, len);
+        }
+    }
+
+    /**
+     * The elementwise stages before the matrix stages (every stage, for a rule without matrix
+     * stages but the ones {@link #applyAfter} runs: none) on elements {@code [from, from + len)}.
+     */
+    public void applyBefore(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+        run(0, firstMatrixStage(), step, slot, from, u, uOff, len);
+    }
+
+    /** The matrix stages, on whole matrices: {@code from} and {@code len} are multiples of the matrix size. */
+    public void applyMatrix(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+        run(firstMatrixStage(), afterMatrixStages(), step, slot, from, u, uOff, len);
+    }
+
+    /** The elementwise stages after the matrix stages, the decoupled update last, on elements {@code [from, from + len)}. */
+    public void applyAfter(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+        run(afterMatrixStages(), transforms.size(), step, slot, from, u, uOff, len);
+    }
+
+    private void run(int begin, int end, StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+        for (int i = begin; i < end; i++) {
+            transforms.get(i).apply(step, slot, from, u, uOff, len);
+        }
+    }
+
+    /** Index of the first matrix stage; for a rule without one, the index of the final stages' start (the end). */
+    private int firstMatrixStage() {
+        for (int i = 0; i < transforms.size(); i++) {
+            if (transforms.get(i).scope() == UpdateTransform.Scope.MATRIX) {
+                return i;
+            }
+        }
+        return transforms.size();
+    }
+
+    /** Index of the first stage after the matrix stages (the end for a rule without one). */
+    private int afterMatrixStages() {
+        int last = -1;
+        for (int i = 0; i < transforms.size(); i++) {
+            if (transforms.get(i).scope() == UpdateTransform.Scope.MATRIX) {
+                last = i;
+            }
+        }
+        return last < 0 ? transforms.size() : last + 1;
+    }
+
+    /** The scratch {@link #apply} needs for {@code parameter}. */
+    public int scratchSize(Parameter parameter) {
+        return needsMatrices() ? parameter.layout().matrixSize() : Math.min(CHUNK, parameter.size());
+    }
+}
