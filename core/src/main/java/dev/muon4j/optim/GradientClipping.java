@@ -18,6 +18,15 @@ public final class GradientClipping {
     }
 
     /**
+     * The factor clipping scales gradients by: {@code maxNorm / (norm + 1e-6)} when clipping is on
+     * ({@code maxNorm > 0}) and {@code norm > maxNorm}, else exactly 1. The 1e-6 is
+     * {@code torch.nn.utils.clip_grad_norm_}'s.
+     */
+    public static float factor(double norm, double maxNorm) {
+        return maxNorm > 0 && norm > maxNorm ? (float) (maxNorm / (norm + 1e-6)) : 1f;
+    }
+
+    /**
      * If {@code norm > maxNorm}, scales every gradient in place by {@code maxNorm / (norm + 1e-6)}
      * and returns true; otherwise leaves them and returns false.
      */
@@ -25,10 +34,10 @@ public final class GradientClipping {
         if (!(maxNorm > 0)) {
             throw new IllegalArgumentException("clipping norm must be > 0, got " + maxNorm);
         }
-        if (!(norm > maxNorm)) {
+        float factor = factor(norm, maxNorm);
+        if (factor == 1f) {
             return false;
         }
-        float factor = (float) (maxNorm / (norm + 1e-6));
         for (Parameter p : parameters) {
             Kernels.scale(p.gradient(), 0, p.size(), factor);
         }

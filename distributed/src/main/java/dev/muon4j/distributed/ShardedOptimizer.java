@@ -1,6 +1,7 @@
 package dev.muon4j.distributed;
 
 import dev.muon4j.backend.Kernels;
+import dev.muon4j.optim.GradientClipping;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
 import dev.muon4j.optim.NonFiniteGradientException;
@@ -91,8 +92,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final MemorySegment flat;       // paddedTotal floats: gradients in, parameters out
     private final MemorySegment shard;      // shardSize floats
     private final MemorySegment agree;      // small buffer for agreements
-    private final MemorySegment header;     // step counts sent with a state; this rank's sum of squares
-    private final MemorySegment squares;    // every rank's sum of squares
+    private final MemorySegment header;     // step counts sent with a state
+    private final RankOrderedSum norms;     // the global gradient norm, exactly the same on every rank
     private final float[] gradient;         // owned gradient (shardSize)
     private final float[] update;           // owned part of the update U (shardSize)
     private final float[] matrix;           // one whole matrix parameter's U, gathered, then through the matrix stages
@@ -150,7 +151,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         shard = arena.allocate(ValueLayout.JAVA_FLOAT, s);
         agree = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(4, this.comm.size()));
         header = arena.allocate(ValueLayout.JAVA_LONG, 3);
-        squares = arena.allocate(ValueLayout.JAVA_DOUBLE, this.comm.size());
+        norms = new RankOrderedSum(this.comm, arena, 1);
         gradient = new float[s];
         update = new float[s];
         matrix = new float[largestMatrix];
@@ -257,17 +258,12 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 return new StepResult(step, true, Double.NaN, false, schedule.factor(step));
             }
         }
-        // Each rank's sum of squares as a double, gathered and added in rank order: same bits on every rank.
-        header.setAtIndex(ValueLayout.JAVA_DOUBLE, 0, Kernels.sumOfSquares(gradient, 0, s));
-        comm.allGather(header, 2, squares);
-        double total = 0;
-        for (int r = 0; r < ranks; r++) {
-            total += squares.getAtIndex(ValueLayout.JAVA_DOUBLE, r);
-        }
-        double norm = Math.sqrt(total);
-        boolean clipped = maxGradientNorm > 0 && norm > maxGradientNorm;
+        // Each rank's sum of squares, added in rank order: the same norm, to the bit, on every rank.
+        double norm = Math.sqrt(norms.sum(Kernels.sumOfSquares(gradient, 0, s)));
+        float clipFactor = GradientClipping.factor(norm, maxGradientNorm);
+        boolean clipped = clipFactor != 1f;
         if (clipped) {
-            Kernels.scale(gradient, 0, s, (float) (maxGradientNorm / (norm + 1e-6)));
+            Kernels.scale(gradient, 0, s, clipFactor);
         }
 
         double factor = schedule.factor(step);

@@ -629,14 +629,14 @@ public final class Trainer {
 
         final Collectives comm;
         final MemorySegment buffer;
-        final MemorySegment gathered;
+        final dev.muon4j.distributed.RankOrderedSum sums;
         long nanos;
         long lossBytes;
 
         Group(Collectives comm, Arena arena) {
             this.comm = comm;
-            this.buffer = arena.allocate(ValueLayout.JAVA_LONG, MAX_VALUES);
-            this.gathered = arena.allocate(ValueLayout.JAVA_DOUBLE, (long) MAX_VALUES * Math.max(1, size()));
+            this.buffer = arena.allocate(ValueLayout.JAVA_LONG, 2);
+            this.sums = comm == null ? null : new dev.muon4j.distributed.RankOrderedSum(comm, arena, MAX_VALUES);
         }
 
         int rank() {
@@ -647,16 +647,15 @@ public final class Trainer {
             return comm == null ? 1 : comm.size();
         }
 
-        /** The sum over ranks of v: every rank's double, gathered, added in rank order in double (same bits everywhere). */
+        /** The sum over ranks of v, added in rank order in double (same bits everywhere). */
         double sum(double v) {
             if (size() == 1) {
                 return v;
             }
-            double[] all = gather(v);
-            double s = 0;
-            for (int r = 0; r < size(); r++) {
-                s += all[r];
-            }
+            long t = System.nanoTime();
+            double s = sums.sum(v);
+            nanos += System.nanoTime() - t;
+            lossBytes = sums.bytesPerGather(1);
             return s;
         }
 
@@ -685,21 +684,10 @@ public final class Trainer {
 
         /** Every rank's values (at most {@value #MAX_VALUES}), rank after rank, on every rank. */
         private double[] gather(double... values) {
-            if (values.length > MAX_VALUES) {
-                throw new IllegalArgumentException("at most " + MAX_VALUES + " values, got " + values.length);
-            }
             long t = System.nanoTime();
-            for (int i = 0; i < values.length; i++) {
-                buffer.setAtIndex(ValueLayout.JAVA_DOUBLE, i, values[i]);
-            }
-            int floats = 2 * values.length;
-            comm.allGather(buffer, floats, gathered);
+            double[] all = sums.gather(values);
             nanos += System.nanoTime() - t;
-            lossBytes = (long) floats * (size() - 1) * Float.BYTES;
-            double[] all = new double[values.length * size()];
-            for (int i = 0; i < all.length; i++) {
-                all[i] = gathered.getAtIndex(ValueLayout.JAVA_DOUBLE, i);
-            }
+            lossBytes = sums.bytesPerGather(values.length);
             return all;
         }
 
