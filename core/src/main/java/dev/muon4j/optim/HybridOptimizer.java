@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -66,10 +67,9 @@ public final class HybridOptimizer implements Optimizer {
         List<ParamState> built = new ArrayList<>();
         int scratchSize = 0;
         for (Assignment a : b.assign(params)) {
-            UpdateRule rule = b.rule(a.route());
-            rule.check(a.parameter());
+            UpdateRule rule = a.rule();
             scratchSize = Math.max(scratchSize, rule.scratchSize(a.parameter()));
-            built.add(new ParamState(a, rule, 0, a.parameter().size()));
+            built.add(new ParamState(a, 0, a.parameter().size()));
         }
         this.slots = List.copyOf(built);
         this.scratch = new float[scratchSize];
@@ -84,8 +84,19 @@ public final class HybridOptimizer implements Optimizer {
      * @param learningRate base learning rate (before the schedule's factor)
      * @param weightDecay  decoupled weight decay
      * @param scale        Muon's update scale for this matrix shape (1 for AdamW)
+     * @param rule         the update rule (of the route's family), checked against the parameter
      */
-    public record Assignment(Parameter parameter, Route route, double learningRate, double weightDecay, double scale) {
+    public record Assignment(Parameter parameter, Route route, double learningRate, double weightDecay, double scale,
+                             UpdateRule rule) {
+        public Assignment {
+            Objects.requireNonNull(parameter, "parameter");
+            Objects.requireNonNull(route, "route");
+            if (rule.family() != route) {
+                throw new IllegalArgumentException("parameter " + parameter.name() + " is routed to " + route
+                        + " but its update rule " + rule.name() + " is a " + rule.family() + " rule");
+            }
+            rule.check(parameter);
+        }
     }
 
     /** A builder over the given backend (used for Newton–Schulz's matrix products). */
@@ -245,6 +256,7 @@ public final class HybridOptimizer implements Optimizer {
         private NonFinitePolicy nonFinitePolicy = NonFinitePolicy.FAIL;
         private final Map<String, ParamOverride> overrides = new LinkedHashMap<>();
         private Route routeAll;
+        private final Map<java.util.regex.Pattern, UpdateRule> rules = new LinkedHashMap<>();
 
         private Builder(Backend backend) {
             this.backend = Objects.requireNonNull(backend, "backend");
@@ -319,7 +331,14 @@ public final class HybridOptimizer implements Optimizer {
             List<Assignment> out = new ArrayList<>();
             for (Parameter p : parameters) {
                 ParamOverride o = overrides.getOrDefault(p.name(), ParamOverride.none());
-                Route route = o.route().orElse(routeAll != null ? routeAll : p.role().defaultRoute());
+                Optional<UpdateRule> named = ruleByName(p.name());
+                Route route = o.route().orElse(named.map(UpdateRule::family)
+                        .orElse(routeAll != null ? routeAll : p.role().defaultRoute()));
+                UpdateRule rule = named.filter(r -> r.family() == route).orElseGet(() -> defaultRule(route));
+                if (named.isPresent() && named.get().family() != route) {
+                    throw new IllegalArgumentException("parameter " + p.name() + " matches rule " + named.get().name() + " ("
+                            + named.get().family() + ") but its override routes it to " + route);
+                }
                 if (route == Route.MUON) {
                     MatrixLayout layout = p.layout();
                     if (layout == null) {
@@ -327,13 +346,51 @@ public final class HybridOptimizer implements Optimizer {
                                 + Arrays.toString(p.shape()) + ") cannot go to Muon: it has no matrix layout");
                     }
                     out.add(new Assignment(p, route, o.learningRate().orElse(muon.learningRate()),
-                            o.weightDecay().orElse(muon.weightDecay()), muon.scale(layout.fanOut(), layout.fanIn())));
+                            o.weightDecay().orElse(muon.weightDecay()), muon.scale(layout.fanOut(), layout.fanIn()), rule));
                 } else {
                     out.add(new Assignment(p, route, o.learningRate().orElse(adamw.learningRate()),
-                            o.weightDecay().orElse(adamw.weightDecay()), 1.0));
+                            o.weightDecay().orElse(adamw.weightDecay()), 1.0, rule));
                 }
             }
             return out;
+        }
+
+        /**
+         * Parameters whose names match {@code pattern} are updated by {@code rule} (and routed to its
+         * family unless an override says otherwise). The pattern is a glob over the whole name:
+         * {@code *} matches any characters (dots included), {@code ?} one; e.g.
+         * {@code "model.layers.*.self_attn.q_proj.weight"}. The first rule added whose pattern matches wins.
+         */
+        public Builder rule(String pattern, UpdateRule rule) {
+            Objects.requireNonNull(rule, "rule");
+            rules.put(globToRegex(Objects.requireNonNull(pattern, "pattern")), rule);
+            return this;
+        }
+
+        private Optional<UpdateRule> ruleByName(String name) {
+            for (Map.Entry<java.util.regex.Pattern, UpdateRule> e : rules.entrySet()) {
+                if (e.getKey().matcher(name).matches()) {
+                    return Optional.of(e.getValue());
+                }
+            }
+            return Optional.empty();
+        }
+
+        private static java.util.regex.Pattern globToRegex(String glob) {
+            StringBuilder re = new StringBuilder();
+            for (char c : glob.toCharArray()) {
+                switch (c) {
+                    case '*' -> re.append(".*");
+                    case '?' -> re.append('.');
+                    default -> re.append(java.util.regex.Pattern.quote(String.valueOf(c)));
+                }
+            }
+            return java.util.regex.Pattern.compile(re.toString());
+        }
+
+        /** The rule of a route when no pattern names one: Muon or AdamW as configured. */
+        public UpdateRule defaultRule(Route route) {
+            return route == Route.MUON ? UpdateRule.muon(muon) : UpdateRule.adamw(adamw);
         }
 
         public Backend backend() {
@@ -358,11 +415,6 @@ public final class HybridOptimizer implements Optimizer {
 
         public NonFinitePolicy nonFinitePolicy() {
             return nonFinitePolicy;
-        }
-
-        /** The update rule of a route under these settings. */
-        public UpdateRule rule(Route route) {
-            return route == Route.MUON ? UpdateRule.muon(muon) : UpdateRule.adamw(adamw);
         }
 
         public HybridOptimizer build(List<Parameter> parameters) {

@@ -3,7 +3,6 @@ package dev.muon4j.optim;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * One parameter as an update rule sees it: the parameter, its resolved hyperparameters, and the
@@ -22,15 +21,14 @@ public final class ParamState {
     private final Map<String, float[]> buffers;
 
     /**
-     * @param assignment the parameter and its route, base learning rate, weight decay and Muon scale
-     * @param rule       the rule that updates it
+     * @param assignment the parameter and its route, base learning rate, weight decay, Muon scale and rule
      * @param base       the first parameter element the parameter-sized buffers hold
      * @param length     how many elements they hold (the parameter's size in one process)
      */
-    public ParamState(HybridOptimizer.Assignment assignment, UpdateRule rule, int base, int length) {
+    public ParamState(HybridOptimizer.Assignment assignment, int base, int length) {
         this.parameter = assignment.parameter();
         this.route = assignment.route();
-        this.rule = Objects.requireNonNull(rule, "rule");
+        this.rule = assignment.rule();
         this.learningRate = assignment.learningRate();
         this.weightDecay = assignment.weightDecay();
         this.scale = assignment.scale();

@@ -18,14 +18,17 @@ import java.util.Set;
  * </pre>
  *
  * @param name       for messages, e.g. {@code "muon"}
+ * @param family     the route the rule belongs to: which learning rate, weight decay and update scale
+ *                   a parameter gets by default, and the route recorded with its saved state
  * @param transforms the chain, in order
  */
-public record UpdateRule(String name, List<UpdateTransform> transforms) {
+public record UpdateRule(String name, Route family, List<UpdateTransform> transforms) {
     /** Elementwise rules are run through a scratch buffer of this many floats at a time. */
     static final int CHUNK = 1 << 16;
 
     public UpdateRule {
         Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(family, "family");
         transforms = List.copyOf(transforms);
         if (transforms.isEmpty() || !(transforms.getLast() instanceof Transforms.DecoupledUpdate)) {
             throw new IllegalArgumentException("update rule " + name + " must end with the decoupled update, got " + transforms);
@@ -42,13 +45,13 @@ public record UpdateRule(String name, List<UpdateTransform> transforms) {
 
     /** Muon as {@code config} describes it: momentum → Newton–Schulz → decoupled update (scale from the assignment). */
     public static UpdateRule muon(MuonConfig config) {
-        return new UpdateRule("muon", List.of(new Transforms.Momentum(config.momentumForm(), config.nesterov(), config.momentum()),
+        return new UpdateRule("muon", Route.MUON, List.of(new Transforms.Momentum(config.momentumForm(), config.nesterov(), config.momentum()),
                 new Transforms.Orthogonalize(config.newtonSchulz()), new Transforms.DecoupledUpdate()));
     }
 
     /** AdamW as {@code config} describes it: bias-corrected moments → decoupled update. */
     public static UpdateRule adamw(AdamWConfig config) {
-        return new UpdateRule("adamw", List.of(new Transforms.AdamMoments(config.beta1(), config.beta2(), config.eps()),
+        return new UpdateRule("adamw", Route.ADAMW, List.of(new Transforms.AdamMoments(config.beta1(), config.beta2(), config.eps()),
                 new Transforms.DecoupledUpdate()));
     }
 

@@ -121,8 +121,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         int largestMatrix = 0;
         for (int i = 0; i < whole.length; i++) {
             Parameter p = parameters.get(i);
-            UpdateRule rule = settings.rule(assignments.get(i).route());
-            rule.check(p);
+            UpdateRule rule = assignments.get(i).rule();
             for (UpdateTransform t : rule.transforms()) {
                 if (t.scope() == UpdateTransform.Scope.MATRIX && !t.state(p).isEmpty()) {
                     throw new UnsupportedOperationException("the sharded optimizer cannot yet split the state of matrix stage "
@@ -142,8 +141,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 : new ShardLayout(parameters, this.comm.size());
         List<ParamState> pieceSlots = new ArrayList<>();
         for (ShardLayout.Piece piece : layout.pieces(this.comm.rank())) {
-            pieceSlots.add(new ParamState(assignments.get(piece.parameter()), rules.get(piece.parameter()), piece.offset(),
-                    piece.length()));
+            pieceSlots.add(new ParamState(assignments.get(piece.parameter()), piece.offset(), piece.length()));
         }
         this.slots = List.copyOf(pieceSlots);
         int s = layout.shardSize();
