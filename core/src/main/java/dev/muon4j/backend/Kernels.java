@@ -254,6 +254,25 @@ public final class Kernels {
     }
 
     /**
+     * Cautious decoupled update {@code w ← (o·w ≥ 0 ? w·decay : w) − step·o}: the weight decays only
+     * where the update agrees with it in sign (a zero product counts as agreement). Modifies w.
+     */
+    public static void cautiousDecayAndSubtract(float[] w, int wOff, float decay, float step, float[] o, int oOff, int len) {
+        int i = 0;
+        for (int bound = S.loopBound(len); i < bound; i += L) {
+            FloatVector ov = FloatVector.fromArray(S, o, oOff + i);
+            FloatVector wv = FloatVector.fromArray(S, w, wOff + i);
+            VectorMask<Float> agree = wv.mul(ov).compare(VectorOperators.GE, 0f);
+            wv.blend(wv.mul(decay), agree).sub(ov.mul(step)).intoArray(w, wOff + i);
+        }
+        for (; i < len; i++) {
+            float wv = w[wOff + i];
+            float ov = o[oOff + i];
+            w[wOff + i] = (wv * ov >= 0 ? wv * decay : wv) - step * ov;
+        }
+    }
+
+    /**
      * AdamW, fused over one parameter. Modifies w, m and v.
      *
      * <pre>

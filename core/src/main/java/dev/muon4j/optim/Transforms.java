@@ -125,16 +125,38 @@ public final class Transforms {
         }
     }
 
+    /** How the decoupled update decays the weights. */
+    public enum WeightDecayMode {
+        /** Every weight: {@code W ← W·(1 − lr·wd) − lr·s·U}. */
+        PLAIN,
+        /**
+         * Only where the update and the weight agree in sign ({@code U·W ≥ 0}, a zero counts as
+         * agreement): {@code W ← W − lr·wd·[U⊙W ≥ 0]⊙W − lr·s·U}. Cautious weight decay: Chen et al.,
+         * arXiv 2510.12402, Algorithm 1; microsoft/dion {@code cautious_wd}. See docs/VARIANTS.md.
+         */
+        CAUTIOUS
+    }
+
     /**
      * The last stage of every rule: decoupled weight decay and the step,
      * {@code W ← W·(1 − lr·wd) − lr·s·U} with lr = the schedule's factor × the parameter's base rate,
      * wd its weight decay and s its scale (Muon's shape scale, 1 for AdamW). The decay uses the
-     * unscaled lr, as Moonlight and PyTorch do.
+     * unscaled lr, as Moonlight and PyTorch do; {@link WeightDecayMode#CAUTIOUS} decays only the
+     * weights the update already pushes towards zero.
      */
-    public record DecoupledUpdate() implements UpdateTransform {
+    public record DecoupledUpdate(WeightDecayMode weightDecay) implements UpdateTransform {
+        public DecoupledUpdate {
+            Objects.requireNonNull(weightDecay, "weight decay mode");
+        }
+
+        /** Plain decoupled weight decay. */
+        public DecoupledUpdate() {
+            this(WeightDecayMode.PLAIN);
+        }
+
         @Override
         public String name() {
-            return "decoupled_update";
+            return weightDecay == WeightDecayMode.PLAIN ? "decoupled_update" : "cautious_decoupled_update";
         }
 
         @Override
@@ -150,8 +172,82 @@ public final class Transforms {
         @Override
         public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
             double lr = step.lrFactor() * slot.learningRate();
-            Kernels.decayAndSubtract(slot.parameter().value(), from, (float) (1 - lr * slot.weightDecay()),
-                    (float) (lr * slot.scale()), u, uOff, len);
+            float decay = (float) (1 - lr * slot.weightDecay());
+            float stepSize = (float) (lr * slot.scale());
+            if (weightDecay == WeightDecayMode.PLAIN) {
+                Kernels.decayAndSubtract(slot.parameter().value(), from, decay, stepSize, u, uOff, len);
+            } else {
+                Kernels.cautiousDecayAndSubtract(slot.parameter().value(), from, decay, stepSize, u, uOff, len);
+            }
+        }
+    }
+
+    /**
+     * NorMuon's row normalisation of the orthogonalized update (Li et al., arXiv 2510.05491,
+     * Algorithm 1; as microsoft/dion's {@code _normuon_normalization_core} computes it, see
+     * docs/VARIANTS.md). Per matrix, for each row i (output neuron) of O:
+     * <pre>
+     * m_i = mean_j O_ij²;   v_i ← β2·v_i + (1 − β2)·m_i          (no bias correction)
+     * Ô_ij = O_ij / (√v_i + 1e-8);   U = Ô · ‖O‖_F / max(‖Ô‖_F, 1e-8)     (the Frobenius norm is kept)
+     * </pre>
+     * State: {@code row_second_moment}, one float per row of every matrix of the parameter.
+     * Sums are taken in double.
+     */
+    public record NorMuon(double beta2) implements UpdateTransform {
+        /** Buffer name of the per-row second moment. */
+        public static final String ROW_SECOND_MOMENT = "row_second_moment";
+        /** dion's default β2 ({@code muon_beta2}). */
+        public static final double DEFAULT_BETA2 = 0.95;
+        /** The literal ε of dion's normalisation and of its rescale's floor. */
+        public static final double EPS = 1e-8;
+
+        public NorMuon {
+            Checks.unitInterval("NorMuon beta2", beta2);
+        }
+
+        @Override
+        public String name() {
+            return "normuon";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.MATRIX;
+        }
+
+        @Override
+        public Map<String, Integer> state(Parameter parameter) {
+            MatrixLayout m = parameter.layout();
+            return Map.of(ROW_SECOND_MOMENT, Math.multiplyExact(m.count(), m.fanOut()));
+        }
+
+        @Override
+        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+            MatrixLayout m = slot.parameter().layout();
+            int rows = m.fanOut();
+            int cols = m.fanIn();
+            int size = m.matrixSize();
+            float[] v = slot.buffer(ROW_SECOND_MOMENT);
+            for (int k = 0; k < len / size; k++) {
+                int matrix = from / size + k;
+                int at = uOff + k * size;
+                double before = 0;
+                double after = 0;
+                for (int i = 0; i < rows; i++) {
+                    int row = at + i * cols;
+                    double sq = 0;
+                    for (int j = 0; j < cols; j++) {
+                        sq += (double) u[row + j] * u[row + j];
+                    }
+                    before += sq;
+                    int r = matrix * rows + i;
+                    v[r] = (float) (beta2 * v[r] + (1 - beta2) * (sq / cols));
+                    float inv = (float) (1 / (Math.sqrt(v[r]) + EPS));
+                    Kernels.scale(u, row, cols, inv);
+                    after += sq * (double) inv * inv;
+                }
+                Kernels.scale(u, at, size, (float) (Math.sqrt(before) / Math.max(Math.sqrt(after), EPS)));
+            }
         }
     }
 }

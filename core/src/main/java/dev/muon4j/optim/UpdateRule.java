@@ -49,6 +49,24 @@ public record UpdateRule(String name, Route family, List<UpdateTransform> transf
                 new Transforms.Orthogonalize(config.newtonSchulz()), new Transforms.DecoupledUpdate()));
     }
 
+    /**
+     * NorMuon: Muon as {@code config} describes it with {@link Transforms.NorMuon}'s row normalisation
+     * between Newton–Schulz and the decoupled update.
+     */
+    public static UpdateRule norMuon(MuonConfig config, double beta2) {
+        return new UpdateRule("normuon", Route.MUON, List.of(new Transforms.Momentum(config.momentumForm(), config.nesterov(),
+                config.momentum()), new Transforms.Orthogonalize(config.newtonSchulz()), new Transforms.NorMuon(beta2),
+                new Transforms.DecoupledUpdate()));
+    }
+
+    /** This rule with its final stage's weight decay {@code mode} (e.g. cautious), named accordingly. */
+    public UpdateRule withWeightDecay(Transforms.WeightDecayMode mode) {
+        List<UpdateTransform> t = new java.util.ArrayList<>(transforms);
+        t.set(t.size() - 1, new Transforms.DecoupledUpdate(mode));
+        String base = name.replace("+cautious_wd", "");
+        return new UpdateRule(mode == Transforms.WeightDecayMode.CAUTIOUS ? base + "+cautious_wd" : base, family, t);
+    }
+
     /** AdamW as {@code config} describes it: bias-corrected moments → decoupled update. */
     public static UpdateRule adamw(AdamWConfig config) {
         return new UpdateRule("adamw", Route.ADAMW, List.of(new Transforms.AdamMoments(config.beta1(), config.beta2(), config.eps()),
