@@ -4,6 +4,7 @@ import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.data.TokenizerKind;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.train.MuonVariant;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.ScheduleKind;
 import dev.muon4j.train.TrainConfig;
@@ -41,6 +42,14 @@ public final class TrainingOptions {
     @Option(names = "--muon-lr", description = "Peak learning rate of Muon's hidden matrices (default: 4 x --lr; "
             + "Moonlight's 'same as AdamW' is --muon-lr equal to --lr).")
     Double muonLearningRate;
+
+    @Option(names = "--muon-variant", defaultValue = "MOONLIGHT", paramLabel = "NAME",
+            description = "Muon of the hidden matrices: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}); see README.")
+    MuonVariant muonVariant;
+
+    @Option(names = "--cautious-weight-decay", description = "Decay only the hidden matrices' weights that the Muon update "
+            + "already pushes towards zero (cautious weight decay).")
+    boolean cautiousWeightDecay;
 
     @Option(names = "--weight-decay", defaultValue = "0.1", description = "Decoupled weight decay (default: ${DEFAULT-VALUE}).")
     double weightDecay;
@@ -155,6 +164,6 @@ public final class TrainingOptions {
         long n = steps != null ? steps : tokens != null ? Math.max(1, tokens / tokensPerStep) : defaultSteps;
         long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
         return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
-                0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep);
+                0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay);
     }
 }

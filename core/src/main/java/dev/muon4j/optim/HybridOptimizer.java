@@ -257,6 +257,7 @@ public final class HybridOptimizer implements Optimizer {
         private final Map<String, ParamOverride> overrides = new LinkedHashMap<>();
         private Route routeAll;
         private final Map<java.util.regex.Pattern, UpdateRule> rules = new LinkedHashMap<>();
+        private UpdateRule muonRule;
 
         private Builder(Backend backend) {
             this.backend = Objects.requireNonNull(backend, "backend");
@@ -388,9 +389,23 @@ public final class HybridOptimizer implements Optimizer {
             return java.util.regex.Pattern.compile(re.toString());
         }
 
+        /**
+         * The rule of every Muon-routed parameter that no pattern names (default:
+         * {@link UpdateRule#muon} of the Muon config), e.g. {@link UpdateRule#norMuon} or a rule with
+         * cautious weight decay. Its learning rate, weight decay and scale still come from the Muon
+         * config and overrides.
+         */
+        public Builder muonRule(UpdateRule rule) {
+            if (rule.family() != Route.MUON) {
+                throw new IllegalArgumentException("the Muon rule must be of the MUON family, " + rule.name() + " is " + rule.family());
+            }
+            this.muonRule = rule;
+            return this;
+        }
+
         /** The rule of a route when no pattern names one: Muon or AdamW as configured. */
         public UpdateRule defaultRule(Route route) {
-            return route == Route.MUON ? UpdateRule.muon(muon) : UpdateRule.adamw(adamw);
+            return route == Route.MUON ? (muonRule != null ? muonRule : UpdateRule.muon(muon)) : UpdateRule.adamw(adamw);
         }
 
         public Backend backend() {

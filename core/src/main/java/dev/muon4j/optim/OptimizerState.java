@@ -31,15 +31,19 @@ import java.util.zip.CheckedOutputStream;
  *
  * <p>File layout (big-endian): magic {@code "MUON4JOS"}, int format version, long applied steps,
  * long skipped steps, int parameter count; per parameter: UTF name, UTF route, int rank, the
- * shape, int buffer count; per buffer: UTF buffer name, int length (the shape's element count), the
- * floats' raw bits. Last, a long CRC-32 of everything before it. {@link #write} is atomic: a reader
+ * shape, int buffer count; per buffer: UTF buffer name, the buffer's own shape (int rank, then the
+ * dimensions: the parameter's shape for parameter-sized buffers, one dimension for others, such as
+ * a per-row statistic), the floats' raw bits. Version 1 files, where every buffer had the
+ * parameter's shape and was written as an int length, are still read. Last, a long CRC-32 of everything before it. {@link #write} is atomic: a reader
  * sees the old file or the complete new one, never a part. {@link #read} verifies the checksum
  * before it parses anything and then checks every field, so a damaged file always ends in an
  * {@code IOException} that names the file and the byte offset of the damage.
  */
 public final class OptimizerState {
     /** Version of the file layout this code writes and reads. */
-    public static final int FORMAT_VERSION = 1;
+    public static final int FORMAT_VERSION = 2;
+    /** The oldest layout this code reads: version 1, where every buffer has its parameter's shape. */
+    public static final int OLDEST_READABLE_VERSION = 1;
     private static final byte[] MAGIC = "MUON4JOS".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
     /** Most parameters a state file may hold. */
     private static final int MAX_PARAMETERS = 10_000_000;
@@ -148,12 +152,11 @@ public final class OptimizerState {
             throw new IllegalArgumentException("cannot write the state of " + name + ": " + entry.buffers().size()
                     + " buffers, at most " + MAX_BUFFERS);
         }
-        entry.buffers().forEach((buffer, data) -> {
-            if (data.length != elementCount(shape)) {
-                throw new IllegalArgumentException("cannot write the state of " + name + ": buffer " + buffer + " has "
-                        + data.length + " floats, the shape " + Arrays.toString(shape) + " holds " + elementCount(shape));
-            }
-        });
+    }
+
+    /** A buffer's own shape: the parameter's when it has the parameter's size, else one dimension. */
+    private static int[] bufferShape(int[] parameterShape, float[] data) {
+        return data.length == elementCount(parameterShape) ? parameterShape : new int[] {data.length};
     }
 
     private void writeBody(DataOutputStream out) throws IOException {
@@ -176,7 +179,11 @@ public final class OptimizerState {
             for (Map.Entry<String, float[]> b : entry.buffers().entrySet()) {
                 out.writeUTF(b.getKey());
                 float[] data = b.getValue();
-                out.writeInt(data.length);
+                int[] own = bufferShape(shape, data);
+                out.writeInt(own.length);
+                for (int d : own) {
+                    out.writeInt(d);
+                }
                 writeFloats(out, data, chunk);
             }
         }
@@ -201,8 +208,8 @@ public final class OptimizerState {
      * parameter count (also against the bytes that follow it), names and routes in valid modified
      * UTF-8 (as {@link DataOutputStream#writeUTF} writes them), no parameter or buffer name twice,
      * known routes, ranks from 0 to {@value #MAX_RANK}, dimensions ≥ 0 whose product fits in an int,
-     * buffer counts from 0 to {@value #MAX_BUFFERS}, each buffer's length equal to its parameter's
-     * element count, and no bytes after the last parameter. Every length is checked against the
+     * buffer counts from 0 to {@value #MAX_BUFFERS}, each buffer's shape checked as a parameter's is
+     * (in version 1: its length equal to its parameter's element count), and no bytes after the last parameter. Every length is checked against the
      * bytes left before anything is allocated for it, so no field can make the reader allocate
      * more than the file holds.
      *
@@ -210,9 +217,9 @@ public final class OptimizerState {
      *                     version, or damage, with the byte offset where it was found
      */
     public static OptimizerState read(Path file) throws IOException {
-        long bodySize = verifyChecksum(file);
+        long[] verified = verifyChecksum(file);
         try (InputStream raw = Files.newInputStream(file)) {
-            return new StateReader(file, raw, bodySize).read();
+            return new StateReader(file, raw, verified[0], (int) verified[1]).read();
         } catch (EOFException e) {
             throw new IOException(file + " ended early: it changed while being read", e);
         }
@@ -223,9 +230,9 @@ public final class OptimizerState {
      * version is reported as such even when the checksum does not match, because a file of another
      * version need not keep its checksum where this version does.
      *
-     * @return the number of bytes before the checksum
+     * @return the number of bytes before the checksum, and the format version
      */
-    private static long verifyChecksum(Path file) throws IOException {
+    private static long[] verifyChecksum(Path file) throws IOException {
         long size = Files.size(file);
         CRC32 crc = new CRC32();
         ByteBuffer head = ByteBuffer.allocate(MAGIC.length + Integer.BYTES);
@@ -259,9 +266,9 @@ public final class OptimizerState {
         long bodySize = size - CRC_BYTES;
         boolean intact = stored == crc.getValue();
         int version = head.getInt(MAGIC.length);
-        if (version != FORMAT_VERSION) {
+        if (version < OLDEST_READABLE_VERSION || version > FORMAT_VERSION) {
             throw new IOException(file + " has optimizer state format version " + version + " (at byte " + MAGIC.length
-                    + "); this muon4j reads version " + FORMAT_VERSION
+                    + "); this muon4j reads versions " + OLDEST_READABLE_VERSION + " to " + FORMAT_VERSION
                     + (intact ? "" : ", or the file is damaged: its CRC-32 does not match either"));
         }
         if (!intact) {
@@ -269,7 +276,7 @@ public final class OptimizerState {
                     + Long.toHexString(stored) + " does not match " + Long.toHexString(crc.getValue()) + ", computed over the "
                     + bodySize + " bytes before it (the file was changed, truncated or extended)");
         }
-        return bodySize;
+        return new long[] {bodySize, version};
     }
 
     /** Parses the bytes before the checksum, checking every field and tracking the byte offset. */
@@ -277,11 +284,13 @@ public final class OptimizerState {
         private final Path file;
         private final DataInputStream in;
         private final long end;
+        private final int version;
         private final byte[] chunk = new byte[1 << 16];
         private long position;
 
-        StateReader(Path file, InputStream raw, long end) {
+        StateReader(Path file, InputStream raw, long end, int version) {
             this.file = file;
+            this.version = version;
             this.in = new DataInputStream(new BufferedInputStream(raw, 1 << 16));
             this.end = end;
         }
@@ -315,6 +324,27 @@ public final class OptimizerState {
             return new OptimizerState(step, skipped, entries);
         }
 
+        /** A rank and that many dimensions, each ≥ 0, whose product fits in an int. */
+        private int[] readShape(String what) throws IOException {
+            long rankAt = position;
+            int rank = readInt("the rank of " + what);
+            if (rank < 0 || rank > MAX_RANK) {
+                throw damaged(rankAt, what + " has rank " + rank + ", not between 0 and " + MAX_RANK);
+            }
+            int[] shape = new int[rank];
+            for (int i = 0; i < rank; i++) {
+                long dimensionAt = position;
+                shape[i] = readInt("dimension " + i + " of " + what);
+                if (shape[i] < 0) {
+                    throw damaged(dimensionAt, what + " has negative dimension " + shape[i] + " (dimension " + i + ")");
+                }
+            }
+            if (elementCount(shape) > Integer.MAX_VALUE) {
+                throw damaged(rankAt, what + " has shape " + Arrays.toString(shape) + ", more elements than an int counts");
+            }
+            return shape;
+        }
+
         private long readStepCount(String what) throws IOException {
             long at = position;
             need(Long.BYTES, what);
@@ -336,25 +366,8 @@ public final class OptimizerState {
                 throw damaged(routeAt, "parameter " + name + " has unknown route '" + routeName + "' (known: "
                         + Arrays.toString(Route.values()) + ")");
             }
-            long rankAt = position;
-            int rank = readInt("the rank of parameter " + name);
-            if (rank < 0 || rank > MAX_RANK) {
-                throw damaged(rankAt, "parameter " + name + " has rank " + rank + ", not between 0 and " + MAX_RANK);
-            }
-            int[] shape = new int[rank];
-            for (int i = 0; i < rank; i++) {
-                long dimensionAt = position;
-                shape[i] = readInt("dimension " + i + " of parameter " + name);
-                if (shape[i] < 0) {
-                    throw damaged(dimensionAt, "parameter " + name + " has negative dimension " + shape[i]
-                            + " (dimension " + i + ")");
-                }
-            }
+            int[] shape = readShape("parameter " + name);
             long elements = elementCount(shape);
-            if (elements > Integer.MAX_VALUE) {
-                throw damaged(rankAt, "parameter " + name + " has shape " + Arrays.toString(shape)
-                        + ", more elements than an int counts");
-            }
             long bufferCountAt = position;
             int bufferCount = readInt("the buffer count of parameter " + name);
             if (bufferCount < 0 || bufferCount > MAX_BUFFERS) {
@@ -369,11 +382,16 @@ public final class OptimizerState {
                 if (buffers.containsKey(bufferName)) {
                     throw damaged(bufferAt, buffer + " appears twice");
                 }
-                long lengthAt = position;
-                int length = readInt("the length of " + buffer);
-                if (length != elements) {
-                    throw damaged(lengthAt, buffer + " has " + length + " floats, the shape " + Arrays.toString(shape)
-                            + " holds " + elements);
+                int length;
+                if (version == 1) {
+                    long lengthAt = position;
+                    length = readInt("the length of " + buffer);
+                    if (length != elements) {
+                        throw damaged(lengthAt, buffer + " has " + length + " floats, the shape " + Arrays.toString(shape)
+                                + " holds " + elements);
+                    }
+                } else {
+                    length = (int) elementCount(readShape(buffer));
                 }
                 buffers.put(bufferName, readFloats(length, buffer));
             }

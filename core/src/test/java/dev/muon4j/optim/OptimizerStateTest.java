@@ -1,5 +1,6 @@
 package dev.muon4j.optim;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -224,9 +225,10 @@ class OptimizerStateTest {
         return file;
     }
 
+    /** The header of a version-1 file: the hand-written bodies below use that layout (an int length per buffer). */
     private static void header(DataOutputStream out, long step, int parameterCount) throws IOException {
         out.write("MUON4JOS".getBytes(StandardCharsets.US_ASCII));
-        out.writeInt(OptimizerState.FORMAT_VERSION);
+        out.writeInt(OptimizerState.OLDEST_READABLE_VERSION);
         out.writeLong(step);
         out.writeLong(0);
         out.writeInt(parameterCount);
@@ -344,11 +346,37 @@ class OptimizerStateTest {
 
     @Test
     void writeRefusesStateThatReadWouldRefuse() {
-        OptimizerState state = new OptimizerState(1, 0, Map.of("w", new OptimizerState.Entry(Route.ADAMW,
-                new int[] {8}, Map.of("exp_avg", new float[5]))));
+        Map<String, float[]> buffers = new java.util.LinkedHashMap<>();
+        for (int b = 0; b < 65; b++) {
+            buffers.put("b" + b, new float[1]);
+        }
+        OptimizerState state = new OptimizerState(1, 0, Map.of("w", new OptimizerState.Entry(Route.ADAMW, new int[] {1}, buffers)));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> state.write(dir.resolve("never.state")));
-        assertTrue(e.getMessage().contains("w") && e.getMessage().contains("exp_avg has 5 floats"), e.getMessage());
+        assertTrue(e.getMessage().contains("w") && e.getMessage().contains("65 buffers"), e.getMessage());
         assertFalse(Files.exists(dir.resolve("never.state")), "nothing was written");
+    }
+
+    @Test
+    void buffersOfTheirOwnShapeRoundTripAndADamagedBufferShapeIsNamed() throws IOException {
+        // A per-row statistic (NorMuon's) beside a parameter-sized momentum.
+        Map<String, float[]> buffers = new java.util.LinkedHashMap<>();
+        buffers.put("momentum", new float[] {1, 2, 3, 4, 5, 6});
+        buffers.put("row_second_moment", new float[] {0.5f, 0.25f});
+        OptimizerState state = new OptimizerState(4, 0, Map.of("w", new OptimizerState.Entry(Route.MUON, new int[] {2, 3}, buffers)));
+        Path file = dir.resolve("rows.state");
+        state.write(file);
+        OptimizerState back = OptimizerState.read(file);
+        assertArrayEquals(new float[] {0.5f, 0.25f}, back.entries().get("w").buffers().get("row_second_moment"));
+        assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, back.entries().get("w").buffers().get("momentum"));
+        byte[] bytes = Files.readAllBytes(file);
+        assertEquals(OptimizerState.FORMAT_VERSION, ByteBuffer.wrap(bytes).getInt(8), "written in the current version");
+        // The row statistic's one dimension, 2, made 3: its floats no longer fit before the checksum.
+        byte[] name = "row_second_moment".getBytes(StandardCharsets.US_ASCII);
+        int dimensionAt = indexOf(bytes, name) + name.length + Integer.BYTES;
+        assertEquals(2, ByteBuffer.wrap(bytes).getInt(dimensionAt));
+        ByteBuffer.wrap(bytes).putInt(dimensionAt, 3);
+        Files.write(file, withChecksum(bytes));
+        refused(file, "ends early", "w/row_second_moment");
     }
 
     private OptimizerState saved(long seed) {

@@ -28,15 +28,28 @@ import java.util.Objects;
  * @param evalBatches      validation batches per evaluation
  * @param checkpointEvery  checkpoint every this many steps (and at the last step); 0: only at the end
  * @param keepCheckpoints  newest checkpoints kept
+ * @param muonVariant      which Muon the hidden matrices get (with {@link OptimizerChoice#MUON})
+ * @param cautiousWeightDecay decay only weights the update already pushes towards zero (Muon's matrices)
  */
 public record TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1, double beta2,
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
-                          long checkpointEvery, int keepCheckpoints) {
+                          long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay) {
+
+    /** Moonlight's Muon with plain weight decay. */
+    public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
+                       double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
+                       int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
+                       long checkpointEvery, int keepCheckpoints) {
+        this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                MuonVariant.MOONLIGHT, false);
+    }
 
     public TrainConfig {
         Objects.requireNonNull(optimizer, "optimizer");
         Objects.requireNonNull(schedule, "schedule");
+        Objects.requireNonNull(muonVariant, "Muon variant");
         nonNegative("learning rate", learningRate);
         nonNegative("Muon learning rate", muonLearningRate);
         nonNegative("weight decay", weightDecay);
@@ -84,13 +97,20 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
 
     public TrainConfig withOptimizer(OptimizerChoice o) {
         return new TrainConfig(o, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
-                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints);
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay);
+    }
+
+    /** This config with another Muon variant and cautious weight decay on or off. */
+    public TrainConfig withMuon(MuonVariant variant, boolean cautious) {
+        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
+                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                variant, cautious);
     }
 
     public TrainConfig withSteps(long s) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
                 Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints);
+                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay);
     }
 
     /** Field name → value, for JSON. */
@@ -115,6 +135,8 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         m.put("eval_batches", evalBatches);
         m.put("checkpoint_every", checkpointEvery);
         m.put("keep_checkpoints", keepCheckpoints);
+        m.put("muon_variant", muonVariant.name());
+        m.put("cautious_weight_decay", cautiousWeightDecay);
         return m;
     }
 }

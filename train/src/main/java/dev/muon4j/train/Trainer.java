@@ -14,13 +14,11 @@ import dev.muon4j.nn.LlamaModel;
 import dev.muon4j.optim.AdamWConfig;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
-import dev.muon4j.optim.MomentumForm;
 import dev.muon4j.optim.MuonConfig;
 import dev.muon4j.optim.Optimizer;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.optim.Route;
-import dev.muon4j.optim.ScaleMode;
 import dev.muon4j.optim.StepResult;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -169,11 +167,10 @@ public final class Trainer {
     public static HybridOptimizer.Builder settings(Backend backend, TrainConfig config) {
         AdamWConfig adamw = AdamWConfig.builder().learningRate(config.learningRate()).weightDecay(config.weightDecay())
                 .beta1(config.beta1()).beta2(config.beta2()).build();
-        MuonConfig muon = MuonConfig.builder().learningRate(config.muonLearningRate()).weightDecay(config.weightDecay())
-                .momentum(config.muonMomentum()).momentumForm(MomentumForm.CLASSIC).nesterov(true)
-                .scaleMode(ScaleMode.MATCH_RMS_ADAMW).build();
+        MuonConfig muon = config.muonVariant().config(config.muonLearningRate(), config.muonMomentum(), config.weightDecay());
         HybridOptimizer.Builder b = HybridOptimizer.builder(backend).adamw(adamw).muon(muon)
-                .schedule(schedule(config)).clipGradientNorm(config.clipNorm());
+                .schedule(schedule(config)).clipGradientNorm(config.clipNorm())
+                .muonRule(config.muonVariant().rule(muon, config.cautiousWeightDecay()));
         if (config.optimizer() == OptimizerChoice.ADAMW) {
             b.routeAll(Route.ADAMW);
         }
@@ -197,7 +194,7 @@ public final class Trainer {
      */
     public static final java.util.Set<String> RESUME_SETTINGS = java.util.Set.of("optimizer", "learning_rate",
             "muon_learning_rate", "weight_decay", "beta1", "beta2", "muon_momentum", "schedule", "warmup_steps", "steps",
-            "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "data");
+            "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "data");
 
     /** Trains; with {@code resume}, continues from the run directory's latest checkpoint, which must exist. */
     public Result run(boolean resume) throws IOException {
