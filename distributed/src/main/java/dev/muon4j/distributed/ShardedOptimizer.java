@@ -18,13 +18,17 @@ import dev.muon4j.optim.UpdateTransform;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * ZeRO-1 data parallelism with Muon: every rank holds all parameters; optimizer state is split by
@@ -47,6 +51,14 @@ import java.util.Optional;
  * </ol>
  * A rank whose share of the batch is empty passes zero gradients and takes part as usual.
  * Timings and traffic of the last step are in {@link #lastStep()}.
+ *
+ * <p>State of elementwise stages (momentum, Adam's moments) is split like the parameters: a rank
+ * holds it for the elements it owns. State of matrix stages (any length, e.g. one float per row)
+ * is held whole by every rank that runs the matrix's stages: the one owner in
+ * {@link Mode#WHOLE_MATRIX}; in {@link Mode#DISTRIBUTED_MUON} every rank owning part of the matrix,
+ * each updating its own copy from the same gathered matrix, so the copies stay bit-identical. Ranks
+ * owning nothing of a matrix hold none of its state. Saving takes the matrix-stage state from the
+ * lowest rank owning part of the matrix; loading gives it to every owner.
  */
 public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     /** How Muon's matrices are split over ranks. */
@@ -77,6 +89,19 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     public record StepStats(long nanos, long communicationNanos, long newtonSchulzNanos, long bytesSent, long bytesReceived) {
     }
 
+    /**
+     * Where one matrix-stage buffer travels when the state is saved or loaded.
+     *
+     * @param parameter the parameter's index
+     * @param name      the buffer's name
+     * @param length    its declared length
+     * @param source    the rank that sends it when the state is saved: the lowest rank owning part of the parameter
+     * @param sent      its offset in the source's section of the gathered matrix-stage state
+     * @param packed    its offset in the matrix-stage state broadcast by {@link #loadStateFrom}
+     */
+    private record MatrixBuffer(int parameter, String name, int length, int source, long sent, long packed) {
+    }
+
     private final MeteredCollectives comm;
     private final Mode mode;
     private final LearningRateSchedule schedule;
@@ -86,13 +111,20 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final List<HybridOptimizer.Assignment> assignments;
     private final List<UpdateRule> rules;            // per parameter
     private final List<ParamState> slots;            // per piece of this rank: its rule's state for the piece's elements
-    private final List<String> bufferNames;          // every state buffer name any rule keeps, in first-seen order
+    private final List<String> slicedNames;          // every element-sized buffer name any rule keeps, in first-seen order
+    private final List<Set<String>> sliced;          // per parameter: its buffers that are split like its elements
+    private final List<MatrixBuffer> matrixBuffers;  // every matrix-stage buffer, in parameter and rule order
+    private final long matrixSection;                // floats each rank sends when matrix-stage state is saved
+    private final long matrixTotal;                  // floats of all matrix-stage buffers together
+    private final int[] slotOf;                      // per parameter: index into slots of this rank's piece, -1 for none
     private final StepContext context;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment flat;       // paddedTotal floats: gradients in, parameters out
     private final MemorySegment shard;      // shardSize floats
     private final MemorySegment agree;      // small buffer for agreements
     private final MemorySegment header;     // step counts sent with a state
+    private final MemorySegment matrixSend; // matrixSection floats: this rank's part of the saved matrix-stage state
+    private final MemorySegment matrixAll;  // ranks · matrixSection floats: all matrix-stage state, as gathered or broadcast
     private final RankOrderedSum norms;     // the global gradient norm, exactly the same on every rank
     private final float[] gradient;         // owned gradient (shardSize)
     private final float[] update;           // owned part of the update U (shardSize)
@@ -117,18 +149,34 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         this.assignments = List.copyOf(settings.assign(parameters));
         List<UpdateRule> r = new ArrayList<>();
         List<String> names = new ArrayList<>();
+        List<Set<String>> slicedBuffers = new ArrayList<>();
+        List<Map<String, Integer>> matrixState = new ArrayList<>();
         boolean[] whole = new boolean[parameters.size()];
         int largestMatrix = 0;
         for (int i = 0; i < whole.length; i++) {
             Parameter p = parameters.get(i);
             UpdateRule rule = assignments.get(i).rule();
+            Set<String> split = new LinkedHashSet<>();
+            Map<String, Integer> kept = new LinkedHashMap<>();
             for (UpdateTransform t : rule.transforms()) {
-                if (t.scope() == UpdateTransform.Scope.MATRIX && !t.state(p).isEmpty()) {
-                    throw new UnsupportedOperationException("the sharded optimizer cannot yet split the state of matrix stage "
-                            + t.name() + " of " + p.name());
+                for (Map.Entry<String, Integer> b : t.state(p).entrySet()) {
+                    if (t.scope() == UpdateTransform.Scope.MATRIX) {
+                        kept.put(b.getKey(), b.getValue());
+                    } else if (b.getValue() == p.size()) {
+                        split.add(b.getKey());
+                        if (!names.contains(b.getKey())) {
+                            names.add(b.getKey());
+                        }
+                    } else {
+                        throw new IllegalArgumentException("elementwise stage " + t.name() + " of rule " + rule.name() + " keeps buffer "
+                                + b.getKey() + " of " + b.getValue() + " elements for " + p.name() + " (" + p.size()
+                                + " elements): elementwise stages keep one float per element; state of another length"
+                                + " belongs to a matrix stage");
+                    }
                 }
-                t.state(p).keySet().stream().filter(n -> !names.contains(n)).forEach(names::add);
             }
+            slicedBuffers.add(Collections.unmodifiableSet(split));
+            matrixState.add(kept);
             r.add(rule);
             if (rule.needsMatrices()) {
                 whole[i] = mode == Mode.WHOLE_MATRIX;
@@ -136,19 +184,48 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             }
         }
         this.rules = List.copyOf(r);
-        this.bufferNames = List.copyOf(names);
+        this.slicedNames = List.copyOf(names);
+        this.sliced = List.copyOf(slicedBuffers);
         this.layout = mode == Mode.WHOLE_MATRIX ? ShardLayout.wholeMatrices(parameters, this.comm.size(), whole)
                 : new ShardLayout(parameters, this.comm.size());
         List<ParamState> pieceSlots = new ArrayList<>();
+        this.slotOf = new int[parameters.size()];
+        Arrays.fill(slotOf, -1);
         for (ShardLayout.Piece piece : layout.pieces(this.comm.rank())) {
+            slotOf[piece.parameter()] = pieceSlots.size();
             pieceSlots.add(new ParamState(assignments.get(piece.parameter()), piece.offset(), piece.length()));
         }
         this.slots = List.copyOf(pieceSlots);
+        // Each matrix-stage buffer is sent, when saved, by the lowest rank owning part of its matrix.
+        List<MatrixBuffer> travel = new ArrayList<>();
+        long[] sent = new long[this.comm.size()];
+        long packed = 0;
+        for (int i = 0; i < parameters.size(); i++) {
+            if (matrixState.get(i).isEmpty()) {
+                continue;
+            }
+            long[] counts = layout.counts(i);
+            int source = 0;
+            while (counts[source] == 0) {
+                source++;
+            }
+            for (Map.Entry<String, Integer> b : matrixState.get(i).entrySet()) {
+                travel.add(new MatrixBuffer(i, b.getKey(), b.getValue(), source, sent[source], packed));
+                sent[source] += b.getValue();
+                packed += b.getValue();
+            }
+        }
+        this.matrixBuffers = List.copyOf(travel);
+        this.matrixSection = Arrays.stream(sent).max().orElse(0);
+        this.matrixTotal = packed;
         int s = layout.shardSize();
         flat = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, layout.paddedTotal()));
         shard = arena.allocate(ValueLayout.JAVA_FLOAT, s);
         agree = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(4, this.comm.size()));
         header = arena.allocate(ValueLayout.JAVA_LONG, 3);
+        matrixSend = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, matrixSection));
+        // ranks · matrixSection ≥ matrixTotal: it also holds the packed state loadStateFrom broadcasts.
+        matrixAll = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, Math.multiplyExact(matrixSection, this.comm.size())));
         norms = new RankOrderedSum(this.comm, arena, 1);
         gradient = new float[s];
         update = new float[s];
@@ -174,7 +251,11 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         return last;
     }
 
-    /** Bytes of optimizer state this rank holds (its pieces' share of every rule's buffers). */
+    /**
+     * Bytes of optimizer state this rank holds: its pieces' share of the elementwise stages'
+     * buffers, and the whole buffers of the matrix stages of every matrix it owns part of (in
+     * {@link Mode#DISTRIBUTED_MUON} each owner of a split matrix holds a copy of them).
+     */
     public long stateBytes() {
         long n = 0;
         for (ParamState slot : slots) {
@@ -183,6 +264,21 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             }
         }
         return n * Float.BYTES;
+    }
+
+    /**
+     * Copies of the state buffers this rank holds for parameter {@code name}: its piece's share of
+     * the element-sized buffers, the whole buffers of the matrix stages; empty where this rank owns
+     * none of the parameter.
+     */
+    Map<String, float[]> heldState(String name) {
+        Map<String, float[]> held = new LinkedHashMap<>();
+        for (ParamState slot : slots) {
+            if (slot.parameter().name().equals(name)) {
+                slot.buffers().forEach((buffer, values) -> held.put(buffer, values.clone()));
+            }
+        }
+        return held;
     }
 
     /** Bytes of optimizer state one process would hold for the same parameters and routes. */
@@ -332,14 +428,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private void orthogonalizeAndApply(int index) {
         Parameter p = layout.parameters().get(index);
         int rank = comm.rank();
-        int slot = -1;
-        List<ShardLayout.Piece> pieces = layout.pieces(rank);
-        for (int k = 0; k < pieces.size(); k++) {
-            if (pieces.get(k).parameter() == index) {
-                slot = k;
-            }
-        }
-        ShardLayout.Piece mine = slot < 0 ? null : pieces.get(slot);
+        int slot = slotOf[index];
+        ShardLayout.Piece mine = slot < 0 ? null : layout.pieces(rank).get(slot);
         int owner = layout.wholeOwner(index);
         if (owner >= 0) {
             if (owner != rank) {
@@ -366,9 +456,10 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
 
     /**
      * The whole optimizer state, gathered from every rank, in the single-process format of
-     * {@link HybridOptimizer#saveState()} (keyed by parameter name): any rank count, either mode,
-     * or one process can load it. Every rank must call it; every rank gets the same state (and
-     * holds all of it for a while: {@link #saveStateOn} gathers it on one rank only).
+     * {@link HybridOptimizer#saveState()} (keyed by parameter name; matrix stages' buffers whole):
+     * any rank count, either mode, or one process can load it. Every rank must call it; every rank
+     * gets the same state (and holds all of it for a while: {@link #saveStateOn} gathers it on one
+     * rank only).
      */
     @Override
     public OptimizerState saveState() {
@@ -379,12 +470,18 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
      * Like {@link #saveState()}, but the state is gathered on rank {@code root} only (the one that
      * writes checkpoints): the other ranks never hold more than their own part, and get null.
      * Every rank must call it ({@code root} −1: every rank gets the whole state).
+     *
+     * <p>Collectives, the same on every rank and in this order: for each element-sized buffer name,
+     * one all-gather (root −1) or gather of every rank's shard of it; then, if any rule has a
+     * stateful matrix stage, one all-gather or gather of the matrix stages' buffers, each sent whole
+     * by the lowest rank owning part of its matrix (a rank sending none sends padding).
      */
     public OptimizerState saveStateOn(int root) {
         Map<String, float[]> gathered = new LinkedHashMap<>();
-        for (String name : bufferNames) {
+        for (String name : slicedNames) {
             gathered.put(name, gatherOwned(shardArray(name), root));
         }
+        float[] matrixState = gatherMatrixState(root);
         if (root >= 0 && comm.rank() != root) {
             return null;
         }
@@ -400,9 +497,14 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         for (int r = 0; r < comm.size(); r++) {
             for (ShardLayout.Piece piece : layout.pieces(r)) {
                 int from = (int) layout.flatPosition(r, piece);
-                buffers.get(piece.parameter()).forEach((name, b) ->
-                        System.arraycopy(gathered.get(name), from, b, piece.offset(), piece.length()));
+                for (String name : sliced.get(piece.parameter())) {
+                    System.arraycopy(gathered.get(name), from, buffers.get(piece.parameter()).get(name), piece.offset(), piece.length());
+                }
             }
+        }
+        for (MatrixBuffer m : matrixBuffers) {
+            System.arraycopy(matrixState, Math.toIntExact(m.source() * matrixSection + m.sent()), buffers.get(m.parameter()).get(m.name()),
+                    0, m.length());
         }
         Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
         for (int i = 0; i < params.size(); i++) {
@@ -412,29 +514,64 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         return new OptimizerState(step, skipped, entries);
     }
 
-    /** This rank's values of state buffer {@code name} laid out like its shard (zeros where a piece's rule has no such buffer). */
+    /** This rank's values of element-sized buffer {@code name} laid out like its shard (zeros where a piece's rule has no such buffer). */
     private float[] shardArray(String name) {
         List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
         float[] out = new float[layout.shardSize()];
         for (int k = 0; k < mine.size(); k++) {
-            float[] b = slots.get(k).buffers().get(name);
-            if (b != null) {
-                System.arraycopy(b, 0, out, mine.get(k).shardStart(), mine.get(k).length());
+            if (sliced.get(mine.get(k).parameter()).contains(name)) {
+                System.arraycopy(slots.get(k).buffer(name), 0, out, mine.get(k).shardStart(), mine.get(k).length());
             }
         }
         return out;
     }
 
-    /** The first non-finite value of the state this rank holds (its pieces' share of every buffer). */
+    /**
+     * Every matrix-stage buffer, gathered from the rank that sends it (at
+     * {@code source · matrixSection + sent}), on every rank (root −1) or on root only (null
+     * elsewhere); no collective, and an empty array, when no rule has a stateful matrix stage.
+     */
+    private float[] gatherMatrixState(int root) {
+        if (matrixSection == 0) {
+            return new float[0];
+        }
+        matrixSend.fill((byte) 0);
+        for (MatrixBuffer m : matrixBuffers) {
+            if (m.source() == comm.rank()) {
+                MemorySegment.copy(slots.get(slotOf[m.parameter()]).buffer(m.name()), 0, matrixSend, ValueLayout.JAVA_FLOAT,
+                        m.sent() * Float.BYTES, m.length());
+            }
+        }
+        if (root < 0) {
+            comm.allGather(matrixSend, matrixSection, matrixAll);
+        } else {
+            comm.gather(matrixSend, matrixSection, matrixAll, root);
+            if (comm.rank() != root) {
+                return null;
+            }
+        }
+        float[] all = new float[Math.toIntExact(matrixSection * comm.size())];
+        MemorySegment.copy(matrixAll, ValueLayout.JAVA_FLOAT, 0, all, 0, all.length);
+        return all;
+    }
+
+    /**
+     * The first non-finite value of the state this rank holds (its pieces' share of the
+     * element-sized buffers, the whole matrix-stage buffers of the matrices it owns part of), named
+     * as one process names it: a matrix-stage buffer's index is its own, not an element's.
+     */
     @Override
     public Optional<String> findNonFiniteState() {
-        for (ParamState slot : slots) {
+        List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
+        for (int k = 0; k < mine.size(); k++) {
+            ParamState slot = slots.get(k);
+            Set<String> split = sliced.get(mine.get(k).parameter());
             for (Map.Entry<String, float[]> b : slot.buffers().entrySet()) {
                 float[] v = b.getValue();
                 int bad = Kernels.firstNonFinite(v, 0, v.length);
                 if (bad >= 0) {
-                    return Optional.of(HybridOptimizer.describeNonFinite(b.getKey(), slot.parameter().name(),
-                            (long) slot.base() + bad, v[bad]));
+                    long at = split.contains(b.getKey()) ? (long) slot.base() + bad : bad;
+                    return Optional.of(HybridOptimizer.describeNonFinite(b.getKey(), slot.parameter().name(), at, v[bad]));
                 }
             }
         }
@@ -460,16 +597,19 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     /**
      * Takes this rank's part of a whole state (saved by any rank count or mode, or by one process),
      * after checking names, routes, shapes and buffers; on a mismatch nothing changes. Every rank
-     * reads the state itself; see {@link #loadStateFrom} for a state only one rank has.
+     * reads the state itself; see {@link #loadStateFrom} for a state only one rank has. A rank
+     * owning part of a matrix takes its matrix stages' buffers whole.
      */
     @Override
     public void loadState(OptimizerState state) {
-        check(state);
+        check(Objects.requireNonNull(state, "state"));
         List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
         for (int k = 0; k < mine.size(); k++) {
             ShardLayout.Piece piece = mine.get(k);
+            Set<String> split = sliced.get(piece.parameter());
             Map<String, float[]> saved = state.entries().get(layout.parameters().get(piece.parameter()).name()).buffers();
-            slots.get(k).buffers().forEach((name, b) -> System.arraycopy(saved.get(name), piece.offset(), b, 0, piece.length()));
+            slots.get(k).buffers().forEach((name, b) ->
+                    System.arraycopy(saved.get(name), split.contains(name) ? piece.offset() : 0, b, 0, b.length));
         }
         step = state.step();
         skipped = state.skippedSteps();
@@ -478,7 +618,13 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     /**
      * Loads a state that only rank {@code root} holds (read from its disk), sending each rank its
      * part. Every rank must call it; {@code state} is ignored on other ranks. If the state does not
-     * fit, every rank throws (the root with the reason) and nothing changes.
+     * fit, every rank throws with the root's reason and nothing changes.
+     *
+     * <p>Collectives, the same on every rank and in this order: a broadcast of a header (whether the
+     * state fits, and its step counts, or the length of the reason it does not); if it does not,
+     * a broadcast of the reason, and every rank throws; otherwise, for each element-sized buffer
+     * name, a broadcast of every rank's shard of it; then, if any rule has a stateful matrix stage,
+     * one broadcast of all matrix stages' buffers, which every owner of a matrix takes whole.
      */
     public void loadStateFrom(int root, OptimizerState state) {
         String problem = null;
@@ -486,26 +632,38 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             try {
                 check(Objects.requireNonNull(state, "state on the root rank"));
             } catch (IllegalArgumentException | NullPointerException e) {
-                problem = e.getMessage();
+                problem = e.getMessage() != null ? e.getMessage() : e.toString();
             }
         }
         MemorySegment header = this.header;
+        byte[] reason = problem == null ? new byte[0] : problem.getBytes(StandardCharsets.UTF_8);
         if (comm.rank() == root) {
             header.setAtIndex(ValueLayout.JAVA_LONG, 0, problem == null ? 1 : 0);
-            header.setAtIndex(ValueLayout.JAVA_LONG, 1, problem == null ? state.step() : 0);
+            header.setAtIndex(ValueLayout.JAVA_LONG, 1, problem == null ? state.step() : Math.min(reason.length, flat.byteSize()));
             header.setAtIndex(ValueLayout.JAVA_LONG, 2, problem == null ? state.skippedSteps() : 0);
         }
         comm.broadcast(header, 6, root);
         if (header.getAtIndex(ValueLayout.JAVA_LONG, 0) != 1) {
-            throw new IllegalArgumentException(problem != null ? problem : "rank " + root + " could not load the optimizer state (see its error)");
+            int bytes = (int) header.getAtIndex(ValueLayout.JAVA_LONG, 1);
+            if (comm.rank() == root) {
+                MemorySegment.copy(reason, 0, flat, ValueLayout.JAVA_BYTE, 0, bytes);
+            }
+            comm.broadcast(flat, (bytes + Float.BYTES - 1) / Float.BYTES, root);
+            if (problem != null) {
+                throw new IllegalArgumentException(problem);
+            }
+            byte[] received = new byte[bytes];
+            MemorySegment.copy(flat, ValueLayout.JAVA_BYTE, 0, received, 0, bytes);
+            throw new IllegalArgumentException("rank " + root + " could not load the optimizer state: "
+                    + new String(received, StandardCharsets.UTF_8));
         }
-        for (String name : bufferNames) {
+        for (String name : slicedNames) {
             if (comm.rank() == root) {
                 flat.fill((byte) 0);
                 for (int r = 0; r < comm.size(); r++) {
                     for (ShardLayout.Piece piece : layout.pieces(r)) {
-                        float[] src = state.entries().get(layout.parameters().get(piece.parameter()).name()).buffers().get(name);
-                        if (src != null) {
+                        if (sliced.get(piece.parameter()).contains(name)) {
+                            float[] src = state.entries().get(layout.parameters().get(piece.parameter()).name()).buffers().get(name);
                             MemorySegment.copy(src, piece.offset(), flat, ValueLayout.JAVA_FLOAT,
                                     layout.flatPosition(r, piece) * Float.BYTES, piece.length());
                         }
@@ -515,10 +673,25 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             comm.broadcast(flat, layout.paddedTotal(), root);
             List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
             for (int k = 0; k < mine.size(); k++) {
-                float[] b = slots.get(k).buffers().get(name);
-                if (b != null) {
+                if (sliced.get(mine.get(k).parameter()).contains(name)) {
+                    float[] b = slots.get(k).buffer(name);
                     MemorySegment.copy(flat, ValueLayout.JAVA_FLOAT, layout.flatPosition(comm.rank(), mine.get(k)) * Float.BYTES,
                             b, 0, b.length);
+                }
+            }
+        }
+        if (matrixTotal > 0) {
+            if (comm.rank() == root) {
+                for (MatrixBuffer m : matrixBuffers) {
+                    float[] src = state.entries().get(layout.parameters().get(m.parameter()).name()).buffers().get(m.name());
+                    MemorySegment.copy(src, 0, matrixAll, ValueLayout.JAVA_FLOAT, m.packed() * Float.BYTES, m.length());
+                }
+            }
+            comm.broadcast(matrixAll, matrixTotal, root);
+            for (MatrixBuffer m : matrixBuffers) {
+                if (slotOf[m.parameter()] >= 0) {
+                    MemorySegment.copy(matrixAll, ValueLayout.JAVA_FLOAT, m.packed() * Float.BYTES,
+                            slots.get(slotOf[m.parameter()]).buffer(m.name()), 0, m.length());
                 }
             }
         }
@@ -538,6 +711,12 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         unflattenInto(true);
     }
 
+    /**
+     * Checks {@code state} against the parameters and their rules: every parameter present with its
+     * route and shape, exactly the buffers its rule's stages declare, each of its declared length
+     * (the parameter's size for elementwise stages, any length a matrix stage declares); the
+     * message names the parameter and, for a wrong length, the buffer.
+     */
     private void check(OptimizerState state) {
         List<Parameter> params = layout.parameters();
         Map<String, OptimizerState.Entry> entries = state.entries();
@@ -562,8 +741,9 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             }
             for (Map.Entry<String, Integer> b : expected.entrySet()) {
                 if (e.buffers().get(b.getKey()).length != b.getValue()) {
-                    throw new IllegalArgumentException("optimizer state of " + p.name() + " has a buffer of "
-                            + e.buffers().get(b.getKey()).length + " elements, the parameter has " + p.size());
+                    throw new IllegalArgumentException("optimizer state of " + p.name() + " has buffer " + b.getKey() + " of "
+                            + e.buffers().get(b.getKey()).length + " elements, " + rules.get(i).name() + " keeps " + b.getValue()
+                            + (b.getValue() == p.size() ? " (one per element)" : ""));
                 }
             }
         }

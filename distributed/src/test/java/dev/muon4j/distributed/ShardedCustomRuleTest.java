@@ -6,7 +6,10 @@ import static dev.muon4j.distributed.ShardTestSupport.assertStateClose;
 import static dev.muon4j.distributed.ShardTestSupport.fillGradients;
 import static dev.muon4j.distributed.ShardTestSupport.init;
 import static dev.muon4j.distributed.ShardTestSupport.model;
+import static dev.muon4j.distributed.ShardTestSupport.runRanks;
 import static dev.muon4j.distributed.ShardTestSupport.runRanksOk;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.VectorBackend;
@@ -27,6 +30,7 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * One update path: a rule with a stage of the user's own (stateful, elementwise, before
@@ -61,6 +65,47 @@ class ShardedCustomRuleTest {
                 u[uOff + i] += t[k];
                 t[k] = 0.5f * t[k] + u[uOff + i];
             }
+        }
+    }
+
+    /** An elementwise stage that (wrongly) keeps one float per parameter rather than per element. */
+    record Counter() implements UpdateTransform {
+        @Override
+        public String name() {
+            return "counter";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.ELEMENTWISE;
+        }
+
+        @Override
+        public Map<String, Integer> state(Parameter parameter) {
+            return Map.of("count", 1);
+        }
+
+        @Override
+        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+            slot.buffer("count")[0] += 1;
+        }
+    }
+
+    /**
+     * Elementwise state is split with the elements, so an elementwise stage keeping state of
+     * another length cannot be sharded: the constructor refuses it, naming stage, buffer and parameter.
+     */
+    @ParameterizedTest
+    @EnumSource(ShardedOptimizer.Mode.class)
+    void anElementwiseStageWithStateOfAnotherLengthIsRefused(ShardedOptimizer.Mode mode) throws Exception {
+        UpdateRule counted = new UpdateRule("counted_sgd", Route.ADAMW, List.of(new Counter(), new Transforms.DecoupledUpdate()));
+        List<ShardTestSupport.Outcome<Object>> outcomes = runRanks(2, (comm, backend) ->
+                new ShardedOptimizer(comm, settings(backend).rule("head", counted), model(), mode));
+        for (ShardTestSupport.Outcome<Object> o : outcomes) {
+            IllegalArgumentException e = assertInstanceOf(IllegalArgumentException.class, o.error(),
+                    "rank " + o.rank());
+            assertTrue(e.getMessage().contains("counter") && e.getMessage().contains("count ")
+                    && e.getMessage().contains("head"), e.getMessage());
         }
     }
 
