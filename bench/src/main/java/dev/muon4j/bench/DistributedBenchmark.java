@@ -203,7 +203,7 @@ public final class DistributedBenchmark {
         TrainConfig config = trainConfig(setting.optimizer());
         List<long[]> perRank = LocalRanks.run(ranks, rankTimeout, comm -> {
             try (Backend backend = new VectorBackend(1);
-                 ShardedOptimizer sharded = new ShardedOptimizer(comm, Trainer.settings(backend, config),
+                 ShardedOptimizer sharded = new ShardedOptimizer(comm, Trainer.settings(backend, config, model),
                          new LlamaModel(model).parameters(), setting.mode())) {
                 return new long[] {sharded.stateBytes(), sharded.singleProcessStateBytes()};
             }

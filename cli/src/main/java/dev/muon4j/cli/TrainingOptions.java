@@ -51,6 +51,10 @@ public final class TrainingOptions {
             + "already pushes towards zero (cautious weight decay).")
     boolean cautiousWeightDecay;
 
+    @Option(names = "--per-head-qk", description = "Orthogonalize the attention's query and key projections head by head "
+            + "(each head's D x C block alone, scaled by its shape).")
+    boolean perHeadQk;
+
     @Option(names = "--weight-decay", defaultValue = "0.1", description = "Decoupled weight decay (default: ${DEFAULT-VALUE}).")
     double weightDecay;
 
@@ -164,6 +168,6 @@ public final class TrainingOptions {
         long n = steps != null ? steps : tokens != null ? Math.max(1, tokens / tokensPerStep) : defaultSteps;
         long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
         return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
-                0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay);
+                0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay, perHeadQk);
     }
 }

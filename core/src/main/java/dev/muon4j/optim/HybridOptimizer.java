@@ -346,8 +346,10 @@ public final class HybridOptimizer implements Optimizer {
                         throw new IllegalArgumentException("parameter " + p.name() + " (role " + p.role() + ", shape "
                                 + Arrays.toString(p.shape()) + ") cannot go to Muon: it has no matrix layout");
                     }
+                    rule.check(p);
+                    int[] scaleShape = rule.scaleShape(p);
                     out.add(new Assignment(p, route, o.learningRate().orElse(muon.learningRate()),
-                            o.weightDecay().orElse(muon.weightDecay()), muon.scale(layout.fanOut(), layout.fanIn()), rule));
+                            o.weightDecay().orElse(muon.weightDecay()), muon.scale(scaleShape[0], scaleShape[1]), rule));
                 } else {
                     out.add(new Assignment(p, route, o.learningRate().orElse(adamw.learningRate()),
                             o.weightDecay().orElse(adamw.weightDecay()), 1.0, rule));

@@ -85,6 +85,55 @@ public final class Transforms {
     }
 
     /**
+     * Newton–Schulz on row blocks: each matrix (fan-out × fan-in) seen as fan-out / blockRows blocks of
+     * blockRows × fan-in, each orthogonalized alone; for a query or key projection (H·D × C) with
+     * blockRows = D, every head on its own. Per-head orthogonalization: microsoft/dion
+     * {@code num_heads}, DeepSpeed {@code _per_head_orthogonalize}, modded-nanogpt PR #253 (pairs of
+     * heads); see docs/VARIANTS.md. The update scale is then the block's ({@link UpdateRule#scaleShape}).
+     */
+    public record OrthogonalizeBlocks(NewtonSchulzConfig config, int blockRows) implements UpdateTransform {
+        public OrthogonalizeBlocks {
+            Objects.requireNonNull(config, "Newton–Schulz config");
+            if (blockRows < 1) {
+                throw new IllegalArgumentException("block rows must be >= 1, got " + blockRows);
+            }
+        }
+
+        @Override
+        public String name() {
+            return "orthogonalize_blocks";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.MATRIX;
+        }
+
+        @Override
+        public Map<String, Integer> state(Parameter parameter) {
+            return Map.of();
+        }
+
+        /** Checks that {@code blockRows} divides the parameter's fan-out. */
+        void check(Parameter parameter) {
+            if (parameter.layout().fanOut() % blockRows != 0) {
+                throw new IllegalArgumentException("parameter " + parameter.name() + " has fan-out " + parameter.layout().fanOut()
+                        + ", not a multiple of the " + blockRows + "-row blocks it is to be orthogonalized in");
+            }
+        }
+
+        @Override
+        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
+            MatrixLayout m = slot.parameter().layout();
+            // Row blocks of a row-major matrix are contiguous: the matrices of the range are a batch of blocks.
+            long t0 = System.nanoTime();
+            NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, len / m.matrixSize() * (m.fanOut() / blockRows),
+                    blockRows, m.fanIn(), u, uOff, step.workspace());
+            step.addNewtonSchulzNanos(System.nanoTime() - t0);
+        }
+    }
+
+    /**
      * Adam's bias-corrected moments: the gradient in, {@code m̂ / (√v̂ + eps)} out.
      * <pre>
      * m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  u = (m / bc1) / (√(v / bc2) + eps),  bc_i = 1 − β_i^t

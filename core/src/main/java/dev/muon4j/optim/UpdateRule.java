@@ -73,6 +73,42 @@ public record UpdateRule(String name, Route family, List<UpdateTransform> transf
                 new Transforms.DecoupledUpdate()));
     }
 
+    /**
+     * The (fan-out, fan-in) Muon's update scale is computed from: the matrix's, or the row block's when
+     * the rule orthogonalizes row blocks ({@link Transforms.OrthogonalizeBlocks}), as dion and
+     * DeepSpeed scale per-head updates.
+     */
+    public int[] scaleShape(Parameter parameter) {
+        MatrixLayout m = parameter.layout();
+        for (UpdateTransform t : transforms) {
+            if (t instanceof Transforms.OrthogonalizeBlocks blocks) {
+                return new int[] {blocks.blockRows(), m.fanIn()};
+            }
+        }
+        return new int[] {m.fanOut(), m.fanIn()};
+    }
+
+    /**
+     * This rule with its Newton–Schulz stage orthogonalizing row blocks of {@code blockRows} rows
+     * (per-head orthogonalization of query and key projections: blockRows = head dimension).
+     */
+    public UpdateRule withRowBlocks(int blockRows) {
+        List<UpdateTransform> t = new java.util.ArrayList<>();
+        boolean replaced = false;
+        for (UpdateTransform stage : transforms) {
+            if (stage instanceof Transforms.Orthogonalize o) {
+                t.add(new Transforms.OrthogonalizeBlocks(o.config(), blockRows));
+                replaced = true;
+            } else {
+                t.add(stage);
+            }
+        }
+        if (!replaced) {
+            throw new IllegalArgumentException("update rule " + name + " has no Newton–Schulz stage to split into row blocks");
+        }
+        return new UpdateRule(name + "+per_head", family, t);
+    }
+
     /** Whether some stage needs whole matrices. */
     public boolean needsMatrices() {
         return transforms.stream().anyMatch(t -> t.scope() == UpdateTransform.Scope.MATRIX);
@@ -83,6 +119,11 @@ public record UpdateRule(String name, Route family, List<UpdateTransform> transf
         if (needsMatrices() && parameter.layout() == null) {
             throw new IllegalArgumentException("parameter " + parameter.name() + " cannot be updated by " + name
                     + ": it has no matrix layout");
+        }
+        for (UpdateTransform t : transforms) {
+            if (t instanceof Transforms.OrthogonalizeBlocks blocks) {
+                blocks.check(parameter);
+            }
         }
         Set<String> names = new HashSet<>();
         for (UpdateTransform t : transforms) {

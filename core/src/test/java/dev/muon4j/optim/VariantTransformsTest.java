@@ -172,4 +172,34 @@ class VariantTransformsTest {
         assertEquals(List.of("momentum", "row_second_moment"),
                 List.copyOf(opt.saveState().entries().get("w").buffers().keySet()));
     }
+
+    @Test
+    void perHeadOrthogonalizationMatchesTheReferenceAndScalesByTheHeadsShape() {
+        SplittableRandom random = new SplittableRandom(21);
+        int heads = 3, headDim = 4, cols = 10;
+        Parameter q = Parameter.matrix("model.layers.0.self_attn.q_proj.weight", heads * headDim, cols);
+        MuonConfig config = MuonConfig.builder().scaleMode(ScaleMode.MATCH_RMS_ADAMW).build();
+        UpdateRule perHead = UpdateRule.muon(config).withRowBlocks(headDim);
+        assertEquals("muon+per_head", perHead.name());
+        List<HybridOptimizer.Assignment> assigned = HybridOptimizer.builder(backend).muon(config)
+                .rule("*.q_proj.weight", perHead).assign(List.of(q));
+        assertEquals(config.scale(headDim, cols), assigned.getFirst().scale(), 1e-12, "the scale of a D × C head");
+        float[] u = gaussian(random, q.size(), 1);
+        double[] want = VariantReference.perHeadNewtonSchulz(widen(u), heads, headDim, cols, 5, 1e-7);
+        StepContext ctx = new StepContext(backend);
+        ctx.begin(1, 1);
+        perHead.transforms().get(1).apply(ctx, slot(q, perHead, 0.01, 0, 1), 0, u, 0, u.length);
+        assertClose(want, u, 5e-3, "per-head Newton–Schulz");
+        // Not the same as orthogonalizing the whole matrix.
+        double[] whole = Float64Reference.newtonSchulz(widen(gaussian(new SplittableRandom(21), q.size(), 1)), heads * headDim, cols,
+                5, 1e-7);
+        double differs = 0;
+        for (int i = 0; i < whole.length; i++) {
+            differs = Math.max(differs, Math.abs(whole[i] - want[i]));
+        }
+        assertTrue(differs > 0.05, "per-head differs from whole-matrix Newton–Schulz by " + differs);
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> UpdateRule.muon(config).withRowBlocks(5).check(q));
+        assertTrue(e.getMessage().contains("q_proj") && e.getMessage().contains("fan-out 12"), e.getMessage());
+    }
 }

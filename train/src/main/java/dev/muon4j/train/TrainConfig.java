@@ -30,11 +30,13 @@ import java.util.Objects;
  * @param keepCheckpoints  newest checkpoints kept
  * @param muonVariant      which Muon the hidden matrices get (with {@link OptimizerChoice#MUON})
  * @param cautiousWeightDecay decay only weights the update already pushes towards zero (Muon's matrices)
+ * @param perHeadQk        orthogonalize the attention's query and key projections head by head
  */
 public record TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1, double beta2,
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
-                          long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay) {
+                          long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
+                          boolean perHeadQk) {
 
     /** Moonlight's Muon with plain weight decay. */
     public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
@@ -43,7 +45,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
                        long checkpointEvery, int keepCheckpoints) {
         this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
                 minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                MuonVariant.MOONLIGHT, false);
+                MuonVariant.MOONLIGHT, false, false);
     }
 
     public TrainConfig {
@@ -97,20 +99,20 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
 
     public TrainConfig withOptimizer(OptimizerChoice o) {
         return new TrainConfig(o, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
-                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay);
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk);
     }
 
-    /** This config with another Muon variant and cautious weight decay on or off. */
-    public TrainConfig withMuon(MuonVariant variant, boolean cautious) {
+    /** This config with another Muon variant, cautious weight decay and per-head query/key orthogonalization on or off. */
+    public TrainConfig withMuon(MuonVariant variant, boolean cautious, boolean perHead) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
                 steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                variant, cautious);
+                variant, cautious, perHead);
     }
 
     public TrainConfig withSteps(long s) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
                 Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay);
+                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk);
     }
 
     /** Field name → value, for JSON. */
@@ -137,6 +139,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         m.put("keep_checkpoints", keepCheckpoints);
         m.put("muon_variant", muonVariant.name());
         m.put("cautious_weight_decay", cautiousWeightDecay);
+        m.put("per_head_qk", perHeadQk);
         return m;
     }
 }

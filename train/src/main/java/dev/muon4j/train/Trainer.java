@@ -163,14 +163,33 @@ public final class Trainer {
         return settings(backend, config).build(params);
     }
 
-    /** The optimizer settings this config asks for (for one process, or for every rank of a sharded one). */
+    /**
+     * The optimizer settings this config asks for (for one process, or for every rank of a sharded one).
+     *
+     * @throws IllegalArgumentException when the config asks for per-head orthogonalization, which needs
+     *                                  the model's head dimension: use {@link #settings(Backend, TrainConfig, LlamaConfig)}
+     */
     public static HybridOptimizer.Builder settings(Backend backend, TrainConfig config) {
+        if (config.perHeadQk()) {
+            throw new IllegalArgumentException("per-head query/key orthogonalization needs the model's head dimension");
+        }
+        return settings(backend, config, null);
+    }
+
+    /** The optimizer settings this config asks for, for this model (per-head rules use its head dimension). */
+    public static HybridOptimizer.Builder settings(Backend backend, TrainConfig config, LlamaConfig model) {
         AdamWConfig adamw = AdamWConfig.builder().learningRate(config.learningRate()).weightDecay(config.weightDecay())
                 .beta1(config.beta1()).beta2(config.beta2()).build();
         MuonConfig muon = config.muonVariant().config(config.muonLearningRate(), config.muonMomentum(), config.weightDecay());
+        dev.muon4j.optim.UpdateRule muonRule = config.muonVariant().rule(muon, config.cautiousWeightDecay());
         HybridOptimizer.Builder b = HybridOptimizer.builder(backend).adamw(adamw).muon(muon)
                 .schedule(schedule(config)).clipGradientNorm(config.clipNorm())
-                .muonRule(config.muonVariant().rule(muon, config.cautiousWeightDecay()));
+                .muonRule(muonRule);
+        if (config.perHeadQk() && config.optimizer() == OptimizerChoice.MUON) {
+            // W_q is (H·D × C), W_k (K·D × C): both split into D-row blocks, one per head.
+            dev.muon4j.optim.UpdateRule perHead = muonRule.withRowBlocks(model.headDim());
+            b.rule("*.self_attn.q_proj.weight", perHead).rule("*.self_attn.k_proj.weight", perHead);
+        }
         if (config.optimizer() == OptimizerChoice.ADAMW) {
             b.routeAll(Route.ADAMW);
         }
@@ -194,7 +213,7 @@ public final class Trainer {
      */
     public static final java.util.Set<String> RESUME_SETTINGS = java.util.Set.of("optimizer", "learning_rate",
             "muon_learning_rate", "weight_decay", "beta1", "beta2", "muon_momentum", "schedule", "warmup_steps", "steps",
-            "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "data");
+            "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "per_head_qk", "data");
 
     /** Trains; with {@code resume}, continues from the run directory's latest checkpoint, which must exist. */
     public Result run(boolean resume) throws IOException {
@@ -239,7 +258,7 @@ public final class Trainer {
         boolean root = rank == 0;
         LlamaModel model = new LlamaModel(modelConfig);
         model.initialize(config.seed());
-        HybridOptimizer.Builder settings = settings(backend, config);
+        HybridOptimizer.Builder settings = settings(backend, config, modelConfig);
         ShardedOptimizer sharded = ranks > 1 ? new ShardedOptimizer(group.comm, settings, model.parameters(), parallel.mode()) : null;
         HybridOptimizer single = ranks > 1 ? null : settings.build(model.parameters());
         Optimizer optimizer = ranks > 1 ? sharded : single;
