@@ -226,9 +226,9 @@ public final class Kernels {
      * <pre>
      * m ← β1·m + (1−β1)·u;  v ← β2·v + (1−β2)·u²;  u ← (m / bc1) / (√(v / bc2) + eps)
      * </pre>
-     * Give {@code 1 − β} computed in double from the double betas (see {@link #adamw(float[], int,
-     * float[], int, float[], int, float[], int, int, float, float, float, float, float, float, float,
-     * float, float)}).
+     * Give {@code 1 − β} computed in double from the double betas: {@code 1f − (float) β} loses digits
+     * when β is near 1 ((float) 0.9999 makes 1 − β2 wrong by 1.7e-4 relative), and then the moments no
+     * longer match the bias corrections.
      */
     public static void adamMoments(float[] u, int uOff, float[] m, int mOff, float[] v, int vOff, int len,
                                    float beta1, float beta2, float oneMinusB1, float oneMinusB2, float eps, float bc1, float bc2) {
@@ -269,53 +269,6 @@ public final class Kernels {
             float wv = w[wOff + i];
             float ov = o[oOff + i];
             w[wOff + i] = (wv * ov >= 0 ? wv * decay : wv) - step * ov;
-        }
-    }
-
-    /**
-     * AdamW, fused over one parameter. Modifies w, m and v.
-     *
-     * <pre>
-     * m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²
-     * w ← w·(1 − lr·wd) − lr · (m / bc1) / (√(v / bc2) + eps)     bc1 = 1 − β1^t, bc2 = 1 − β2^t
-     * </pre>
-     */
-    public static void adamw(float[] w, int wOff, float[] g, int gOff, float[] m, int mOff, float[] v, int vOff, int len,
-                             float beta1, float beta2, float lr, float weightDecay, float eps, float bc1, float bc2) {
-        adamw(w, wOff, g, gOff, m, mOff, v, vOff, len, beta1, beta2, 1f - beta1, 1f - beta2, lr, weightDecay, eps, bc1, bc2);
-    }
-
-    /**
-     * {@link #adamw(float[], int, float[], int, float[], int, float[], int, int, float, float, float, float, float, float, float)}
-     * with {@code 1 − β1} and {@code 1 − β2} given by the caller. Compute them in double from the
-     * double betas: {@code 1f − (float) β} loses digits when β is near 1 ((float) 0.9999 makes
-     * 1 − β2 wrong by 1.7e-4 relative), and then the moments no longer match the bias corrections.
-     */
-    public static void adamw(float[] w, int wOff, float[] g, int gOff, float[] m, int mOff, float[] v, int vOff, int len,
-                             float beta1, float beta2, float oneMinusB1, float oneMinusB2,
-                             float lr, float weightDecay, float eps, float bc1, float bc2) {
-        float decay = 1f - lr * weightDecay;
-        float stepSize = lr / bc1;
-        float invBc2 = 1f / bc2;
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector gv = FloatVector.fromArray(S, g, gOff + i);
-            FloatVector mv = FloatVector.fromArray(S, m, mOff + i).mul(beta1).add(gv.mul(oneMinusB1));
-            FloatVector vv = FloatVector.fromArray(S, v, vOff + i).mul(beta2).add(gv.mul(gv).mul(oneMinusB2));
-            mv.intoArray(m, mOff + i);
-            vv.intoArray(v, vOff + i);
-            FloatVector denom = vv.mul(invBc2).sqrt().add(eps);
-            FloatVector wv = FloatVector.fromArray(S, w, wOff + i).mul(decay).sub(mv.mul(stepSize).div(denom));
-            wv.intoArray(w, wOff + i);
-        }
-        for (; i < len; i++) {
-            float gv = g[gOff + i];
-            float mv = beta1 * m[mOff + i] + oneMinusB1 * gv;
-            float vv = beta2 * v[vOff + i] + oneMinusB2 * (gv * gv);
-            m[mOff + i] = mv;
-            v[vOff + i] = vv;
-            float denom = (float) Math.sqrt(vv * invBc2) + eps;
-            w[wOff + i] = w[wOff + i] * decay - (mv * stepSize) / denom;
         }
     }
 }

@@ -12,6 +12,13 @@ public final class Transforms {
     private Transforms() {
     }
 
+    /** Newton–Schulz in place on {@code batch} consecutive rows × cols matrices of u, timed into the step. */
+    private static void newtonSchulz(StepContext step, NewtonSchulzConfig config, float[] u, int uOff, int batch, int rows, int cols) {
+        long t0 = System.nanoTime();
+        NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, batch, rows, cols, u, uOff, step.workspace());
+        step.addNewtonSchulzNanos(System.nanoTime() - t0);
+    }
+
     /** Buffer name of Muon's momentum (as PyTorch names it). */
     public static final String MOMENTUM = "momentum";
     /** Buffer names of Adam's first and second moments (as PyTorch names them). */
@@ -77,10 +84,7 @@ public final class Transforms {
         @Override
         public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
             MatrixLayout m = slot.parameter().layout();
-            long t0 = System.nanoTime();
-            NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, len / m.matrixSize(), m.fanOut(), m.fanIn(), u, uOff,
-                    step.workspace());
-            step.addNewtonSchulzNanos(System.nanoTime() - t0);
+            newtonSchulz(step, config, u, uOff, len / m.matrixSize(), m.fanOut(), m.fanIn());
         }
     }
 
@@ -126,10 +130,7 @@ public final class Transforms {
         public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
             MatrixLayout m = slot.parameter().layout();
             // Row blocks of a row-major matrix are contiguous: the matrices of the range are a batch of blocks.
-            long t0 = System.nanoTime();
-            NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, len / m.matrixSize() * (m.fanOut() / blockRows),
-                    blockRows, m.fanIn(), u, uOff, step.workspace());
-            step.addNewtonSchulzNanos(System.nanoTime() - t0);
+            newtonSchulz(step, config, u, uOff, len / m.matrixSize() * (m.fanOut() / blockRows), blockRows, m.fanIn());
         }
     }
 

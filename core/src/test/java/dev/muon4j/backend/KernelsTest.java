@@ -329,7 +329,25 @@ class KernelsTest {
     }
 
     @Test
-    void adamw() {
+    void cautiousDecayAndSubtract() {
+        for (int len : LENGTHS) {
+            for (int off : OFFSETS) {
+                float[] w = padded(off, len);
+                float[] o = padded(1, len);
+                if (len > 3) {
+                    w[off] = 0f;   // a zero weight: agreement
+                    o[2] = 0f;     // a zero update: agreement
+                }
+                float[] want = w.clone();
+                ScalarKernels.cautiousDecayAndSubtract(want, off, 0.9f, 0.02f, o, 1, len);
+                Kernels.cautiousDecayAndSubtract(w, off, 0.9f, 0.02f, o, 1, len);
+                assertSameBits(want, w, "cautiousDecayAndSubtract len " + len + " off " + off);
+            }
+        }
+    }
+
+    @Test
+    void adamMoments() {
         float beta1 = 0.9f;
         float beta2 = 0.95f;
         float lr = 3e-3f;
@@ -353,24 +371,25 @@ class KernelsTest {
                         v[off] = 0f;
                         m[off] = 0f;
                     }
-                    float[] wWant = w.clone();
+                    // u starts as the gradient (placed at the weights' offset) and ends as Adam's direction.
+                    float[] u = padded(off, len);
+                    System.arraycopy(g, 1, u, off, len);
+                    float[] uWant = u.clone();
                     float[] mWant = m.clone();
                     float[] vWant = v.clone();
-                    ScalarKernels.adamw(wWant, off, g, 1, mWant, off, vWant, off, len, beta1, beta2, lr, weightDecay, eps, bc1, bc2);
-                    float[] w0 = w.clone();
-                    Kernels.adamw(w, off, g, 1, m, off, v, off, len, beta1, beta2, lr, weightDecay, eps, bc1, bc2);
-                    String what = "adamw t " + t + " len " + len + " off " + off;
+                    ScalarKernels.adamMoments(uWant, off, mWant, off, vWant, off, len, beta1, beta2, eps, bc1, bc2);
+                    float[] u0 = u.clone();
+                    Kernels.adamMoments(u, off, m, off, v, off, len, beta1, beta2, 1f - beta1, 1f - beta2, eps, bc1, bc2);
+                    String what = "adam moments t " + t + " len " + len + " off " + off;
                     assertSameBits(mWant, m, what + ": m");
                     assertSameBits(vWant, v, what + ": v");
-                    for (int i = 0; i < w.length; i++) {
+                    for (int i = 0; i < u.length; i++) {
                         if (i < off || i >= off + len) {
-                            assertSameBits(new float[] {w0[i]}, new float[] {w[i]}, what + ": padding");
+                            assertSameBits(new float[] {u0[i]}, new float[] {u[i]}, what + ": padding");
                             continue;
                         }
-                        double decayed = Math.abs(w0[i] * (1.0 - lr * weightDecay));
-                        double update = Math.abs(lr * (mWant[i] / bc1) / (Math.sqrt(vWant[i] / bc2) + eps));
-                        double tolerance = 1e-6 * (decayed + update);
-                        assertEquals(wWant[i], w[i], tolerance, what + ": w at " + i);
+                        double direction = Math.abs((mWant[i] / bc1) / (Math.sqrt(vWant[i] / bc2) + eps));
+                        assertEquals(uWant[i], u[i], 1e-6 * direction + 1e-30, what + ": u at " + i);
                     }
                 }
             }

@@ -138,17 +138,23 @@ final class ScalarKernels {
     }
 
     /** AdamW exactly as the formula reads, with m̂ = m / bc1 and v̂ = v / bc2 computed per element. */
-    static void adamw(float[] w, int wOff, float[] g, int gOff, float[] m, int mOff, float[] v, int vOff, int len,
-                      float beta1, float beta2, float lr, float weightDecay, float eps, float bc1, float bc2) {
+    static void adamMoments(float[] u, int uOff, float[] m, int mOff, float[] v, int vOff, int len,
+                            float beta1, float beta2, float eps, float bc1, float bc2) {
         for (int i = 0; i < len; i++) {
-            float grad = g[gOff + i];
+            float grad = u[uOff + i];
             float first = beta1 * m[mOff + i] + (1f - beta1) * grad;
             float second = beta2 * v[vOff + i] + (1f - beta2) * (grad * grad);
             m[mOff + i] = first;
             v[vOff + i] = second;
-            float firstHat = first / bc1;
-            float secondHat = second / bc2;
-            w[wOff + i] = w[wOff + i] * (1f - lr * weightDecay) - lr * firstHat / ((float) Math.sqrt(secondHat) + eps);
+            u[uOff + i] = (first / bc1) / ((float) Math.sqrt(second / bc2) + eps);
+        }
+    }
+
+    static void cautiousDecayAndSubtract(float[] w, int wOff, float decay, float step, float[] o, int oOff, int len) {
+        for (int i = 0; i < len; i++) {
+            float wv = w[wOff + i];
+            float ov = o[oOff + i];
+            w[wOff + i] = (wv * ov >= 0 ? wv * decay : wv) - step * ov;
         }
     }
 }
