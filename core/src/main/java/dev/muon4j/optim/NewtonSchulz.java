@@ -2,6 +2,7 @@ package dev.muon4j.optim;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Kernels;
+import dev.muon4j.tensor.BFloat16;
 import dev.muon4j.tensor.DType;
 import java.util.List;
 
@@ -74,25 +75,13 @@ public final class NewtonSchulz {
             System.arraycopy(input, inputOffset, x, 0, size);
         }
         CoefficientSchedule schedule = config.schedule();
-        double norm = Math.sqrt(Kernels.sumOfSquares(x, 0, size));
-        double denominator = schedule.normScale() * norm + config.eps();
-        if (denominator == 0) {
+        boolean bf16 = config.precision() == DType.BF16;
+        if (config.normalization() == NewtonSchulzConfig.Normalization.TORCH_BF16) {
+            normalizeAsTorch(x, size, schedule.normScale(), config.eps());
+        } else if (!normalize(x, size, schedule.normScale(), config.eps(), bf16)) {
             // G = 0 with eps = 0: the result is the zero matrix (dividing would give 0/0 = NaN).
             java.util.Arrays.fill(output, outputOffset, outputOffset + size, 0f);
             return;
-        }
-        double factor = 1.0 / denominator;
-        if ((float) factor < Float.POSITIVE_INFINITY) {
-            Kernels.scale(x, 0, size, (float) factor);
-        } else {
-            // 1/denominator overflows float32 (tiny G, eps = 0): scale in two steps.
-            float half = (float) Math.sqrt(factor);
-            Kernels.scale(x, 0, size, half);
-            Kernels.scale(x, 0, size, (float) (factor / half));
-        }
-        boolean bf16 = config.precision() == DType.BF16;
-        if (bf16) {
-            Kernels.roundToBFloat16(x, 0, size);
         }
         for (int step = 0; step < config.steps(); step++) {
             Coefficients k = schedule.at(step);
@@ -126,6 +115,44 @@ public final class NewtonSchulz {
             Kernels.transpose(x, 0, m, n, output, outputOffset);
         } else {
             System.arraycopy(x, 0, output, outputOffset, size);
+        }
+    }
+
+    /** X ← X / (s·‖X‖_F + eps) (rounded to bfloat16 if asked); false when that divides by zero. */
+    private static boolean normalize(float[] x, int size, double normScale, double eps, boolean bf16) {
+        double norm = Math.sqrt(Kernels.sumOfSquares(x, 0, size));
+        double denominator = normScale * norm + eps;
+        if (denominator == 0) {
+            return false;
+        }
+        double factor = 1.0 / denominator;
+        if ((float) factor < Float.POSITIVE_INFINITY) {
+            Kernels.scale(x, 0, size, (float) factor);
+        } else {
+            // 1/denominator overflows float32 (tiny G, eps = 0): scale in two steps.
+            float half = (float) Math.sqrt(factor);
+            Kernels.scale(x, 0, size, half);
+            Kernels.scale(x, 0, size, (float) (factor / half));
+        }
+        if (bf16) {
+            Kernels.roundToBFloat16(x, 0, size);
+        }
+        return true;
+    }
+
+    /**
+     * torch.optim.Muon's normalisation in bfloat16: X ← bf16(X); ν = max(bf16(s·‖X‖_F), bf16(eps));
+     * X ← bf16(X / ν) element by element (a zero matrix with eps = 0 stays zero).
+     */
+    private static void normalizeAsTorch(float[] x, int size, double normScale, double eps) {
+        Kernels.roundToBFloat16(x, 0, size);
+        float norm = BFloat16.round((float) (normScale * Math.sqrt(Kernels.sumOfSquares(x, 0, size))));
+        norm = Math.max(norm, BFloat16.round((float) eps));
+        if (norm == 0) {
+            return;
+        }
+        for (int i = 0; i < size; i++) {
+            x[i] = BFloat16.round(x[i] / norm);
         }
     }
 

@@ -544,10 +544,10 @@ class VariantReferenceTest {
 
     // --------------------------------------------------------------------------------- utilities
 
-    private record GoldenCase(long seed, int rows, int cols, int[] bits) {
+    record GoldenCase(long seed, int rows, int cols, int[] bits) {
     }
 
-    private static List<GoldenCase> readGolden() throws IOException {
+    static List<GoldenCase> readGolden() throws IOException {
         List<GoldenCase> cases = new ArrayList<>();
         try (InputStream in = VariantReferenceTest.class.getResourceAsStream("torch-bf16-newton-schulz.txt")) {
             assertNotNull(in, "resource torch-bf16-newton-schulz.txt");

@@ -2,6 +2,7 @@ package dev.muon4j.train;
 
 import dev.muon4j.optim.MomentumForm;
 import dev.muon4j.optim.MuonConfig;
+import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.optim.ScaleMode;
 import dev.muon4j.optim.Transforms;
 import dev.muon4j.optim.UpdateRule;
@@ -17,7 +18,9 @@ public enum MuonVariant {
     KELLER,
     /**
      * torch.optim.Muon with {@code adjust_lr_fn="match_rms_adamw"}: EMA momentum with Nesterov, scale
-     * 0.2·√max(out, in). ({@code "original"} is {@link #KELLER}'s arithmetic.)
+     * 0.2·√max(out, in), and Newton–Schulz in torch's bfloat16 arithmetic
+     * ({@link dev.muon4j.optim.NewtonSchulzConfig#torchBf16()}). ({@code "original"} is {@link #KELLER}'s
+     * scale.)
      */
     TORCH,
     /** NorMuon: Moonlight's momentum and scale with the per-row normalisation after Newton–Schulz (β2 0.95). */
@@ -28,7 +31,8 @@ public enum MuonVariant {
         boolean classic = this == MOONLIGHT || this == NORMUON;
         return MuonConfig.builder().learningRate(learningRate).weightDecay(weightDecay).momentum(momentum)
                 .momentumForm(classic ? MomentumForm.CLASSIC : MomentumForm.EMA).nesterov(true)
-                .scaleMode(this == KELLER ? ScaleMode.ORIGINAL : ScaleMode.MATCH_RMS_ADAMW).build();
+                .scaleMode(this == KELLER ? ScaleMode.ORIGINAL : ScaleMode.MATCH_RMS_ADAMW)
+                .newtonSchulz(this == TORCH ? NewtonSchulzConfig.torchBf16() : NewtonSchulzConfig.defaults()).build();
     }
 
     /** The update rule of the hidden matrices, with cautious weight decay if asked. */
