@@ -55,6 +55,12 @@ public final class TrainingOptions {
             + "(each head's D x C block alone, scaled by its shape).")
     boolean perHeadQk;
 
+    @Option(names = "--qk-clip", defaultValue = "0", paramLabel = "TAU",
+            description = "QK-clip (MuonClip): after each optimizer step, scale down the query and key projections of every "
+                    + "attention head whose largest pre-softmax logit in the step passed TAU (Kimi K2 uses 100); 0: off "
+                    + "(default). metrics.jsonl then records max_logit and clipped_heads per step.")
+    double qkClip;
+
     @Option(names = "--weight-decay", defaultValue = "0.1", description = "Decoupled weight decay (default: ${DEFAULT-VALUE}).")
     double weightDecay;
 
@@ -164,10 +170,14 @@ public final class TrainingOptions {
         if (steps != null && tokens != null) {
             throw new IllegalArgumentException("give --steps or --tokens, not both");
         }
+        if (!(qkClip >= 0) || !Double.isFinite(qkClip)) {
+            throw new IllegalArgumentException("--qk-clip must be a finite threshold > 0, or 0 for off; got " + qkClip);
+        }
         long tokensPerStep = (long) batch * accumulate * contextLength;
         long n = steps != null ? steps : tokens != null ? Math.max(1, tokens / tokensPerStep) : defaultSteps;
         long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
         return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
-                0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay, perHeadQk);
+                0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay, perHeadQk)
+                .withQkClip(qkClip);
     }
 }

@@ -23,7 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code muon4j train} as a user meets the run-directory rules: one writer per run directory (a
  * second process is refused, naming the first), {@code --resume} only where there is something to
- * resume and only with the same settings, a run directory that is a file named as such, and a
+ * resume and only with the same settings (QK-clip's threshold among them), a run directory that is a file named as such, and a
  * collapsing run stopped with its last good checkpoint named by {@code latest}. Errors are one line.
  */
 class RunSafetyCommandTest {
@@ -161,6 +161,30 @@ class RunSafetyCommandTest {
         assertEquals(0, allowed.code(), allowed::err);
         assertTrue(allowed.out().contains("learning_rate 0.003 -> 0.006"), allowed.out());
         assertOneLineError(run(train(runDir, 8, "--resume", "--allow-changed", "lrr")), "--allow-changed: unknown setting 'lrr'");
+    }
+
+    @Test
+    void qkClipIsShownRecordedPerStepAndASettingOfTheRun() throws Exception {
+        Path runDir = tmp.resolve("clipped");
+        // This small model starts with std 0.02: its logits are a few hundredths, τ = 0.01 clips.
+        Outcome o = run(train(runDir, 4, "--qk-clip", "0.01", "--stop-after", "2"));
+        assertEquals(0, o.code(), o::err);
+        assertTrue(o.out().contains("training: MUON (moonlight), QK-clip at tau 0.01, 4 steps"), o.out());
+        int clipped = 0;
+        for (String line : Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
+            Map<String, Object> m = Json.parseObject(line);
+            if (m.containsKey("loss")) {
+                assertTrue(((Number) m.get("max_logit")).doubleValue() > 0, line);
+                clipped += ((Number) m.get("clipped_heads")).intValue();
+            }
+        }
+        assertTrue(clipped > 0, "no head clipped in 2 steps");
+        assertOneLineError(run(train(runDir, 4, "--resume")), "--qk-clip is 0.0, the checkpoint's 0.01", "--allow-changed qk-clip");
+        assertEquals(0, run(train(runDir, 4, "--resume", "--qk-clip", "0.01")).code());
+        assertOneLineError(run(train(tmp.resolve("negative"), 4, "--qk-clip", "-1")), "--qk-clip must be a finite threshold > 0", "-1");
+        Outcome off = run(train(tmp.resolve("off"), 1));
+        assertFalse(off.out().contains("QK-clip"), off.out());
+        assertFalse(Files.readString(tmp.resolve("off/metrics.jsonl")).contains("clipped_heads"));
     }
 
     @Test

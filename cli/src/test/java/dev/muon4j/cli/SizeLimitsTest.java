@@ -198,28 +198,28 @@ class SizeLimitsTest {
     @Test
     void heapNeedByHand() {
         LlamaConfig tiny = ModelPreset.TINY.config();
-        // One sequence of 128 tokens holds 4,916,352 floats in the pool (2 more for the loss); the parameters and their
+        // One sequence of 128 tokens holds 4,918,400 floats in the pool (2 more for the loss); the parameters and their
         // gradients 2 × 1,869,504 floats, AdamW's moments as many. At 1 GiB = 268,435,456 floats:
-        // ⌊(268,435,456 − 7,478,016 − 2) / 4,916,352⌋ = 53 sequences.
+        // ⌊(268,435,456 − 7,478,016 − 2) / 4,918,400⌋ = 53 sequences.
         long oneGib = 1L << 30;
-        assertEquals(4L * (4 * 1_869_504 + 4_916_352L * 53 + 2), SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, 53, 1, false).total());
+        assertEquals(4L * (4 * 1_869_504 + 4_918_400L * 53 + 2), SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, 53, 1, false).total());
         assertDoesNotThrow(() -> SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, b, 1, false), 53, oneGib, "--batch"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, b, 1, false), 64, oneGib, "--batch"));
-        // 4 × (7,478,018 + 4,916,352 × 64) = 1,288,498,184 bytes = 1.2 GiB
+        // 4 × (7,478,018 + 4,918,400 × 64) = 1,289,022,472 bytes = 1.2 GiB
         assertTrue(e.getMessage().startsWith("this run needs at least 1.2 GiB of heap, more than the 1.0 GiB the JVM may use: "
                 + "parameters and gradients 14.3 MiB, optimizer state 14.3 MiB and activations of 64 sequences of 128 tokens 1.2 GiB; "
                 + "the largest --batch that fits is 53; raise the JVM's limit, e.g. MUON4J_JAVA_OPTS=-Xmx2g"), e.getMessage());
         // Muon: one momentum per hidden-matrix element (1,769,472), two moments for the other 100,032 parameters,
         // and a scratch copy of the largest matrix (512 × 192); on 2 ranks half of the moments, and half the batch.
-        assertEquals(4L * (2 * 1_869_504 + 1_769_472 + 2 * 100_032 + 512 * 192 + 4_916_352L * 32 + 2),
+        assertEquals(4L * (2 * 1_869_504 + 1_769_472 + 2 * 100_032 + 512 * 192 + 4_918_400L * 32 + 2),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.MUON, 32, 1, false).total());
-        assertEquals(4L * (2 * 1_869_504 + (1_769_472 + 2 * 100_032) / 2 + 512 * 192 + 4_916_352L * 16 + 2),
+        assertEquals(4L * (2 * 1_869_504 + (1_769_472 + 2 * 100_032) / 2 + 512 * 192 + 4_918_400L * 16 + 2),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.MUON, 31, 2, false).total());
         // 4 ranks as threads of one process: 4 models, all of the moments (and 4 scratch matrices), passes over all 8 sequences
-        assertEquals(4L * (8 * 1_869_504 + 2 * 1_869_504 + 4_916_352L * 8 + 2),
+        assertEquals(4L * (8 * 1_869_504 + 2 * 1_869_504 + 4_918_400L * 8 + 2),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, 8, 4, true).total());
-        assertEquals(4L * (8 * 1_869_504 + 1_769_472 + 2 * 100_032 + 4 * 512 * 192 + 4_916_352L * 8 + 2),
+        assertEquals(4L * (8 * 1_869_504 + 1_769_472 + 2 * 100_032 + 4 * 512 * 192 + 4_918_400L * 8 + 2),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.MUON, 8, 4, true).total());
     }
 }

@@ -14,6 +14,10 @@ import jdk.incubator.vector.VectorSpecies;
  * {@code dP = dO·Vᵀ}, {@code dS = P ⊙ (dP − rowsum(dP ⊙ P))/√D}, {@code dQ = dS·K},
  * {@code dK += dSᵀ·Q}, {@code dV += Pᵀ·dO}. The GEMMs run one after another on the backend's
  * threads; the row-wise softmax work runs split over rows between them.
+ *
+ * <p>Given an array for them, the forward also records each query head's largest pre-softmax logit
+ * (an entry of S over the batch, the positions and the causally visible keys, signed and with the
+ * 1/√D scale): the softmax finds each row's maximum anyway, so this costs one float per row.
  */
 final class AttentionOps {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -23,6 +27,16 @@ final class AttentionOps {
     }
 
     static Tensor causal(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads) {
+        return causal(g, q, k, v, batch, time, heads, kvHeads, null, 0);
+    }
+
+    /**
+     * As {@link #causal(Graph, Tensor, Tensor, Tensor, int, int, int, int)}; when {@code maxLogits}
+     * is not null, also raises {@code maxLogits[offset + h]} to head h's largest logit of this call
+     * (a NaN logit makes it NaN).
+     */
+    static Tensor causal(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads,
+                         float[] maxLogits, int offset) {
         if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0) {
             throw new IllegalArgumentException("attention: query heads " + heads + " must be a positive multiple of key/value heads " + kvHeads);
         }
@@ -44,6 +58,10 @@ final class AttentionOps {
         float scale = (float) (1.0 / Math.sqrt(d));
         int tt = time * time;
         Backend be = g.backend();
+        if (maxLogits != null && (offset < 0 || offset > maxLogits.length - heads)) {
+            throw new IllegalArgumentException("attention: max logits of " + heads + " heads at " + offset
+                    + " do not fit an array of " + maxLogits.length);
+        }
         Tensor out = g.output(g.needsGrad(q, k, v), rows, qw);
         float[] probs = g.scratch(batch * heads * tt);
         // S = scale · Q·Kᵀ for every (b, h)
@@ -54,12 +72,22 @@ final class AttentionOps {
                         k.data, b * time * kw + kh * d, kw, 0f, probs, (b * heads + h) * tt, time);
             }
         }
-        // causal softmax, row by row
+        // causal softmax, row by row; row r = (b·H + h)·T + t keeps its largest logit when asked
+        float[] rowMax = maxLogits == null ? null : g.scratch(batch * heads * time);
         g.parallel().forRows(batch * heads * time, 256, (from, to) -> {
             for (int r = from; r < to; r++) {
-                softmaxCausalRow(probs, r * time, r % time + 1, time);
+                float max = softmaxCausalRow(probs, r * time, r % time + 1, time);
+                if (rowMax != null) {
+                    rowMax[r] = max;
+                }
             }
         });
+        if (maxLogits != null) {
+            for (int r = 0; r < batch * heads * time; r++) {
+                int h = offset + (r / time) % heads;
+                maxLogits[h] = Math.max(maxLogits[h], rowMax[r]);
+            }
+        }
         // O = P·V
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {
@@ -128,8 +156,11 @@ final class AttentionOps {
         }
     }
 
-    /** Softmax of x[off .. off+valid) in place; x[off+valid .. off+len) set to 0 (masked). */
-    static void softmaxCausalRow(float[] x, int off, int valid, int len) {
+    /**
+     * Softmax of x[off .. off+valid) in place; x[off+valid .. off+len) set to 0 (masked). Returns the
+     * largest of x[off .. off+valid) before the softmax.
+     */
+    static float softmaxCausalRow(float[] x, int off, int valid, int len) {
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < valid; j++) {
             max = Math.max(max, x[off + j]);
@@ -144,5 +175,6 @@ final class AttentionOps {
             x[off + j] *= inv;
         }
         java.util.Arrays.fill(x, off + valid, off + len, 0f);
+        return max;
     }
 }

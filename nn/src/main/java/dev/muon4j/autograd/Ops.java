@@ -63,6 +63,18 @@ public final class Ops {
         return AttentionOps.causal(g, q, k, v, batch, time, heads, kvHeads);
     }
 
+    /**
+     * Causal self-attention as {@link #causalAttention(Graph, Tensor, Tensor, Tensor, int, int, int, int)},
+     * which also raises {@code maxLogits[offset + h]} (for h &lt; heads) to query head h's largest
+     * pre-softmax logit q·k/√D over the batch, the positions and the keys each position sees; the
+     * array is modified, nothing else of it is read or written.
+     */
+    public static Tensor causalAttention(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads,
+                                         float[] maxLogits, int offset) {
+        return AttentionOps.causal(g, q, k, v, batch, time, heads, kvHeads, java.util.Objects.requireNonNull(maxLogits, "maxLogits"),
+                offset);
+    }
+
     /** Mean softmax cross-entropy of logits (N, V) against N target ids: a one-element tensor. */
     public static Tensor crossEntropy(Graph g, Tensor logits, int[] targets) {
         return LossOps.crossEntropy(g, logits, targets);

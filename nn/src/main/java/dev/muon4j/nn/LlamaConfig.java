@@ -189,8 +189,9 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
      * <pre>
      * outputs  = N·C·(9L + 2) + 3L·N·K·D + 3L·N·F + N·V + 1    (embedding, 9 (N, C) tensors per layer, final norm;
      *                                                           k, k rotated, v; gate, up, SwiGLU; logits; loss)
-     * scratch  = N·(2L + 1) + L·B·H·T² + L·N·F + N·V            (RMSNorm's inverse RMS, attention probabilities,
-     *                                                           SwiGLU's σ(gate), the loss's softmax)
+     * scratch  = N·(2L + 1) + L·B·H·T² + L·B·H·T + L·N·F + N·V  (RMSNorm's inverse RMS, attention probabilities
+     *                                                           and their rows' largest logits, SwiGLU's σ(gate),
+     *                                                           the loss's softmax)
      * backward = L·B·H·T²                                      (attention's dP)
      * total    = 2·outputs + scratch + backward                 (each output gets a gradient of its size)
      * </pre>
@@ -205,7 +206,8 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
         long scores = product(batch, heads, contextLength, contextLength);
         long outputs = sum(product(rows, width, 9L * layers + 2), product(3L * layers, rows, (long) kvHeads * headDim()),
                 product(3L * layers, rows, mlpWidth), product(rows, vocabSize), 1);
-        long scratch = sum(product(rows, 2L * layers + 1), product(layers, scores), product(layers, rows, mlpWidth),
+        long rowMaxima = product(layers, batch, heads, contextLength);
+        long scratch = sum(product(rows, 2L * layers + 1), product(layers, scores), rowMaxima, product(layers, rows, mlpWidth),
                 product(rows, vocabSize));
         return sum(product(2, outputs), scratch, product(layers, scores));
     }

@@ -6,6 +6,7 @@ import dev.muon4j.autograd.Rope;
 import dev.muon4j.autograd.Tensor;
 import dev.muon4j.optim.ParamRole;
 import dev.muon4j.optim.Parameter;
+import dev.muon4j.optim.QkClip;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -16,6 +17,10 @@ import java.util.SplittableRandom;
  * Face's Llama ({@code model.layers.0.self_attn.q_proj.weight}, …), so a checkpoint's tensors map
  * one to one onto that implementation's. Shape letters: B batch, T time, C width, H heads,
  * K kv-heads, D head dim, F MLP width, V vocabulary, N = B·T rows.
+ *
+ * <p>Every forward pass records, for each layer and query head, the largest pre-softmax attention
+ * logit q·k/√D it saw ({@link #maxLogits()}), a running maximum until {@link #resetMaxLogits()}:
+ * what QK-clip ({@link #qkClip(double, double[])}) needs after an optimizer step.
  */
 public final class LlamaModel {
     private final LlamaConfig config;
@@ -25,6 +30,7 @@ public final class LlamaModel {
     private final Parameter head;               // (V, C)            HEAD; null when tied
     private final List<Parameter> parameters;
     private final Rope rope;
+    private final float[] maxLogits;            // (layers, H)      largest attention logit since the last reset
 
     /** One decoder block's parameters. */
     private record Block(Parameter attnNorm,   // (C)
@@ -66,6 +72,8 @@ public final class LlamaModel {
         head = config.tiedHead() ? null : add(all, Parameter.zeros("lm_head.weight", ParamRole.HEAD, config.vocabSize(), c));
         parameters = Collections.unmodifiableList(all);
         rope = new Rope(config.headDim(), config.contextLength(), config.ropeTheta());
+        maxLogits = new float[config.layers() * config.heads()];
+        resetMaxLogits();
     }
 
     private static Parameter add(List<Parameter> all, Parameter p) {
@@ -121,12 +129,14 @@ public final class LlamaModel {
         }
         float eps = (float) config.normEps();
         Tensor x = Ops.embedding(g, g.parameter(embed), tokens);                     // (N, C)
-        for (Block b : blocks) {
+        for (int layer = 0; layer < blocks.size(); layer++) {
+            Block b = blocks.get(layer);
             Tensor a = Ops.rmsNorm(g, x, g.parameter(b.attnNorm()), eps);               // (N, C)
             Tensor q = Ops.rope(g, rope, Ops.linear(g, a, g.parameter(b.wq())), time);  // (N, H·D)
             Tensor k = Ops.rope(g, rope, Ops.linear(g, a, g.parameter(b.wk())), time);  // (N, K·D)
             Tensor v = Ops.linear(g, a, g.parameter(b.wv()));                           // (N, K·D)
-            Tensor att = Ops.causalAttention(g, q, k, v, batch, time, config.heads(), config.kvHeads()); // (N, H·D)
+            Tensor att = Ops.causalAttention(g, q, k, v, batch, time, config.heads(), config.kvHeads(),
+                    maxLogits, layer * config.heads());                                 // (N, H·D)
             x = Ops.add(g, x, Ops.linear(g, att, g.parameter(b.wo())));                 // (N, C)
             Tensor m = Ops.rmsNorm(g, x, g.parameter(b.mlpNorm()), eps);                // (N, C)
             Tensor gate = Ops.linear(g, m, g.parameter(b.wGate()));                     // (N, F)
@@ -135,6 +145,45 @@ public final class LlamaModel {
         }
         Tensor h = Ops.rmsNorm(g, x, g.parameter(finalNorm), eps);                      // (N, C)
         return Ops.linear(g, h, g.parameter(head != null ? head : embed));              // (N, V)
+    }
+
+    /**
+     * The largest pre-softmax attention logit S = q·k/√D (signed, with the softmax scale) of every
+     * layer and query head over all forward passes since the last {@link #resetMaxLogits()}: over their
+     * batches, positions and the keys each position sees (its own and earlier ones). Index
+     * {@code layer·H + h}; −∞ for a head no forward has run through since the reset. A copy.
+     */
+    public float[] maxLogits() {
+        return maxLogits.clone();
+    }
+
+    /** Forgets the recorded maximum logits (all −∞): a training step calls it before its first forward pass. */
+    public void resetMaxLogits() {
+        java.util.Arrays.fill(maxLogits, Float.NEGATIVE_INFINITY);
+    }
+
+    /**
+     * QK-clip of every layer ({@link QkClip#clip}): in each layer, the query and key rows of every key
+     * group whose largest logit exceeds {@code tau} are scaled by √(τ/S) in place; the rest is not touched.
+     *
+     * @param tau       the threshold τ, finite and &gt; 0
+     * @param maxLogits S per layer and query head, index {@code layer·H + h} (as {@link #maxLogits()}, or
+     *                  the maximum of several ranks' values); not modified
+     * @return the number of query heads, over all layers, whose rows were scaled
+     */
+    public int qkClip(double tau, double[] maxLogits) {
+        int heads = config.heads();
+        if (maxLogits.length != blocks.size() * heads) {
+            throw new IllegalArgumentException("QK-clip: " + maxLogits.length + " max logits for " + blocks.size() + " layers of "
+                    + heads + " heads");
+        }
+        int scaled = 0;
+        for (int layer = 0; layer < blocks.size(); layer++) {
+            Block b = blocks.get(layer);
+            double[] s = java.util.Arrays.copyOfRange(maxLogits, layer * heads, (layer + 1) * heads);
+            scaled += QkClip.clip(b.wq().value(), b.wk().value(), heads, config.kvHeads(), config.headDim(), s, tau);
+        }
+        return scaled;
     }
 
     /** Mean next-token cross-entropy of {@code targets} given {@code inputs}: a one-element tensor. */

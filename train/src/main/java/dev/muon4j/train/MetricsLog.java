@@ -15,7 +15,8 @@ import java.util.Map;
 
 /**
  * Training metrics as JSON lines: one object per optimizer step
- * ({@code {"step","tokens","loss","lr","grad_norm","seconds"}}) and one per validation
+ * ({@code {"step","tokens","loss","lr","grad_norm","seconds"}}, with QK-clip also {@code "max_logit"} and
+ * {@code "clipped_heads"}) and one per validation
  * ({@code {"step","tokens","val_loss"}}), and event lines ({@code {"step","event",…}}: a resume that
  * changed settings, with {@code "changed": {name: {"from", "to"}}}). Each line is flushed as written. On resume the file is
  * cut back (atomically) to the lines of steps up to the checkpoint, so it reads as if the run had
@@ -77,6 +78,12 @@ public final class MetricsLog {
         m.put("lr", p.lr());
         m.put("grad_norm", p.gradNorm());
         m.put("seconds", p.seconds());
+        if (p.qkClip() != null) {
+            if (Double.isFinite(p.qkClip().maxLogit())) {
+                m.put("max_logit", p.qkClip().maxLogit());
+            }
+            m.put("clipped_heads", p.qkClip().clippedHeads());
+        }
         append(m);
     }
 

@@ -31,12 +31,15 @@ import java.util.Objects;
  * @param muonVariant      which Muon the hidden matrices get (with {@link OptimizerChoice#MUON})
  * @param cautiousWeightDecay decay only weights the update already pushes towards zero (Muon's matrices)
  * @param perHeadQk        orthogonalize the attention's query and key projections head by head
+ * @param qkClipThreshold  QK-clip's τ: after each optimizer step, the query and key projections of every attention head
+ *                         whose largest pre-softmax logit in that step exceeded τ are scaled down to bring it to τ
+ *                         ({@link dev.muon4j.optim.QkClip}; Kimi K2 uses 100); 0 turns it off
  */
 public record TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1, double beta2,
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
                           long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
-                          boolean perHeadQk) {
+                          boolean perHeadQk, double qkClipThreshold) {
 
     /** Moonlight's Muon with plain weight decay. */
     public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
@@ -46,6 +49,17 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
                 minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
                 MuonVariant.MOONLIGHT, false, false);
+    }
+
+    /** Without QK-clip. */
+    public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
+                       double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
+                       int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
+                       long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
+                       boolean perHeadQk) {
+        this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                muonVariant, cautiousWeightDecay, perHeadQk, 0);
     }
 
     public TrainConfig {
@@ -71,6 +85,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
             throw new IllegalArgumentException("batch size and accumulation must be >= 1, got " + batchSize + " and " + accumulation);
         }
         nonNegative("gradient clipping norm", clipNorm);
+        nonNegative("QK-clip threshold", qkClipThreshold);
         if (evalEvery < 1 || evalBatches < 1) {
             throw new IllegalArgumentException("evalEvery and evalBatches must be >= 1, got " + evalEvery + " and " + evalBatches);
         }
@@ -99,20 +114,33 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
 
     public TrainConfig withOptimizer(OptimizerChoice o) {
         return new TrainConfig(o, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
-                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk);
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk,
+                qkClipThreshold);
     }
 
     /** This config with another Muon variant, cautious weight decay and per-head query/key orthogonalization on or off. */
     public TrainConfig withMuon(MuonVariant variant, boolean cautious, boolean perHead) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
                 steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                variant, cautious, perHead);
+                variant, cautious, perHead, qkClipThreshold);
+    }
+
+    /** This config with QK-clip at threshold τ ({@code tau} 0: off). */
+    public TrainConfig withQkClip(double tau) {
+        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
+                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                muonVariant, cautiousWeightDecay, perHeadQk, tau);
+    }
+
+    /** Whether QK-clip runs after each optimizer step ({@code qkClipThreshold > 0}). */
+    public boolean qkClip() {
+        return qkClipThreshold > 0;
     }
 
     public TrainConfig withSteps(long s) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
                 Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk);
+                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold);
     }
 
     /** Field name → value, for JSON. */
@@ -140,6 +168,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         m.put("muon_variant", muonVariant.name());
         m.put("cautious_weight_decay", cautiousWeightDecay);
         m.put("per_head_qk", perHeadQk);
+        m.put("qk_clip_threshold", qkClipThreshold);
         return m;
     }
 }

@@ -52,10 +52,33 @@ import java.util.function.Consumer;
  * every rank's part of the optimizer state to the others, so a checkpoint written by any rank
  * count resumes on any other. A failure on rank 0 (no such checkpoint, a full disk) is agreed,
  * so every rank stops with an error rather than waiting.
+ *
+ * <p>QK-clip ({@link TrainConfig#qkClipThreshold()} &gt; 0): the model records every attention
+ * head's largest pre-softmax logit over the step's micro-batches; after the optimizer step the
+ * ranks take the maximum of their values (so every rank clips with the same S and the parameters
+ * stay identical) and {@link LlamaModel#qkClip} scales the query and key rows of the heads over τ.
  */
 public final class Trainer {
-    /** One optimizer step's numbers. */
-    public record StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds) {
+    /**
+     * One optimizer step's numbers.
+     *
+     * @param qkClip what QK-clip saw and did in this step; null when it is off
+     */
+    public record StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds, QkClipPoint qkClip) {
+        /** A step without QK-clip. */
+        public StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds) {
+            this(step, tokens, loss, lr, gradNorm, seconds, null);
+        }
+    }
+
+    /**
+     * One step's QK-clip.
+     *
+     * @param maxLogit     the largest pre-softmax attention logit of the step, over every layer, head and rank
+     * @param clippedHeads query heads (over all layers) whose rows were scaled; with grouped-query attention a
+     *                     whole key group is scaled when one of its heads is over τ
+     */
+    public record QkClipPoint(double maxLogit, int clippedHeads) {
     }
 
     /**
@@ -127,6 +150,7 @@ public final class Trainer {
     private final Consumer<String> log;
     private final Progress progress;
     private final DataParallel parallel;
+    private Consumer<List<Parameter>> finalParameters;  // sees the model's parameters at the end of a run (tests)
 
     public Trainer(Backend backend, LlamaConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
                    Consumer<String> log, Progress progress) {
@@ -156,6 +180,12 @@ public final class Trainer {
             throw new IllegalArgumentException("the tokenizer's vocabulary (" + data.vocabSize() + ") is larger than the model's ("
                     + modelConfig.vocabSize() + ")");
         }
+    }
+
+    /** Hands the model's parameters, as they are when a run ends normally, to {@code observer} (for tests). */
+    Trainer observeFinalParameters(Consumer<List<Parameter>> observer) {
+        this.finalParameters = observer;
+        return this;
     }
 
     /** The optimizer this config asks for, over the model's parameters. */
@@ -213,7 +243,8 @@ public final class Trainer {
      */
     public static final java.util.Set<String> RESUME_SETTINGS = java.util.Set.of("optimizer", "learning_rate",
             "muon_learning_rate", "weight_decay", "beta1", "beta2", "muon_momentum", "schedule", "warmup_steps", "steps",
-            "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "per_head_qk", "data");
+            "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "per_head_qk",
+            "qk_clip_threshold", "data");
 
     /** Trains; with {@code resume}, continues from the run directory's latest checkpoint, which must exist. */
     public Result run(boolean resume) throws IOException {
@@ -290,7 +321,11 @@ public final class Trainer {
                         + (end < config.steps() ? " (asked to stop after " + end + ")" : ""));
                 return new Result(runDir, List.of(), evals, Double.NaN, start, 0, List.of(), false);
             }
-            return train(model, optimizer, sharded, single, store, metrics, evals, start, end, group, options);
+            Result result = train(model, optimizer, sharded, single, store, metrics, evals, start, end, group, options);
+            if (finalParameters != null) {
+                finalParameters.accept(model.parameters());
+            }
+            return result;
         } finally {
             if (sharded != null) {
                 sharded.close();
@@ -421,6 +456,7 @@ public final class Trainer {
             for (long step = start; step < end; step++) {
                 long t0 = System.nanoTime();
                 model.zeroGradients();
+                model.resetMaxLogits();
                 double lossSum = 0;
                 for (int micro = 0; micro < config.accumulation(); micro++) {
                     Batch batch = sampler.batch(step * config.accumulation() + micro, rank, ranks);
@@ -447,11 +483,12 @@ public final class Trainer {
                     throw new TrainingHealthException(e.getMessage() + "; nothing of step " + done + " was applied or saved; "
                             + lastGood(lastSaved), e);
                 }
-                long optimizerNanos = System.nanoTime() - t1;
+                long commBefore = group.nanos;
+                QkClipPoint qkClip = config.qkClip() ? qkClip(model, group) : null;
+                long optimizerNanos = System.nanoTime() - t1 - (group.nanos - commBefore);
                 // Every rank checks what it holds; the ranks agree on the loss, on any failed check and on a stop request.
                 String problem = firstNonFinite(model.parameters()).orElseGet(
                         () -> optimizer.findNonFiniteState().map(s -> "optimizer state: " + s).orElse(null));
-                long commBefore = group.nanos;
                 Group.Agreement agreed = group.agree(lossSum, problem != null, options.stopRequested().getAsBoolean());
                 long agreeNanos = group.nanos - commBefore;
                 double loss = ranks == 1 ? lossSum / config.accumulation()
@@ -463,7 +500,7 @@ public final class Trainer {
                     ShardedOptimizer.StepStats st = sharded.lastStep();
                     timings.add(new StepTiming(computeNanos / 1e9, (st.communicationNanos() + agreeNanos) / 1e9,
                             st.newtonSchulzNanos() / 1e9, (optimizerNanos - st.communicationNanos() - st.newtonSchulzNanos()) / 1e9,
-                            st.bytesSent() + group.lossBytes, st.bytesReceived() + group.lossBytes));
+                            st.bytesSent() + group.lossBytes + group.logitBytes, st.bytesReceived() + group.lossBytes + group.logitBytes));
                 } else {
                     timings.add(new StepTiming(computeNanos / 1e9, 0, single.lastNewtonSchulzNanos() / 1e9,
                             (optimizerNanos - single.lastNewtonSchulzNanos()) / 1e9, 0, 0));
@@ -479,7 +516,7 @@ public final class Trainer {
                             + "; lower the learning rate (" + config.learningRate() + "); " + lastGood(lastSaved));
                 }
                 double lr = config.learningRate() * r.lrFactor();
-                StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds);
+                StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds, qkClip);
                 points.add(point);
                 if (root) {
                     metrics.step(point);
@@ -549,6 +586,21 @@ public final class Trainer {
             }
         }
         return new Result(runDir, points, evals, trainedTokens / trainSeconds, start, trainSeconds, timings, false);
+    }
+
+    /**
+     * QK-clip after the optimizer step: the step's largest logit per layer and head, the maximum over
+     * the ranks (every rank gets the same values, so every rank scales the same rows by the same
+     * factors), applied to the model's query and key projections.
+     */
+    private QkClipPoint qkClip(LlamaModel model, Group group) {
+        double[] maxLogits = group.max(model.maxLogits());
+        double largest = Double.NEGATIVE_INFINITY;
+        for (double s : maxLogits) {
+            largest = Math.max(largest, s);
+        }
+        int clipped = model.qkClip(config.qkClipThreshold(), maxLogits);
+        return new QkClipPoint(largest, clipped);
     }
 
     /** Where the last checkpoint stands, for error messages. */
@@ -646,11 +698,15 @@ public final class Trainer {
         final Collectives comm;
         final MemorySegment buffer;
         final dev.muon4j.distributed.RankOrderedSum sums;
+        private final Arena arena;
+        private dev.muon4j.distributed.RankOrderedSum maxima;  // for max(), sized on first use
         long nanos;
         long lossBytes;
+        long logitBytes;
 
         Group(Collectives comm, Arena arena) {
             this.comm = comm;
+            this.arena = arena;
             this.buffer = arena.allocate(ValueLayout.JAVA_LONG, 2);
             this.sums = comm == null ? null : new dev.muon4j.distributed.RankOrderedSum(comm, arena, MAX_VALUES);
         }
@@ -673,6 +729,35 @@ public final class Trainer {
             nanos += System.nanoTime() - t;
             lossBytes = sums.bytesPerGather(1);
             return s;
+        }
+
+        /**
+         * The elementwise maximum over ranks of {@code values} (every rank passes the same length), widened
+         * to double: the same bits on every rank. A NaN on any rank gives NaN.
+         */
+        double[] max(float[] values) {
+            double[] max = new double[values.length];
+            for (int i = 0; i < values.length; i++) {
+                max[i] = values[i];
+            }
+            if (size() == 1) {
+                return max;
+            }
+            if (maxima == null) {
+                maxima = new dev.muon4j.distributed.RankOrderedSum(comm, arena, values.length);
+            }
+            long t = System.nanoTime();
+            double[] all = maxima.gather(max);
+            nanos += System.nanoTime() - t;
+            logitBytes = maxima.bytesPerGather(values.length);
+            for (int i = 0; i < values.length; i++) {
+                double m = all[i];
+                for (int r = 1; r < size(); r++) {
+                    m = Math.max(m, all[r * values.length + i]);
+                }
+                max[i] = m;
+            }
+            return max;
         }
 
         /** What the ranks agreed after a step: the loss sum, the first rank whose check failed (-1: none), any stop request. */

@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 /**
  * The trainer's agreements between ranks: rank 0's file work may take longer than the collective
  * timeout (its heartbeats keep the others waiting), its result reaches every rank, its failure
- * stops every rank, and sums over ranks are the same bits everywhere.
+ * stops every rank, and sums and maxima over ranks are the same bits everywhere.
  */
 class RankGroupTest {
 
@@ -87,6 +87,31 @@ class RankGroupTest {
         double want = 1.0 + Math.scalb(1.0, -31) + Math.scalb(1.0, -32) + Math.scalb(1.0, -33);
         for (double s : sums) {
             assertEquals(Double.doubleToRawLongBits(want), Double.doubleToRawLongBits(s));
+        }
+    }
+
+    @Test
+    void maximaTakeEveryRanksValuesAndAreIdenticalOnEveryRank() throws Exception {
+        // Entry i's largest value sits on rank i; rank 3 saw nothing (−∞), as a rank with an empty share of the batch.
+        List<double[]> maxima = LocalRanks.run(4, Duration.ofSeconds(30), comm -> {
+            try (Arena arena = Arena.ofShared()) {
+                Trainer.Group g = new Trainer.Group(comm, arena);
+                float[] mine = new float[3];
+                for (int i = 0; i < mine.length; i++) {
+                    mine[i] = comm.rank() == 3 ? Float.NEGATIVE_INFINITY : comm.rank() == i ? 10f + i : -1f - comm.rank();
+                }
+                double[] first = g.max(mine);
+                double[] again = g.max(mine);  // the buffers are reused
+                assertEquals(java.util.Arrays.toString(first), java.util.Arrays.toString(again));
+                return first;
+            }
+        });
+        for (double[] m : maxima) {
+            assertEquals("[10.0, 11.0, 12.0]", java.util.Arrays.toString(m));
+        }
+        try (Arena arena = Arena.ofShared()) {
+            assertEquals("[0.5, -Infinity]", java.util.Arrays.toString(new Trainer.Group(null, arena).max(new float[] {0.5f,
+                    Float.NEGATIVE_INFINITY})), "one process: its own values");
         }
     }
 }
