@@ -25,7 +25,9 @@ CONFIGS=(
   "moonlight+per-head-qk|--optimizer muon --muon-variant moonlight --per-head-qk"
 )
 if "$ROOT/muon4j" train --help 2>/dev/null | grep -q -- '--qk-clip'; then
+  # K2's tau of 100, and 15: the tiny model's largest logits reach 20-26, so only the second clips.
   CONFIGS+=("moonlight+qk-clip|--optimizer muon --muon-variant moonlight --qk-clip 100")
+  CONFIGS+=("moonlight+qk-clip-15|--optimizer muon --muon-variant moonlight --qk-clip 15")
 fi
 
 for seed in $SEEDS; do
