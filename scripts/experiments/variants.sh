@@ -70,6 +70,8 @@ for config in configs:
         continue
     sd = statistics.stdev(losses) if len(losses) > 1 else float("nan")
     rows.append(f"| {name} | {len(losses)} | {statistics.mean(losses):.4f} ± {sd:.4f} | {min(losses):.4f}–{max(losses):.4f} | {statistics.mean(rates):,.0f} |")
+rows.append("")
+rows.append("tokens/s: the mean over each run's steps after the first, as it ran; runs that shared the machine with other work are not comparable.")
 open(os.path.join(out, "table.md"), "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
