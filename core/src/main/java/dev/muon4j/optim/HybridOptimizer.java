@@ -49,6 +49,7 @@ public final class HybridOptimizer implements Optimizer {
     private final double maxGradientNorm;
     private final NonFinitePolicy nonFinitePolicy;
     private final List<Parameter> parameters;
+    private final List<Assignment> assignments;
     private final List<ParamState> slots;
     private final StepContext context;
     private final float[] scratch;
@@ -66,7 +67,8 @@ public final class HybridOptimizer implements Optimizer {
         this.context = new StepContext(b.backend);
         List<ParamState> built = new ArrayList<>();
         int scratchSize = 0;
-        for (Assignment a : b.assign(params)) {
+        this.assignments = List.copyOf(b.assign(params));
+        for (Assignment a : assignments) {
             UpdateRule rule = a.rule();
             scratchSize = Math.max(scratchSize, rule.scratchSize(a.parameter()));
             built.add(new ParamState(a, 0, a.parameter().size()));
@@ -198,22 +200,8 @@ public final class HybridOptimizer implements Optimizer {
     @Override
     public void loadState(OptimizerState state) {
         Objects.requireNonNull(state, "state");
+        checkState(assignments, state);
         Map<String, OptimizerState.Entry> entries = state.entries();
-        Set<String> missing = new TreeSet<>();
-        Set<String> unknown = new TreeSet<>(entries.keySet());
-        for (ParamState s : slots) {
-            if (!entries.containsKey(s.parameter().name())) {
-                missing.add(s.parameter().name());
-            }
-            unknown.remove(s.parameter().name());
-        }
-        if (!missing.isEmpty() || !unknown.isEmpty()) {
-            throw new IllegalArgumentException("optimizer state does not match the parameters: missing " + missing
-                    + ", unknown " + unknown);
-        }
-        for (ParamState s : slots) {
-            checkEntry(s, entries.get(s.parameter().name()));
-        }
         for (ParamState s : slots) {
             Map<String, float[]> saved = entries.get(s.parameter().name()).buffers();
             s.buffers().forEach((name, buffer) -> System.arraycopy(saved.get(name), 0, buffer, 0, buffer.length));
@@ -222,26 +210,55 @@ public final class HybridOptimizer implements Optimizer {
         skipped = state.skippedSteps();
     }
 
-    /** Checks a saved entry against a parameter's route, shape, buffer names and lengths; names the parameter. */
-    static void checkEntry(ParamState s, OptimizerState.Entry e) {
-        String name = s.parameter().name();
-        if (e.route() != s.route()) {
-            throw new IllegalArgumentException("optimizer state of " + name + " is for " + e.route()
-                    + " but the parameter is routed to " + s.route());
+    /**
+     * Checks that {@code state} fits these parameters: the same names, and for each its route, its
+     * shape, and the buffer names and lengths its update rule keeps. One process and every rank of a
+     * sharded optimizer check a state with this before they take any of it.
+     *
+     * @throws IllegalArgumentException naming the missing and unknown parameters, or the parameter
+     *                                  (and buffer) that does not fit
+     */
+    public static void checkState(List<Assignment> assignments, OptimizerState state) {
+        Map<String, OptimizerState.Entry> entries = state.entries();
+        Set<String> missing = new TreeSet<>();
+        Set<String> unknown = new TreeSet<>(entries.keySet());
+        for (Assignment a : assignments) {
+            if (!entries.containsKey(a.parameter().name())) {
+                missing.add(a.parameter().name());
+            }
+            unknown.remove(a.parameter().name());
         }
-        if (!Arrays.equals(e.shape(), s.parameter().shape())) {
-            throw new IllegalArgumentException("optimizer state of " + name + " has shape " + Arrays.toString(e.shape())
-                    + " but the parameter has shape " + Arrays.toString(s.parameter().shape()));
+        if (!missing.isEmpty() || !unknown.isEmpty()) {
+            throw new IllegalArgumentException("optimizer state does not match the parameters: missing " + missing
+                    + ", unknown " + unknown);
         }
-        if (!new TreeSet<>(e.buffers().keySet()).equals(new TreeSet<>(s.buffers().keySet()))) {
-            throw new IllegalArgumentException("optimizer state of " + name + " has buffers " + e.buffers().keySet()
-                    + ", expected " + s.buffers().keySet());
-        }
-        for (Map.Entry<String, float[]> b : s.buffers().entrySet()) {
-            int length = e.buffers().get(b.getKey()).length;
-            if (length != b.getValue().length) {
-                throw new IllegalArgumentException("optimizer state " + name + "/" + b.getKey() + " has " + length
-                        + " elements, the parameter has " + b.getValue().length);
+        for (Assignment a : assignments) {
+            Parameter p = a.parameter();
+            String name = p.name();
+            OptimizerState.Entry e = entries.get(name);
+            if (e.route() != a.route()) {
+                throw new IllegalArgumentException("optimizer state of " + name + " is for " + e.route()
+                        + " but the parameter is routed to " + a.route());
+            }
+            if (!Arrays.equals(e.shape(), p.shape())) {
+                throw new IllegalArgumentException("optimizer state of " + name + " has shape " + Arrays.toString(e.shape())
+                        + " but the parameter has shape " + Arrays.toString(p.shape()));
+            }
+            Map<String, Integer> expected = new LinkedHashMap<>();
+            for (UpdateTransform t : a.rule().transforms()) {
+                expected.putAll(t.state(p));
+            }
+            if (!e.buffers().keySet().equals(expected.keySet())) {
+                throw new IllegalArgumentException("optimizer state of " + name + " has buffers " + e.buffers().keySet()
+                        + ", expected " + expected.keySet());
+            }
+            for (Map.Entry<String, Integer> b : expected.entrySet()) {
+                int length = e.buffers().get(b.getKey()).length;
+                if (length != b.getValue()) {
+                    throw new IllegalArgumentException("optimizer state " + name + "/" + b.getKey() + " has " + length
+                            + " elements, " + a.rule().name() + " keeps " + b.getValue()
+                            + (b.getValue() == p.size() ? " (one per element of the parameter)" : ""));
+                }
             }
         }
     }

@@ -10,7 +10,6 @@ import dev.muon4j.optim.Optimizer;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.ParamState;
 import dev.muon4j.optim.Parameter;
-import dev.muon4j.optim.Route;
 import dev.muon4j.optim.StepContext;
 import dev.muon4j.optim.StepResult;
 import dev.muon4j.optim.UpdateRule;
@@ -718,38 +717,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
      * message names the parameter and, for a wrong length, the buffer.
      */
     private void check(OptimizerState state) {
-        List<Parameter> params = layout.parameters();
-        Map<String, OptimizerState.Entry> entries = state.entries();
-        for (int i = 0; i < params.size(); i++) {
-            Parameter p = params.get(i);
-            Route route = assignments.get(i).route();
-            OptimizerState.Entry e = entries.get(p.name());
-            if (e == null) {
-                throw new IllegalArgumentException("optimizer state lacks parameter " + p.name());
-            }
-            if (e.route() != route || !Arrays.equals(e.shape(), p.shape())) {
-                throw new IllegalArgumentException("optimizer state of " + p.name() + " is " + e.route() + " " + Arrays.toString(e.shape())
-                        + ", the parameter is " + route + " " + Arrays.toString(p.shape()));
-            }
-            Map<String, Integer> expected = new LinkedHashMap<>();
-            for (UpdateTransform t : rules.get(i).transforms()) {
-                expected.putAll(t.state(p));
-            }
-            if (!e.buffers().keySet().equals(expected.keySet())) {
-                throw new IllegalArgumentException("optimizer state of " + p.name() + " has buffers " + e.buffers().keySet()
-                        + ", expected " + expected.keySet());
-            }
-            for (Map.Entry<String, Integer> b : expected.entrySet()) {
-                if (e.buffers().get(b.getKey()).length != b.getValue()) {
-                    throw new IllegalArgumentException("optimizer state of " + p.name() + " has buffer " + b.getKey() + " of "
-                            + e.buffers().get(b.getKey()).length + " elements, " + rules.get(i).name() + " keeps " + b.getValue()
-                            + (b.getValue() == p.size() ? " (one per element)" : ""));
-                }
-            }
-        }
-        if (entries.size() != params.size()) {
-            throw new IllegalArgumentException("optimizer state has " + entries.size() + " parameters, the optimizer " + params.size());
-        }
+        HybridOptimizer.checkState(assignments, state);
     }
 
     @Override

@@ -1,5 +1,7 @@
 package dev.muon4j.train;
 
+import dev.muon4j.backend.Kernels;
+import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
 import java.io.BufferedOutputStream;
@@ -592,19 +594,17 @@ public final class CheckpointStore {
     private static Optional<String> firstNonFinite(Map<String, TensorData> weights, OptimizerState optimizer) {
         for (Map.Entry<String, TensorData> w : weights.entrySet()) {
             float[] v = w.getValue().data();
-            for (int i = 0; i < v.length; i++) {
-                if (!Float.isFinite(v[i])) {
-                    return Optional.of(MODEL_FILE + " " + w.getKey() + " element " + i + " is " + v[i]);
-                }
+            int bad = Kernels.firstNonFinite(v, 0, v.length);
+            if (bad >= 0) {
+                return Optional.of(MODEL_FILE + " " + w.getKey() + " element " + bad + " is " + v[bad]);
             }
         }
         for (Map.Entry<String, OptimizerState.Entry> e : optimizer.entries().entrySet()) {
             for (Map.Entry<String, float[]> b : e.getValue().buffers().entrySet()) {
                 float[] v = b.getValue();
-                for (int i = 0; i < v.length; i++) {
-                    if (!Float.isFinite(v[i])) {
-                        return Optional.of(OPTIMIZER_FILE + " " + b.getKey() + " of " + e.getKey() + " element " + i + " is " + v[i]);
-                    }
+                int bad = Kernels.firstNonFinite(v, 0, v.length);
+                if (bad >= 0) {
+                    return Optional.of(OPTIMIZER_FILE + " " + HybridOptimizer.describeNonFinite(b.getKey(), e.getKey(), bad, v[bad]));
                 }
             }
         }
