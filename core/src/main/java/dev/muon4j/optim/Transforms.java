@@ -242,8 +242,15 @@ public final class Transforms {
      * </pre>
      * State: {@code row_second_moment}, one float per row of every matrix of the parameter.
      * Sums are taken in double.
+     *
+     * <p>With {@code blockRows} &gt; 0 (a rule that orthogonalizes row blocks, such as the heads of a
+     * query projection: {@link UpdateRule#withRowBlocks}) the Frobenius norm is kept per block of
+     * {@code blockRows} rows, as dion rescales per head when given {@code num_heads}; 0 keeps it per matrix.
+     *
+     * @param beta2     EMA factor of the per-row second moment
+     * @param blockRows rows of one block whose norm the rescale keeps, or 0 for the whole matrix
      */
-    public record NorMuon(double beta2) implements UpdateTransform {
+    public record NorMuon(double beta2, int blockRows) implements UpdateTransform {
         /** Buffer name of the per-row second moment. */
         public static final String ROW_SECOND_MOMENT = "row_second_moment";
         /** dion's default β2 ({@code muon_beta2}). */
@@ -253,6 +260,22 @@ public final class Transforms {
 
         public NorMuon {
             Checks.unitInterval("NorMuon beta2", beta2);
+            if (blockRows < 0) {
+                throw new IllegalArgumentException("NorMuon block rows must be >= 0 (0: the whole matrix), got " + blockRows);
+            }
+        }
+
+        /** NorMuon that keeps each matrix's Frobenius norm. */
+        public NorMuon(double beta2) {
+            this(beta2, 0);
+        }
+
+        /** Checks that {@code blockRows} divides the parameter's fan-out. */
+        void check(Parameter parameter) {
+            if (blockRows > 0 && parameter.layout().fanOut() % blockRows != 0) {
+                throw new IllegalArgumentException("parameter " + parameter.name() + " has fan-out " + parameter.layout().fanOut()
+                        + ", not a multiple of the " + blockRows + "-row blocks NorMuon rescales");
+            }
         }
 
         @Override
@@ -274,12 +297,14 @@ public final class Transforms {
         @Override
         public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
             MatrixLayout m = slot.parameter().layout();
-            int rows = m.fanOut();
             int cols = m.fanIn();
-            int size = m.matrixSize();
+            // A block is the unit whose Frobenius norm is kept: the matrix, or a head of it.
+            int rows = blockRows > 0 ? blockRows : m.fanOut();
+            int size = rows * cols;
             float[] v = slot.buffer(ROW_SECOND_MOMENT);
+            // Row r of the range's blocks is row r of the range's matrices: rows are numbered across the parameter.
+            int firstRow = from / cols;
             for (int k = 0; k < len / size; k++) {
-                int matrix = from / size + k;
                 int at = uOff + k * size;
                 double before = 0;
                 double after = 0;
@@ -290,7 +315,7 @@ public final class Transforms {
                         sq += (double) u[row + j] * u[row + j];
                     }
                     before += sq;
-                    int r = matrix * rows + i;
+                    int r = firstRow + k * rows + i;
                     v[r] = (float) (beta2 * v[r] + (1 - beta2) * (sq / cols));
                     float inv = (float) (1 / (Math.sqrt(v[r]) + EPS));
                     Kernels.scale(u, row, cols, inv);

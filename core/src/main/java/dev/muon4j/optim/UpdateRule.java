@@ -90,7 +90,8 @@ public record UpdateRule(String name, Route family, List<UpdateTransform> transf
 
     /**
      * This rule with its Newton–Schulz stage orthogonalizing row blocks of {@code blockRows} rows
-     * (per-head orthogonalization of query and key projections: blockRows = head dimension).
+     * (per-head orthogonalization of query and key projections: blockRows = head dimension), and a
+     * NorMuon stage, if any, keeping each block's norm.
      */
     public UpdateRule withRowBlocks(int blockRows) {
         List<UpdateTransform> t = new java.util.ArrayList<>();
@@ -99,6 +100,9 @@ public record UpdateRule(String name, Route family, List<UpdateTransform> transf
             if (stage instanceof Transforms.Orthogonalize o) {
                 t.add(new Transforms.OrthogonalizeBlocks(o.config(), blockRows));
                 replaced = true;
+            } else if (stage instanceof Transforms.NorMuon n) {
+                // NorMuon keeps each head's norm, as dion does with num_heads.
+                t.add(new Transforms.NorMuon(n.beta2(), blockRows));
             } else {
                 t.add(stage);
             }
@@ -123,6 +127,8 @@ public record UpdateRule(String name, Route family, List<UpdateTransform> transf
         for (UpdateTransform t : transforms) {
             if (t instanceof Transforms.OrthogonalizeBlocks blocks) {
                 blocks.check(parameter);
+            } else if (t instanceof Transforms.NorMuon n) {
+                n.check(parameter);
             }
         }
         Set<String> names = new HashSet<>();

@@ -202,4 +202,42 @@ class VariantTransformsTest {
                 () -> UpdateRule.muon(config).withRowBlocks(5).check(q));
         assertTrue(e.getMessage().contains("q_proj") && e.getMessage().contains("fan-out 12"), e.getMessage());
     }
+
+    @Test
+    void norMuonWithPerHeadOrthogonalizationKeepsEachHeadsNormAsDionDoesWithNumHeads() {
+        SplittableRandom random = new SplittableRandom(33);
+        int heads = 3, headDim = 4, cols = 6;
+        Parameter q = Parameter.matrix("model.layers.0.self_attn.q_proj.weight", heads * headDim, cols);
+        UpdateRule rule = UpdateRule.norMuon(MuonConfig.builder().build(), 0.9).withRowBlocks(headDim);
+        assertEquals("normuon+per_head", rule.name());
+        Transforms.NorMuon stage = (Transforms.NorMuon) rule.transforms().get(2);
+        assertEquals(headDim, stage.blockRows(), "the NorMuon stage rescales per head");
+        ParamState s = slot(q, rule, 0.01, 0, 1);
+        StepContext ctx = new StepContext(backend);
+        double[] state = new double[heads * headDim];
+        for (int step = 1; step <= 3; step++) {
+            ctx.begin(step, 1);
+            float[] o = gaussian(random, q.size(), 1);
+            for (int i = 0; i < o.length; i++) {
+                o[i] *= (float) (1 + 3 * (i / (headDim * cols))); // heads of different scale
+            }
+            VariantReference.NorMuonStep want = VariantReference.norMuonStacked(widen(o), heads, headDim, cols, state, 0.9, 1e-8);
+            VariantReference.NorMuonStep wholeMatrix = VariantReference.norMuon(widen(o), heads * headDim, cols, state, 0.9, 1e-8);
+            stage.apply(ctx, s, 0, o, 0, o.length);
+            assertClose(want.update(), o, 2e-6, "step " + step + " per-head update");
+            assertClose(want.state(), s.buffer(Transforms.NorMuon.ROW_SECOND_MOMENT), 2e-6, "step " + step + " row second moment");
+            double differs = 0;
+            for (int i = 0; i < o.length; i++) {
+                differs = Math.max(differs, Math.abs(wholeMatrix.update()[i] - want.update()[i]));
+            }
+            assertTrue(differs > 1e-3, "per-head rescale differs from the whole matrix's by " + differs);
+            state = want.state();
+        }
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> new Transforms.NorMuon(0.9, -1));
+        assertTrue(e.getMessage().contains("-1"), e.getMessage());
+        IllegalArgumentException bad = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> new UpdateRule("n", Route.MUON, List.of(new Transforms.NorMuon(0.9, 5), new Transforms.DecoupledUpdate())).check(q));
+        assertTrue(bad.getMessage().contains("q_proj") && bad.getMessage().contains("fan-out 12"), bad.getMessage());
+    }
 }
