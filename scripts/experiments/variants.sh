@@ -14,21 +14,7 @@ OUT="${2:-$ROOT/docs/results/variants-tiny}"
 STEPS=120   # the compare job's budget: 120 steps of 16 x 128 tokens = 245,760 tokens
 mkdir -p "$OUT"
 
-# name | flags (learning rates: AdamW 3e-3 from the sweep in docs/EXPERIMENTS.md; Muon 4 x that;
-# Keller Jordan's preset lr 0.02 with its own scale, MuonConfig.kellerJordan())
-CONFIGS=(
-  "adamw|--optimizer adamw"
-  "moonlight|--optimizer muon --muon-variant moonlight"
-  "keller|--optimizer muon --muon-variant keller --muon-lr 0.02"
-  "normuon|--optimizer muon --muon-variant normuon"
-  "moonlight+cautious|--optimizer muon --muon-variant moonlight --cautious-weight-decay"
-  "moonlight+per-head-qk|--optimizer muon --muon-variant moonlight --per-head-qk"
-)
-if "$ROOT/muon4j" train --help 2>/dev/null | grep -q -- '--qk-clip'; then
-  # K2's tau of 100, and 15: the tiny model's largest logits reach 20-26, so only the second clips.
-  CONFIGS+=("moonlight+qk-clip|--optimizer muon --muon-variant moonlight --qk-clip 100")
-  CONFIGS+=("moonlight+qk-clip-15|--optimizer muon --muon-variant moonlight --qk-clip 15")
-fi
+. "$ROOT/scripts/experiments/variants-configs.sh"   # CONFIGS: name|flags of each variant
 
 for seed in $SEEDS; do
   for config in "${CONFIGS[@]}"; do
