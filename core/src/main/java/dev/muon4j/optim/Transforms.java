@@ -77,11 +77,6 @@ public final class Transforms {
         }
 
         @Override
-        public Map<String, Integer> state(Parameter parameter) {
-            return Map.of();
-        }
-
-        @Override
         public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
             MatrixLayout m = slot.parameter().layout();
             newtonSchulz(step, config, u, uOff, len / m.matrixSize(), m.fanOut(), m.fanIn());
@@ -111,11 +106,6 @@ public final class Transforms {
         @Override
         public Scope scope() {
             return Scope.MATRIX;
-        }
-
-        @Override
-        public Map<String, Integer> state(Parameter parameter) {
-            return Map.of();
         }
 
         /** Checks that {@code blockRows} divides the parameter's fan-out. */
@@ -212,11 +202,6 @@ public final class Transforms {
         @Override
         public Scope scope() {
             return Scope.ELEMENTWISE;
-        }
-
-        @Override
-        public Map<String, Integer> state(Parameter parameter) {
-            return Map.of();
         }
 
         @Override

@@ -34,8 +34,11 @@ public interface UpdateTransform {
      * The state buffers this transform keeps for {@code parameter}: name → length. Elementwise
      * transforms keep parameter-sized buffers (sliced with the parameter); matrix transforms may keep
      * buffers of any length. Names are unique within a rule and are the names in saved state.
+     * None by default: a stateless stage.
      */
-    Map<String, Integer> state(Parameter parameter);
+    default Map<String, Integer> state(Parameter parameter) {
+        return Map.of();
+    }
 
     /**
      * Transforms the update in place. {@code u[uOff + i]} is the update of the parameter's element
