@@ -274,6 +274,7 @@ public final class HybridOptimizer implements Optimizer {
         private final Map<String, ParamOverride> overrides = new LinkedHashMap<>();
         private Route routeAll;
         private final Map<java.util.regex.Pattern, UpdateRule> rules = new LinkedHashMap<>();
+        private final Map<ParamRole, UpdateRule> roleRules = new java.util.EnumMap<>(ParamRole.class);
         private UpdateRule muonRule;
 
         private Builder(Backend backend) {
@@ -349,7 +350,7 @@ public final class HybridOptimizer implements Optimizer {
             List<Assignment> out = new ArrayList<>();
             for (Parameter p : parameters) {
                 ParamOverride o = overrides.getOrDefault(p.name(), ParamOverride.none());
-                Optional<UpdateRule> named = ruleByName(p.name());
+                Optional<UpdateRule> named = ruleByName(p.name()).or(() -> Optional.ofNullable(roleRules.get(p.role())));
                 Route route = o.route().orElse(named.map(UpdateRule::family)
                         .orElse(routeAll != null ? routeAll : p.role().defaultRoute()));
                 UpdateRule rule = named.filter(r -> r.family() == route).orElseGet(() -> defaultRule(route));
@@ -384,6 +385,16 @@ public final class HybridOptimizer implements Optimizer {
         public Builder rule(String pattern, UpdateRule rule) {
             Objects.requireNonNull(rule, "rule");
             rules.put(globToRegex(Objects.requireNonNull(pattern, "pattern")), rule);
+            return this;
+        }
+
+        /**
+         * Parameters of {@code role} that no pattern of {@link #rule(String, UpdateRule)} names are
+         * updated by {@code rule} (and routed to its family unless an override says otherwise); e.g.
+         * the embeddings and head by an AdamW chain of their own.
+         */
+        public Builder rule(ParamRole role, UpdateRule rule) {
+            roleRules.put(Objects.requireNonNull(role, "role"), Objects.requireNonNull(rule, "rule"));
             return this;
         }
 

@@ -131,4 +131,31 @@ class UpdateRuleTest {
                     && e.getMessage().contains("MUON"), e.getMessage());
         }
     }
+
+    @Test
+    void aRuleByRoleSendsEveryParameterOfThatRoleUnlessAPatternNamesIt() {
+        Parameter embed = Parameter.zeros("embed", ParamRole.EMBEDDING, 4, 3);
+        Parameter norm0 = Parameter.zeros("layers.0.norm", ParamRole.NORM, 3);
+        Parameter norm1 = Parameter.zeros("layers.1.norm", ParamRole.NORM, 3);
+        Parameter w = Parameter.matrix("layers.0.w", 4, 3);
+        try (Backend backend = new VectorBackend(1)) {
+            UpdateRule adamw = UpdateRule.adamw(AdamWConfig.builder().build());
+            UpdateRule cautious = UpdateRule.muon(MuonConfig.builder().build()).withWeightDecay(Transforms.WeightDecayMode.CAUTIOUS);
+            List<HybridOptimizer.Assignment> a = HybridOptimizer.builder(backend)
+                    .rule("layers.1.norm", adamw)
+                    .rule(ParamRole.NORM, tracedSgd())
+                    .rule(ParamRole.HIDDEN_MATRIX, cautious)
+                    .assign(List.of(embed, norm0, norm1, w));
+            assertEquals("adamw", a.get(0).rule().name(), "no rule for embeddings: the route's default");
+            assertEquals("traced_sgd", a.get(1).rule().name(), "the role's rule");
+            assertEquals("adamw", a.get(2).rule().name(), "a pattern wins over the role");
+            assertEquals("muon+cautious_wd", a.get(3).rule().name());
+            assertEquals(Route.MUON, a.get(3).route());
+            // A role's rule of another family than an override's route is refused, naming both.
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> HybridOptimizer.builder(backend)
+                    .rule(ParamRole.HIDDEN_MATRIX, cautious).override("layers.0.w", ParamOverride.none().withRoute(Route.ADAMW))
+                    .assign(List.of(w)));
+            assertTrue(e.getMessage().contains("layers.0.w") && e.getMessage().contains("muon+cautious_wd"), e.getMessage());
+        }
+    }
 }
