@@ -10,6 +10,7 @@ import dev.muon4j.data.TokenDataset;
 import dev.muon4j.distributed.Collectives;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.LanguageModel;
 import dev.muon4j.nn.LlamaModel;
 import dev.muon4j.optim.AdamWConfig;
 import dev.muon4j.optim.HybridOptimizer;
@@ -56,7 +57,7 @@ import java.util.function.Consumer;
  * <p>QK-clip ({@link TrainConfig#qkClipThreshold()} &gt; 0): the model records every attention
  * head's largest pre-softmax logit over the step's micro-batches; after the optimizer step the
  * ranks take the maximum of their values (so every rank clips with the same S and the parameters
- * stay identical) and {@link LlamaModel#qkClip} scales the query and key rows of the heads over τ.
+ * stay identical) and {@link LanguageModel#qkClip} scales the query and key rows of the heads over τ.
  */
 public final class Trainer {
     /**
@@ -287,7 +288,7 @@ public final class Trainer {
         int rank = group.rank();
         int ranks = group.size();
         boolean root = rank == 0;
-        LlamaModel model = new LlamaModel(modelConfig);
+        LanguageModel model = new LlamaModel(modelConfig);
         model.initialize(config.seed());
         HybridOptimizer.Builder settings = settings(backend, config, modelConfig);
         ShardedOptimizer sharded = ranks > 1 ? new ShardedOptimizer(group.comm, settings, model.parameters(), parallel.mode()) : null;
@@ -337,7 +338,7 @@ public final class Trainer {
     }
 
     /** Rank 0: where the run starts (0, or the step of the checkpoint it continues, whose weights it restores). */
-    private long begin(RunOptions options, CheckpointStore store, MetricsLog metrics, LlamaModel model, OptimizerState[] state,
+    private long begin(RunOptions options, CheckpointStore store, MetricsLog metrics, LanguageModel model, OptimizerState[] state,
                        List<EvalPoint> evals, int ranks) throws IOException {
         if (options.start() == RunOptions.Start.FRESH) {
             List<Path> existing = store.checkpoints();
@@ -428,7 +429,7 @@ public final class Trainer {
         return String.join(", ", parts);
     }
 
-    private Result train(LlamaModel model, Optimizer optimizer, ShardedOptimizer sharded, HybridOptimizer single,
+    private Result train(LanguageModel model, Optimizer optimizer, ShardedOptimizer sharded, HybridOptimizer single,
                          CheckpointStore store, MetricsLog metrics, List<EvalPoint> evals, long start, long end, Group group,
                          RunOptions options) throws IOException {
         int time = modelConfig.contextLength();
@@ -593,7 +594,7 @@ public final class Trainer {
      * the ranks (every rank gets the same values, so every rank scales the same rows by the same
      * factors), applied to the model's query and key projections.
      */
-    private QkClipPoint qkClip(LlamaModel model, Group group) {
+    private QkClipPoint qkClip(LanguageModel model, Group group) {
         double[] maxLogits = group.max(model.maxLogits());
         double largest = Double.NEGATIVE_INFINITY;
         for (double s : maxLogits) {
@@ -638,7 +639,7 @@ public final class Trainer {
     }
 
     /** Mean cross-entropy over the validation batches, without recording a tape. */
-    public static double evaluate(Graph g, LlamaModel model, List<Batch> batches) {
+    public static double evaluate(Graph g, LanguageModel model, List<Batch> batches) {
         boolean was = g.isRecording();
         g.setRecording(false);
         try {
@@ -657,7 +658,7 @@ public final class Trainer {
     }
 
     /** Validation split over the ranks: rank r takes batches r, r+N, r+2N, ...; the weighted sums are added. */
-    private static double evaluate(Graph g, LlamaModel model, List<Batch> batches, Group group) {
+    private static double evaluate(Graph g, LanguageModel model, List<Batch> batches, Group group) {
         if (group.size() == 1) {
             return evaluate(g, model, batches);
         }

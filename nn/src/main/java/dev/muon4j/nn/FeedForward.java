@@ -1,0 +1,19 @@
+package dev.muon4j.nn;
+
+import dev.muon4j.autograd.Graph;
+import dev.muon4j.autograd.Tensor;
+import dev.muon4j.optim.Parameter;
+import java.util.List;
+
+/**
+ * The feed-forward half of a decoder block: reads the normalised residual stream and returns what
+ * the block adds to it. One seam beside {@link Attention}: a dense {@link SwiGlu} today, a
+ * Mixture-of-Experts layer beside it.
+ */
+public interface FeedForward {
+    /** This layer's parameters, in a fixed order. */
+    List<Parameter> parameters();
+
+    /** x (N, C) → (N, C). */
+    Tensor forward(Graph g, Tensor x);
+}

@@ -1,0 +1,61 @@
+package dev.muon4j.nn;
+
+import dev.muon4j.autograd.Graph;
+import dev.muon4j.autograd.Ops;
+import dev.muon4j.autograd.Tensor;
+import dev.muon4j.optim.Parameter;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A causal language model as the trainer sees it: named parameters with roles, initialisation,
+ * forward to logits, the loss, and the per-step attention statistics QK-clip needs. Dense Llama
+ * ({@link LlamaModel}) is one; a model's blocks choose their {@link Attention} and {@link FeedForward}.
+ */
+public interface LanguageModel {
+    /** Every parameter, in a fixed order (the order of checkpoints' manifests and of sharding). */
+    List<Parameter> parameters();
+
+    /** The longest sequence the model takes. */
+    int contextLength();
+
+    /** Sets every weight from {@code seed}, the same way on every machine. */
+    void initialize(long seed);
+
+    /** Logits (B·T, V) for tokens (B·T ids, row-major by sequence). */
+    Tensor forward(Graph g, int[] tokens, int batch, int time);
+
+    /** Mean next-token cross-entropy of {@code targets} given {@code inputs}: a one-element tensor. */
+    default Tensor loss(Graph g, int[] inputs, int[] targets, int batch, int time) {
+        return Ops.crossEntropy(g, forward(g, inputs, batch, time), targets);
+    }
+
+    /** Sets every parameter's gradient to zero. */
+    default void zeroGradients() {
+        for (Parameter p : parameters()) {
+            Arrays.fill(p.gradient(), 0f);
+        }
+    }
+
+    /**
+     * The largest pre-softmax attention logit of every layer and query head over all forward passes
+     * since the last {@link #resetMaxLogits()}, layer by layer; −∞ for a head no forward has run
+     * through since the reset. A copy.
+     */
+    float[] maxLogits();
+
+    /** Forgets the recorded maximum logits: a training step calls it before its first forward pass. */
+    void resetMaxLogits();
+
+    /**
+     * QK-clip of every layer: the query and key weights of every head whose largest logit exceeds
+     * {@code tau} are scaled in place so that its logits fall back to τ; the rest is not touched.
+     *
+     * @param maxLogits per layer and query head, as {@link #maxLogits()} (or the maximum of several ranks'); not modified
+     * @return the number of query heads, over all layers, whose weights were scaled
+     */
+    int qkClip(double tau, double[] maxLogits);
+
+    /** The projections whose rows are per-head blocks (per-head orthogonalization splits them). */
+    List<Attention.HeadRows> headRows();
+}

@@ -1,0 +1,53 @@
+package dev.muon4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.muon4j.optim.Parameter;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The dense model as blocks of {@link Attention} and {@link FeedForward}: names, order, and the per-head projections. */
+class LlamaModelSeamTest {
+    static final LlamaConfig CONFIG = new LlamaConfig(32, 16, 2, 4, 2, 24, 8, false, 10000, 1e-5, 0.02);
+
+    @Test
+    void parametersKeepHuggingFaceNamesInBlockOrder() {
+        List<String> names = new LlamaModel(CONFIG).parameters().stream().map(Parameter::name).toList();
+        List<String> block = List.of("input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight", "mlp.gate_proj.weight",
+                "mlp.up_proj.weight", "mlp.down_proj.weight");
+        assertEquals(1 + 2 * block.size() + 2, names.size());
+        assertEquals("model.embed_tokens.weight", names.getFirst());
+        for (int layer = 0; layer < 2; layer++) {
+            for (int i = 0; i < block.size(); i++) {
+                assertEquals("model.layers." + layer + "." + block.get(i), names.get(1 + layer * block.size() + i));
+            }
+        }
+        assertEquals(List.of("model.norm.weight", "lm_head.weight"), names.subList(names.size() - 2, names.size()));
+    }
+
+    @Test
+    void queryAndKeyProjectionsAreHeadRowsOfTheHeadDimension() {
+        LlamaModel model = new LlamaModel(CONFIG);
+        List<Attention.HeadRows> rows = model.headRows();
+        assertEquals(List.of("model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
+                "model.layers.1.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight"),
+                rows.stream().map(r -> r.parameter().name()).toList());
+        for (Attention.HeadRows r : rows) {
+            assertEquals(CONFIG.headDim(), r.rowsPerHead());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new Attention.HeadRows(Parameter.matrix("w", 10, 4), 3));
+        assertTrue(e.getMessage().contains("w") && e.getMessage().contains("10 rows"), e.getMessage());
+    }
+
+    @Test
+    void qkClipRefusesMaximaOfTheWrongCount() {
+        LanguageModel model = new LlamaModel(CONFIG);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.qkClip(10, new double[7]));
+        assertTrue(e.getMessage().contains("7 max logits") && e.getMessage().contains("2 layers of 4 heads"), e.getMessage());
+        assertEquals(2 * 4, model.maxLogits().length);
+    }
+}
