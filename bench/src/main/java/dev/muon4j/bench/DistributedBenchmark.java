@@ -6,7 +6,7 @@ import dev.muon4j.data.TokenDataset;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
-import dev.muon4j.nn.LlamaModel;
+import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.ScheduleKind;
 import dev.muon4j.train.TrainConfig;
@@ -204,7 +204,7 @@ public final class DistributedBenchmark {
         List<long[]> perRank = LocalRanks.run(ranks, rankTimeout, comm -> {
             try (Backend backend = new VectorBackend(1);
                  ShardedOptimizer sharded = new ShardedOptimizer(comm, Trainer.settings(backend, config, model),
-                         new LlamaModel(model).parameters(), setting.mode())) {
+                         new DecoderModel(model).parameters(), setting.mode())) {
                 return new long[] {sharded.stateBytes(), sharded.singleProcessStateBytes()};
             }
         });

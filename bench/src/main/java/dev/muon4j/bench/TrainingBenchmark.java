@@ -4,7 +4,7 @@ import dev.muon4j.autograd.Graph;
 import dev.muon4j.autograd.Tensor;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.nn.LlamaConfig;
-import dev.muon4j.nn.LlamaModel;
+import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.optim.AdamWConfig;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.MuonConfig;
@@ -42,7 +42,7 @@ public final class TrainingBenchmark {
      * {@code batch} sequences, and reports medians over the last {@code steps}.
      */
     public Result run(LlamaConfig config, int batch, int accumulation, boolean muon, int warmup, int steps) {
-        LlamaModel model = new LlamaModel(config);
+        DecoderModel model = new DecoderModel(config);
         model.initialize(1);
         AdamWConfig adamw = AdamWConfig.builder().learningRate(1e-3).weightDecay(0.1).build();
         HybridOptimizer.Builder builder = HybridOptimizer.builder(backend).adamw(adamw)

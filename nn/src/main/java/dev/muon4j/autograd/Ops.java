@@ -75,6 +75,34 @@ public final class Ops {
                 offset);
     }
 
+    /** σ(x) = 1 / (1 + e^(−x)), elementwise. */
+    public static Tensor sigmoid(Graph g, Tensor x) {
+        return ExpertOps.sigmoid(g, x);
+    }
+
+    /**
+     * Gates of the chosen experts (N, K): {@code scale · s[n, e] / (Σ of the token's chosen s + 1e-20)}
+     * for scores s (N, E) and the N·K chosen expert ids, token by token.
+     */
+    public static Tensor topKGates(Graph g, Tensor scores, int[] chosen, int k, double scale) {
+        return ExpertOps.topKGates(g, scores, chosen, k, scale);
+    }
+
+    /** Rows {@code rows[m]} of x (N, C): (M, C). */
+    public static Tensor gatherRows(Graph g, Tensor x, int[] rows) {
+        return ExpertOps.gatherRows(g, x, rows);
+    }
+
+    /** Rows [offsets[e], offsets[e+1]) of x (M, in) times expert e's W[e]ᵀ, W (E, out, in): (M, out). */
+    public static Tensor groupedLinear(Graph g, Tensor x, Tensor w, int[] offsets) {
+        return ExpertOps.groupedLinear(g, x, w, offsets);
+    }
+
+    /** out (N, C) with out[slot[m] / K] += gates[slot[m]] · y[m]: the weighted scatter-add of experts' rows y (M, C). */
+    public static Tensor combine(Graph g, Tensor y, Tensor gates, int[] slot) {
+        return ExpertOps.combine(g, y, gates, slot);
+    }
+
     /** Mean softmax cross-entropy of logits (N, V) against N target ids: a one-element tensor. */
     public static Tensor crossEntropy(Graph g, Tensor logits, int[] targets) {
         return LossOps.crossEntropy(g, logits, targets);

@@ -3,7 +3,7 @@ package dev.muon4j.nn;
 import java.util.List;
 
 /**
- * The arrays of a {@link LlamaModel} and of one forward and backward pass over a micro-batch of B
+ * The arrays of a {@link DecoderModel} and of one forward and backward pass over a micro-batch of B
  * sequences of the full context whose length can reach Java's array limit: for each kind, the
  * length of its largest single array as a product of dimensions ({@link LlamaConfig#arrayLength}).
  * Every other array is never longer than one of these: the norm gains (C), the key/value

@@ -14,6 +14,11 @@ public interface FeedForward {
     /** This layer's parameters, in a fixed order. */
     List<Parameter> parameters();
 
+    /** Named arrays the layer keeps and checkpoints save but the optimizer does not train (none by default). */
+    default List<Parameter> buffers() {
+        return List.of();
+    }
+
     /** x (N, C) → (N, C). */
     Tensor forward(Graph g, Tensor x);
 }

@@ -10,7 +10,7 @@ import java.util.List;
 /**
  * A causal language model as the trainer sees it: named parameters with roles, initialisation,
  * forward to logits, the loss, and the per-step attention statistics QK-clip needs. Dense Llama
- * ({@link LlamaModel}) is one; a model's blocks choose their {@link Attention} and {@link FeedForward}.
+ * ({@link DecoderModel}) is one; a model's blocks choose their {@link Attention} and {@link FeedForward}.
  */
 public interface LanguageModel {
     /** Every parameter, in a fixed order (the order of checkpoints' manifests and of sharding). */
@@ -58,4 +58,36 @@ public interface LanguageModel {
 
     /** The projections whose rows are per-head blocks (per-head orthogonalization splits them). */
     List<Attention.HeadRows> headRows();
+
+    /**
+     * Named arrays that checkpoints save with the weights but the optimizer does not train, such as
+     * the expert-choice biases of Mixture-of-Experts routers; none by default.
+     */
+    default List<Parameter> buffers() {
+        return List.of();
+    }
+
+    /**
+     * Tokens each routed expert received since the last {@link #resetExpertLoads()}, Mixture-of-Experts
+     * layer after layer (experts of the first MoE layer first); empty for a dense model. A copy.
+     */
+    default float[] expertLoads() {
+        return new float[0];
+    }
+
+    /** Forgets the counted expert loads. */
+    default void resetExpertLoads() {
+    }
+
+    /**
+     * Auxiliary-loss-free load balancing of every Mixture-of-Experts layer after a step, from loads
+     * laid out as {@link #expertLoads()} gives them (summed over ranks in data-parallel training).
+     *
+     * @param gamma the bias update speed γ
+     */
+    default void balanceExperts(double gamma, float[] loads) {
+        if (loads.length != 0) {
+            throw new IllegalArgumentException(loads.length + " expert loads for a model without experts");
+        }
+    }
 }

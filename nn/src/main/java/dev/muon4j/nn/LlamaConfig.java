@@ -21,7 +21,8 @@ import java.util.Map;
  * @param initStd       standard deviation of the initial weights (0.02, as GPT-2 and Llama)
  */
 public record LlamaConfig(int vocabSize, int width, int layers, int heads, int kvHeads, int mlpWidth,
-                          int contextLength, boolean tiedHead, double ropeTheta, double normEps, double initStd) {
+                          int contextLength, boolean tiedHead, double ropeTheta, double normEps, double initStd)
+        implements ModelConfig {
 
     public LlamaConfig {
         positive("vocabSize", vocabSize);
@@ -60,6 +61,16 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
      */
     public static LlamaConfig standardSmall() {
         return new LlamaConfig(256, 384, 6, 6, 6, 1024, 256, false, 10000, 1e-5, 0.02);
+    }
+
+    @Override
+    public LlamaConfig trunk() {
+        return this;
+    }
+
+    @Override
+    public FeedForward feedForward(int layer, String prefix) {
+        return new SwiGlu(prefix, width, mlpWidth);
     }
 
     /** D, the head dimension. */
@@ -181,7 +192,7 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
 
     /**
      * The floats a graph's pool holds at the end of one training forward and backward pass of
-     * {@link LlamaModel#loss} over {@code batch} sequences of the full context: every
+     * {@link DecoderModel#loss} over {@code batch} sequences of the full context: every
      * intermediate tensor and its gradient, and the operations' scratch arrays, none of which
      * return to the pool before {@link dev.muon4j.autograd.Graph#reset()} (so this equals
      * {@link dev.muon4j.autograd.Graph#peakFloats()} after one such pass). With N = B·T, L layers

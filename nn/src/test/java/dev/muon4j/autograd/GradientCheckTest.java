@@ -165,6 +165,21 @@ class GradientCheckTest {
                 wrt("logits", randn(rnd, 6 * 7, 2), 6, 7)));
         cases.add(new Case("reshape", (g, in) -> Ops.mul(g, Ops.reshape(g, in[0], 3, 8), in[1]),
                 wrt("x", randn(rnd, 24, 1), 2, 3, 4), wrt("y", randn(rnd, 24, 1), 3, 8)));
+        cases.add(new Case("sigmoid", (g, in) -> Ops.sigmoid(g, in[0]),
+                wrt("x", uniform(rnd, 5 * 7, -4, 4), 5, 7)));
+        // Mixture-of-Experts: 4 tokens, 5 experts, 2 chosen each (expert 3 by nobody, expert 1 by three tokens).
+        int[] chosen = {1, 4, 0, 1, 2, 1, 4, 0};
+        cases.add(new Case("topKGates (scale 2.446)", (g, in) -> Ops.topKGates(g, in[0], chosen, 2, 2.446),
+                wrt("scores", uniform(rnd, 4 * 5, 0.05, 0.95), 4, 5)));
+        int[] gathered = {2, 0, 2, 3, 1, 2, 0};
+        cases.add(new Case("gatherRows (repeated rows)", (g, in) -> Ops.gatherRows(g, in[0], gathered),
+                wrt("x", randn(rnd, 4 * 6, 1), 4, 6)));
+        int[] offsets = {0, 2, 2, 5, 7};
+        cases.add(new Case("groupedLinear (an expert without rows)", (g, in) -> Ops.groupedLinear(g, in[0], in[1], offsets),
+                wrt("x", randn(rnd, 7 * 5, 1), 7, 5), wrt("w", randn(rnd, 4 * 3 * 5, 1), 4, 3, 5)));
+        int[] slots = {3, 0, 5, 1, 2, 7, 6, 4};
+        cases.add(new Case("combine", (g, in) -> Ops.combine(g, in[0], in[1], slots),
+                wrt("y", randn(rnd, 8 * 6, 1), 8, 6), wrt("gates", uniform(rnd, 4 * 2, 0.1, 1.5), 4, 2)));
         // A small decoder step end to end: embedding → RMSNorm → q, k, v → RoPE → attention → output → loss.
         int[] seq = {1, 4, 4, 2, 0, 3, 1, 1};
         int[] next = {4, 4, 2, 0, 3, 1, 1, 2};

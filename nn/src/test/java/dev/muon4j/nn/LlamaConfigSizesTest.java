@@ -109,7 +109,7 @@ class LlamaConfigSizesTest {
                 new LlamaConfig(32, 12, 3, 3, 3, 20, 5, false, 10000, 1e-5, 0.02)};
         for (LlamaConfig config : configs) {
             for (int batch : new int[] {1, 3}) {
-                LlamaModel model = new LlamaModel(config);
+                DecoderModel model = new DecoderModel(config);
                 model.initialize(1);
                 SplittableRandom random = new SplittableRandom(batch);
                 int[] inputs = random.ints(batch * config.contextLength(), 0, config.vocabSize()).toArray();

@@ -21,9 +21,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * The largest attention logits the model records ({@link LlamaModel#maxLogits()}) against a float64
+ * The largest attention logits the model records ({@link DecoderModel#maxLogits()}) against a float64
  * forward of the same weights, for multi-head and grouped-query models, across micro-batches and
- * resets; and {@link LlamaModel#qkClip}: after clipping weights whose logits grew past τ, the same
+ * resets; and {@link DecoderModel#qkClip}: after clipping weights whose logits grew past τ, the same
  * batch's logits are at most τ in every head, each clipped group's largest is τ, and heads under τ
  * keep their weights bit for bit.
  *
@@ -60,8 +60,8 @@ class MaxLogitsTest {
     }
 
     /** A model with its query and key projections scaled by {@code qkScale}, so logits reach several units. */
-    static LlamaModel model(LlamaConfig c, long seed, double qkScale) {
-        LlamaModel m = new LlamaModel(c);
+    static DecoderModel model(LlamaConfig c, long seed, double qkScale) {
+        DecoderModel m = new DecoderModel(c);
         m.initialize(seed);
         for (Parameter p : m.parameters()) {
             if (p.name().endsWith("q_proj.weight") || p.name().endsWith("k_proj.weight")) {
@@ -74,7 +74,7 @@ class MaxLogitsTest {
         return m;
     }
 
-    float[] forwardMaxLogits(LlamaModel m, int[] tokens, int batch, int time) {
+    float[] forwardMaxLogits(DecoderModel m, int[] tokens, int batch, int time) {
         m.resetMaxLogits();
         try (Graph g = new Graph(backend)) {
             m.forward(g, tokens, batch, time);
@@ -86,7 +86,7 @@ class MaxLogitsTest {
     @CsvSource({"4, 4", "4, 2", "4, 1"})
     void maxLogitsMatchAFloat64Forward(int heads, int kvHeads) {
         LlamaConfig c = config(heads, kvHeads);
-        LlamaModel m = model(c, 11, 3);
+        DecoderModel m = model(c, 11, 3);
         int batch = 3;
         int time = 12;
         int[] t = tokens(new Random(heads * 10L + kvHeads), batch * time, c.vocabSize());
@@ -105,7 +105,7 @@ class MaxLogitsTest {
     @Test
     void recordsTheMaximumOverMicroBatchesUntilReset() {
         LlamaConfig c = config(4, 2);
-        LlamaModel m = model(c, 5, 3);
+        DecoderModel m = model(c, 5, 3);
         Random r = new Random(3);
         int[] first = tokens(r, 2 * 12, c.vocabSize());
         int[] second = tokens(r, 12, c.vocabSize());
@@ -176,7 +176,7 @@ class MaxLogitsTest {
     @CsvSource({"4, 4", "4, 2"})
     void clippedWeightsBringEveryHeadToAtMostTau(int heads, int kvHeads) {
         LlamaConfig c = config(heads, kvHeads);
-        LlamaModel m = model(c, 17, 4);
+        DecoderModel m = model(c, 17, 4);
         int batch = 2;
         int time = 12;
         int[] t = tokens(new Random(21), batch * time, c.vocabSize());
@@ -268,7 +268,7 @@ class MaxLogitsTest {
         return "model.layers." + layer + ".self_attn." + proj + ".weight";
     }
 
-    static Parameter parameter(LlamaModel m, int layer, String proj) {
+    static Parameter parameter(DecoderModel m, int layer, String proj) {
         String n = name(layer, proj);
         return m.parameters().stream().filter(p -> p.name().equals(n)).findFirst().orElseThrow();
     }
@@ -283,7 +283,7 @@ class MaxLogitsTest {
 
     /** A float64 Llama forward through the blocks, keeping each layer's and head's largest attention logit. */
     static final class Float64Llama {
-        static double[] maxLogits(LlamaConfig c, LlamaModel m, int[] tokens, int batch, int time) {
+        static double[] maxLogits(LlamaConfig c, DecoderModel m, int[] tokens, int batch, int time) {
             Map<String, float[]> w = new HashMap<>();
             for (Parameter p : m.parameters()) {
                 w.put(p.name(), p.value());

@@ -11,7 +11,7 @@ import dev.muon4j.distributed.Collectives;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.nn.LanguageModel;
-import dev.muon4j.nn.LlamaModel;
+import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.optim.AdamWConfig;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
@@ -36,7 +36,7 @@ import java.util.Optional;
 import java.util.function.Consumer;
 
 /**
- * Trains a {@link LlamaModel} on a {@link TokenDataset}: each optimizer step accumulates the
+ * Trains a {@link DecoderModel} on a {@link TokenDataset}: each optimizer step accumulates the
  * gradients of {@code accumulation} micro-batches (averaged), clips, and steps the optimizer;
  * validation runs every {@code evalEvery} steps; checkpoints hold the weights, the optimizer
  * state, the configs and the step, so that {@link #run(boolean) run(true)} continues exactly:
@@ -288,7 +288,7 @@ public final class Trainer {
         int rank = group.rank();
         int ranks = group.size();
         boolean root = rank == 0;
-        LanguageModel model = new LlamaModel(modelConfig);
+        LanguageModel model = new DecoderModel(modelConfig);
         model.initialize(config.seed());
         HybridOptimizer.Builder settings = settings(backend, config, modelConfig);
         ShardedOptimizer sharded = ranks > 1 ? new ShardedOptimizer(group.comm, settings, model.parameters(), parallel.mode()) : null;

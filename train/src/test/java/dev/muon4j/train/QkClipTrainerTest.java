@@ -15,7 +15,7 @@ import dev.muon4j.data.BatchSampler;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
-import dev.muon4j.nn.LlamaModel;
+import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.optim.Parameter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -96,8 +96,8 @@ class QkClipTrainerTest {
     }
 
     /** A model holding {@code weights}. */
-    static LlamaModel model(LlamaConfig config, Map<String, float[]> weights) {
-        LlamaModel m = new LlamaModel(config);
+    static DecoderModel model(LlamaConfig config, Map<String, float[]> weights) {
+        DecoderModel m = new DecoderModel(config);
         for (Parameter p : m.parameters()) {
             System.arraycopy(weights.get(p.name()), 0, p.value(), 0, p.size());
         }
@@ -106,7 +106,7 @@ class QkClipTrainerTest {
 
     /** The initial weights of a run with config c. */
     static Map<String, float[]> initial(LlamaConfig config, TrainConfig c) {
-        LlamaModel m = new LlamaModel(config);
+        DecoderModel m = new DecoderModel(config);
         m.initialize(c.seed());
         Map<String, float[]> out = new TreeMap<>();
         m.parameters().forEach(p -> out.put(p.name(), p.value().clone()));
@@ -115,7 +115,7 @@ class QkClipTrainerTest {
 
     /** The largest logits of the weights over the micro-batches of the first step, as the trainer samples them. */
     static float[] firstStepMaxLogits(LlamaConfig config, TrainConfig c, Map<String, float[]> weights) {
-        LlamaModel m = model(config, weights);
+        DecoderModel m = model(config, weights);
         BatchSampler sampler = DataParallelTrainerTest.DATA.trainSampler(T, c.batchSize(), c.seed());
         m.resetMaxLogits();
         try (Graph g = new Graph(backend)) {

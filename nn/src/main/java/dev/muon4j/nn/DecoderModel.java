@@ -23,8 +23,9 @@ import java.util.SplittableRandom;
  * attention logit q·k/√D it saw ({@link #maxLogits()}), a running maximum until
  * {@link #resetMaxLogits()}: what QK-clip ({@link #qkClip(double, double[])}) needs after an optimizer step.
  */
-public final class LlamaModel implements LanguageModel {
-    private final LlamaConfig config;
+public final class DecoderModel implements LanguageModel {
+    private final ModelConfig config;
+    private final LlamaConfig shape;            // the trunk: widths, heads, layers
     private final Parameter embed;              // (V, C)            EMBEDDING
     private final List<Block> blocks;
     private final Parameter finalNorm;          // (C)               NORM
@@ -39,27 +40,28 @@ public final class LlamaModel implements LanguageModel {
     }
 
     /** A model with all weights zero; call {@link #initialize(long)} or load a checkpoint. */
-    public LlamaModel(LlamaConfig config) {
+    public DecoderModel(ModelConfig config) {
         this.config = config;
-        int c = config.width();
+        LlamaConfig shape = config.trunk();
+        this.shape = shape;
+        int c = shape.width();
         List<Parameter> all = new ArrayList<>();
-        embed = add(all, Parameter.zeros("model.embed_tokens.weight", ParamRole.EMBEDDING, config.vocabSize(), c));
-        Rope rope = new Rope(config.headDim(), config.contextLength(), config.ropeTheta());
+        embed = add(all, Parameter.zeros("model.embed_tokens.weight", ParamRole.EMBEDDING, shape.vocabSize(), c));
+        Rope rope = new Rope(shape.headDim(), shape.contextLength(), shape.ropeTheta());
         List<Block> bs = new ArrayList<>();
-        for (int i = 0; i < config.layers(); i++) {
+        for (int i = 0; i < shape.layers(); i++) {
             String p = "model.layers." + i + ".";
             Parameter attnNorm = add(all, Parameter.zeros(p + "input_layernorm.weight", ParamRole.NORM, c));
-            Attention attention = new GroupedQueryAttention(p + "self_attn.", c, config.heads(), config.kvHeads(),
-                    config.headDim(), rope);
+            Attention attention = config.attention(i, p + "self_attn.", rope);
             all.addAll(attention.parameters());
             Parameter mlpNorm = add(all, Parameter.zeros(p + "post_attention_layernorm.weight", ParamRole.NORM, c));
-            FeedForward feedForward = new SwiGlu(p + "mlp.", c, config.mlpWidth());
+            FeedForward feedForward = config.feedForward(i, p + "mlp.");
             all.addAll(feedForward.parameters());
             bs.add(new Block(attnNorm, attention, mlpNorm, feedForward));
         }
         blocks = List.copyOf(bs);
         finalNorm = add(all, Parameter.zeros("model.norm.weight", ParamRole.NORM, c));
-        head = config.tiedHead() ? null : add(all, Parameter.zeros("lm_head.weight", ParamRole.HEAD, config.vocabSize(), c));
+        head = shape.tiedHead() ? null : add(all, Parameter.zeros("lm_head.weight", ParamRole.HEAD, shape.vocabSize(), c));
         parameters = Collections.unmodifiableList(all);
     }
 
@@ -68,7 +70,7 @@ public final class LlamaModel implements LanguageModel {
         return p;
     }
 
-    public LlamaConfig config() {
+    public ModelConfig config() {
         return config;
     }
 
@@ -80,19 +82,22 @@ public final class LlamaModel implements LanguageModel {
 
     @Override
     public int contextLength() {
-        return config.contextLength();
+        return shape.contextLength();
     }
 
     /**
      * Initialises as GPT-2 and Llama do: every matrix and the embedding from N(0, initStd²), the
      * two projections that write into the residual stream (o_proj, down_proj) from
-     * N(0, initStd²/(2·layers)), norm gains 1.
+     * N(0, initStd²/(2·layers)) (experts' down_proj too), norm gains 1, buffers (routers' biases) 0.
      */
     @Override
     public void initialize(long seed) {
+        for (Parameter b : buffers()) {
+            java.util.Arrays.fill(b.value(), 0f);
+        }
         SplittableRandom random = new SplittableRandom(seed);
-        double std = config.initStd();
-        double residualStd = std / Math.sqrt(2.0 * config.layers());
+        double std = shape.initStd();
+        double residualStd = std / Math.sqrt(2.0 * shape.layers());
         for (Parameter p : parameters) {
             float[] v = p.value();
             if (p.role() == ParamRole.NORM) {
@@ -108,13 +113,13 @@ public final class LlamaModel implements LanguageModel {
 
     @Override
     public Tensor forward(Graph g, int[] tokens, int batch, int time) {
-        if (time < 1 || time > config.contextLength()) {
-            throw new IllegalArgumentException("sequence length " + time + " outside 1.." + config.contextLength() + " (the context length)");
+        if (time < 1 || time > shape.contextLength()) {
+            throw new IllegalArgumentException("sequence length " + time + " outside 1.." + shape.contextLength() + " (the context length)");
         }
         if (batch < 1 || tokens.length != batch * time) {
             throw new IllegalArgumentException(tokens.length + " tokens are not " + batch + " sequences of " + time);
         }
-        float eps = (float) config.normEps();
+        float eps = (float) shape.normEps();
         Tensor x = Ops.embedding(g, g.parameter(embed), tokens);                         // (N, C)
         for (Block b : blocks) {
             Tensor a = Ops.rmsNorm(g, x, g.parameter(b.attnNorm()), eps);                   // (N, C)
@@ -134,9 +139,9 @@ public final class LlamaModel implements LanguageModel {
      */
     @Override
     public float[] maxLogits() {
-        float[] all = new float[blocks.size() * config.heads()];
+        float[] all = new float[blocks.size() * shape.heads()];
         for (int layer = 0; layer < blocks.size(); layer++) {
-            System.arraycopy(blocks.get(layer).attention().maxLogits(), 0, all, layer * config.heads(), config.heads());
+            System.arraycopy(blocks.get(layer).attention().maxLogits(), 0, all, layer * shape.heads(), shape.heads());
         }
         return all;
     }
@@ -160,7 +165,7 @@ public final class LlamaModel implements LanguageModel {
      */
     @Override
     public int qkClip(double tau, double[] maxLogits) {
-        int heads = config.heads();
+        int heads = shape.heads();
         if (maxLogits.length != blocks.size() * heads) {
             throw new IllegalArgumentException("QK-clip: " + maxLogits.length + " max logits for " + blocks.size() + " layers of "
                     + heads + " heads");
@@ -170,6 +175,69 @@ public final class LlamaModel implements LanguageModel {
             scaled += blocks.get(layer).attention().qkClip(tau, maxLogits, layer * heads);
         }
         return scaled;
+    }
+
+    @Override
+    public List<Parameter> buffers() {
+        List<Parameter> all = new ArrayList<>();
+        for (Block b : blocks) {
+            all.addAll(b.feedForward().buffers());
+        }
+        return all;
+    }
+
+    /** The Mixture-of-Experts layers, in layer order. */
+    public List<MixtureOfExperts> expertLayers() {
+        List<MixtureOfExperts> all = new ArrayList<>();
+        for (Block b : blocks) {
+            if (b.feedForward() instanceof MixtureOfExperts moe) {
+                all.add(moe);
+            }
+        }
+        return all;
+    }
+
+    @Override
+    public float[] expertLoads() {
+        List<MixtureOfExperts> layers = expertLayers();
+        int total = 0;
+        for (MixtureOfExperts moe : layers) {
+            total += moe.config().experts();
+        }
+        float[] all = new float[total];
+        int at = 0;
+        for (MixtureOfExperts moe : layers) {
+            float[] l = moe.loads();
+            System.arraycopy(l, 0, all, at, l.length);
+            at += l.length;
+        }
+        return all;
+    }
+
+    @Override
+    public void resetExpertLoads() {
+        for (MixtureOfExperts moe : expertLayers()) {
+            moe.resetLoads();
+        }
+    }
+
+    @Override
+    public void balanceExperts(double gamma, float[] loads) {
+        List<MixtureOfExperts> layers = expertLayers();
+        int total = 0;
+        for (MixtureOfExperts moe : layers) {
+            total += moe.config().experts();
+        }
+        if (loads.length != total) {
+            throw new IllegalArgumentException(loads.length + " expert loads for " + layers.size() + " MoE layers of "
+                    + (layers.isEmpty() ? 0 : layers.getFirst().config().experts()) + " experts");
+        }
+        int at = 0;
+        for (MixtureOfExperts moe : layers) {
+            int e = moe.config().experts();
+            moe.balance(gamma, java.util.Arrays.copyOfRange(loads, at, at + e));
+            at += e;
+        }
     }
 
     @Override

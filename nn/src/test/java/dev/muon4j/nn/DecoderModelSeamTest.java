@@ -9,12 +9,12 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The dense model as blocks of {@link Attention} and {@link FeedForward}: names, order, and the per-head projections. */
-class LlamaModelSeamTest {
+class DecoderModelSeamTest {
     static final LlamaConfig CONFIG = new LlamaConfig(32, 16, 2, 4, 2, 24, 8, false, 10000, 1e-5, 0.02);
 
     @Test
     void parametersKeepHuggingFaceNamesInBlockOrder() {
-        List<String> names = new LlamaModel(CONFIG).parameters().stream().map(Parameter::name).toList();
+        List<String> names = new DecoderModel(CONFIG).parameters().stream().map(Parameter::name).toList();
         List<String> block = List.of("input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
                 "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight", "mlp.gate_proj.weight",
                 "mlp.up_proj.weight", "mlp.down_proj.weight");
@@ -30,7 +30,7 @@ class LlamaModelSeamTest {
 
     @Test
     void queryAndKeyProjectionsAreHeadRowsOfTheHeadDimension() {
-        LlamaModel model = new LlamaModel(CONFIG);
+        DecoderModel model = new DecoderModel(CONFIG);
         List<Attention.HeadRows> rows = model.headRows();
         assertEquals(List.of("model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight",
                 "model.layers.1.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight"),
@@ -45,7 +45,7 @@ class LlamaModelSeamTest {
 
     @Test
     void qkClipRefusesMaximaOfTheWrongCount() {
-        LanguageModel model = new LlamaModel(CONFIG);
+        LanguageModel model = new DecoderModel(CONFIG);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> model.qkClip(10, new double[7]));
         assertTrue(e.getMessage().contains("7 max logits") && e.getMessage().contains("2 layers of 4 heads"), e.getMessage());
         assertEquals(2 * 4, model.maxLogits().length);

@@ -1,0 +1,56 @@
+package dev.muon4j.nn;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The Mixture-of-Experts feed-forward layers of a DeepSeek-V3-style model (DeepSeek-V3 technical
+ * report, arXiv 2412.19437, §2.1.2; Hugging Face {@code DeepseekV3Config}, whose field names are
+ * given in brackets). Moonlight-16B-A3B's values ({@code moonshotai/Moonlight-16B-A3B} config.json):
+ * 64 routed experts, 6 active, width 1408, 2 shared experts, routed scaling factor 2.446, the
+ * first layer dense.
+ *
+ * @param experts          N_r, routed experts [{@code n_routed_experts}]
+ * @param activeExperts    K_r, routed experts each token goes to [{@code num_experts_per_tok}]
+ * @param expertWidth      the SwiGLU width of one expert [{@code moe_intermediate_size}]
+ * @param sharedExperts    N_s, experts every token goes through, run as one SwiGLU of width
+ *                         N_s·expertWidth as Hugging Face does [{@code n_shared_experts}]; 0 for none
+ * @param routedScale      the factor on the normalised gates [{@code routed_scaling_factor}]
+ * @param firstDenseLayers layers before the first MoE layer, which keep the dense SwiGLU
+ *                         [{@code first_k_dense_replace}]
+ */
+public record MoeConfig(int experts, int activeExperts, int expertWidth, int sharedExperts, double routedScale,
+                        int firstDenseLayers) {
+    public MoeConfig {
+        if (experts < 1) {
+            throw new IllegalArgumentException("MoE config: experts must be >= 1, got " + experts);
+        }
+        if (activeExperts < 1 || activeExperts > experts) {
+            throw new IllegalArgumentException("MoE config: active experts must be in 1.." + experts + ", got " + activeExperts);
+        }
+        if (expertWidth < 1) {
+            throw new IllegalArgumentException("MoE config: expert width must be >= 1, got " + expertWidth);
+        }
+        if (sharedExperts < 0) {
+            throw new IllegalArgumentException("MoE config: shared experts must be >= 0, got " + sharedExperts);
+        }
+        if (!(routedScale > 0) || !Double.isFinite(routedScale)) {
+            throw new IllegalArgumentException("MoE config: routed scale must be finite and > 0, got " + routedScale);
+        }
+        if (firstDenseLayers < 0) {
+            throw new IllegalArgumentException("MoE config: first dense layers must be >= 0, got " + firstDenseLayers);
+        }
+    }
+
+    /** Field name → value, for JSON. */
+    public Map<String, Object> toMap() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("experts", experts);
+        m.put("active_experts", activeExperts);
+        m.put("expert_width", expertWidth);
+        m.put("shared_experts", sharedExperts);
+        m.put("routed_scale", routedScale);
+        m.put("first_dense_layers", firstDenseLayers);
+        return m;
+    }
+}
