@@ -197,14 +197,15 @@ public final class DecoderModel implements LanguageModel {
         return all;
     }
 
+    /** Routed experts over all Mixture-of-Experts layers. */
+    private static int expertCount(List<MixtureOfExperts> layers) {
+        return layers.stream().mapToInt(moe -> moe.config().experts()).sum();
+    }
+
     @Override
     public float[] expertLoads() {
         List<MixtureOfExperts> layers = expertLayers();
-        int total = 0;
-        for (MixtureOfExperts moe : layers) {
-            total += moe.config().experts();
-        }
-        float[] all = new float[total];
+        float[] all = new float[expertCount(layers)];
         int at = 0;
         for (MixtureOfExperts moe : layers) {
             float[] l = moe.loads();
@@ -224,11 +225,7 @@ public final class DecoderModel implements LanguageModel {
     @Override
     public void balanceExperts(double gamma, float[] loads) {
         List<MixtureOfExperts> layers = expertLayers();
-        int total = 0;
-        for (MixtureOfExperts moe : layers) {
-            total += moe.config().experts();
-        }
-        if (loads.length != total) {
+        if (loads.length != expertCount(layers)) {
             throw new IllegalArgumentException(loads.length + " expert loads for " + layers.size() + " MoE layers of "
                     + (layers.isEmpty() ? 0 : layers.getFirst().config().experts()) + " experts");
         }
