@@ -29,10 +29,22 @@ public record DeepSeekConfig(LlamaConfig trunk, MoeConfig moe) implements ModelC
         return new MixtureOfExperts(prefix, trunk.width(), moe);
     }
 
-    /** Field name → value, for JSON: the trunk's fields and {@code "moe"}. */
+    /** Field name → value, for JSON: {@code "model": "deepseek"}, the trunk's fields and {@code "moe"}. */
+    @Override
     public Map<String, Object> toMap() {
-        Map<String, Object> m = new LinkedHashMap<>(trunk.toMap());
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put(ModelConfig.FAMILY_KEY, Family.DEEPSEEK.key());
+        m.putAll(trunk.toMap());
         m.put("moe", moe.toMap());
         return m;
+    }
+
+    /** Inverse of {@link #toMap()}. */
+    @SuppressWarnings("unchecked")
+    static DeepSeekConfig fromMap(Map<String, ?> m) {
+        if (!(m.get("moe") instanceof Map<?, ?> moe)) {
+            throw new IllegalArgumentException("model config of a deepseek model lacks its \"moe\" object, got " + m.get("moe"));
+        }
+        return new DeepSeekConfig(LlamaConfig.fromMap(m), MoeConfig.fromMap((Map<String, ?>) moe));
     }
 }

@@ -224,6 +224,7 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
     }
 
     /** Field name → value, for JSON. */
+    @Override
     public Map<String, Object> toMap() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("vocab_size", vocabSize);
@@ -255,21 +256,21 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
         return v;
     }
 
-    private static int intOf(Map<String, ?> m, String key) {
+    static int intOf(Map<String, ?> m, String key) {
         if (!(field(m, key) instanceof Number n) || n.doubleValue() != Math.rint(n.doubleValue())) {
             throw new IllegalArgumentException("model config field " + key + " must be an integer, got " + m.get(key));
         }
         return Math.toIntExact(n.longValue());
     }
 
-    private static double doubleOf(Map<String, ?> m, String key) {
+    static double doubleOf(Map<String, ?> m, String key) {
         if (!(field(m, key) instanceof Number n)) {
             throw new IllegalArgumentException("model config field " + key + " must be a number, got " + m.get(key));
         }
         return n.doubleValue();
     }
 
-    private static boolean boolOf(Map<String, ?> m, String key) {
+    static boolean boolOf(Map<String, ?> m, String key) {
         if (!(field(m, key) instanceof Boolean b)) {
             throw new IllegalArgumentException("model config field " + key + " must be true or false, got " + m.get(key));
         }

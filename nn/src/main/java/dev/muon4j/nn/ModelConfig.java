@@ -21,6 +21,42 @@ public sealed interface ModelConfig permits LlamaConfig, DeepSeekConfig {
     /** The feed-forward layer of layer {@code layer}, its parameter names starting with {@code prefix}. */
     FeedForward feedForward(int layer, String prefix);
 
+    /** Key of the model family in {@link #toMap()}; absent means {@link Family#LLAMA} (configs written before there were two). */
+    String FAMILY_KEY = "model";
+
+    /** The model families, as {@code --model} names them. */
+    enum Family {
+        /** Dense Llama: {@link LlamaConfig}. */
+        LLAMA,
+        /** DeepSeek-V3 style Mixture-of-Experts: {@link DeepSeekConfig}. */
+        DEEPSEEK;
+
+        /** The name in configs and on the command line. */
+        public String key() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    /** This config's family. */
+    default Family family() {
+        return this instanceof DeepSeekConfig ? Family.DEEPSEEK : Family.LLAMA;
+    }
+
+    /** Field name → value, for JSON; {@link #fromMap} reads it back. */
+    java.util.Map<String, Object> toMap();
+
+    /** Inverse of {@link #toMap()}: the family from {@link #FAMILY_KEY} (Llama when absent). */
+    static ModelConfig fromMap(java.util.Map<String, ?> m) {
+        Object family = m.get(FAMILY_KEY);
+        if (family == null || Family.LLAMA.key().equals(family)) {
+            return LlamaConfig.fromMap(m);
+        }
+        if (Family.DEEPSEEK.key().equals(family)) {
+            return DeepSeekConfig.fromMap(m);
+        }
+        throw new IllegalArgumentException("model config: unknown model family " + family + " (known: llama, deepseek)");
+    }
+
     /** A model of this shape with all weights zero. */
     default DecoderModel create() {
         return new DecoderModel(this);

@@ -53,4 +53,10 @@ public record MoeConfig(int experts, int activeExperts, int expertWidth, int sha
         m.put("first_dense_layers", firstDenseLayers);
         return m;
     }
+
+    /** Inverse of {@link #toMap()}. */
+    public static MoeConfig fromMap(Map<String, ?> m) {
+        return new MoeConfig(LlamaConfig.intOf(m, "experts"), LlamaConfig.intOf(m, "active_experts"), LlamaConfig.intOf(m, "expert_width"),
+                LlamaConfig.intOf(m, "shared_experts"), LlamaConfig.doubleOf(m, "routed_scale"), LlamaConfig.intOf(m, "first_dense_layers"));
+    }
 }

@@ -50,4 +50,23 @@ class DecoderModelSeamTest {
         assertTrue(e.getMessage().contains("7 max logits") && e.getMessage().contains("2 layers of 4 heads"), e.getMessage());
         assertEquals(2 * 4, model.maxLogits().length);
     }
+
+    @Test
+    void configsComeBackFromTheirMapsWithTheirFamily() {
+        assertEquals(CONFIG, ModelConfig.fromMap(CONFIG.toMap()), "a Llama config has no family key and reads back");
+        assertEquals(ModelConfig.Family.LLAMA, CONFIG.family());
+        DeepSeekConfig moe = new DeepSeekConfig(CONFIG, new MoeConfig(8, 2, 12, 1, 2.446, 1));
+        java.util.Map<String, Object> m = moe.toMap();
+        assertEquals("deepseek", m.get("model"));
+        assertEquals(moe, ModelConfig.fromMap(m));
+        assertEquals(ModelConfig.Family.DEEPSEEK, moe.family());
+        java.util.Map<String, Object> unknown = new java.util.LinkedHashMap<>(m);
+        unknown.put("model", "mamba");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromMap(unknown));
+        assertTrue(e.getMessage().contains("unknown model family mamba"), e.getMessage());
+        java.util.Map<String, Object> noMoe = new java.util.LinkedHashMap<>(m);
+        noMoe.remove("moe");
+        e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromMap(noMoe));
+        assertTrue(e.getMessage().contains("\"moe\""), e.getMessage());
+    }
 }
