@@ -106,6 +106,73 @@ public final class QkClip {
         return scaled;
     }
 
+    /**
+     * Clips one Multi-head Latent Attention layer in place, per head (K2 report, the MuonClip section:
+     * "for MLA"; docs/VARIANTS.md). Head h's logit is q^C·k^C + q^R·k^R over √(Dn + Dr): its content
+     * query q^C and content key k^C are its own rows, its rotary query q^R too, but the rotary key k^R
+     * is one for all heads. So for every head with S_h &gt; τ, γ_h = τ/S_h and
+     * <pre>
+     *   q^C rows × √γ_h,   k^C rows × √γ_h,   q^R rows × γ_h,   k^R and the value rows untouched
+     * </pre>
+     * which multiplies every logit of head h by γ_h and no other head's logit at all. Megatron-LM's
+     * {@code MLASelfAttention} clip (q nope × η^α, q pe × η, k nope × η^(1−α)) is this with α = ½.
+     * Heads with S_h ≤ τ (a NaN or negative S included) are not touched, bit for bit; each float becomes
+     * the float nearest to {@code w·factor}, the factor computed in double.
+     *
+     * @param wq        the query projection ({@code q_proj}, or {@code q_b_proj} with a query rank):
+     *                  H blocks of Dn + Dr rows, head h's content rows first, then its rotary rows; modified
+     * @param wkvB      the key-value up-projection {@code kv_b_proj}: H blocks of Dn + Dv rows, head h's
+     *                  content-key rows first, then its value rows; modified (the content-key rows only)
+     * @param heads     H
+     * @param nopeDim   Dn, content (no-position) rows of a query or key head
+     * @param ropeDim   Dr, rotary rows of a query head
+     * @param valueDim  Dv, value rows of a head
+     * @param maxLogits S_h per head (length H), the largest pre-softmax logit of the step; not modified
+     * @param tau       τ, finite and &gt; 0
+     * @return the number of heads whose rows were scaled
+     * @throws IllegalArgumentException for τ ≤ 0 or not finite, dimensions below 1, or arrays whose
+     *                                  lengths do not match the shapes
+     */
+    public static int clipLatent(float[] wq, float[] wkvB, int heads, int nopeDim, int ropeDim, int valueDim, double[] maxLogits,
+                                 double tau) {
+        checkThreshold(tau);
+        if (heads < 1 || nopeDim < 1 || ropeDim < 1 || valueDim < 1) {
+            throw new IllegalArgumentException("QK-clip (MLA): heads " + heads + " and head dimensions " + nopeDim + ", " + ropeDim
+                    + ", " + valueDim + " must all be >= 1");
+        }
+        if (maxLogits.length != heads) {
+            throw new IllegalArgumentException("QK-clip (MLA): " + maxLogits.length + " max logits for " + heads + " heads");
+        }
+        long qRows = (long) heads * (nopeDim + ropeDim);
+        if (wq.length == 0 || wq.length % qRows != 0) {
+            throw new IllegalArgumentException("QK-clip (MLA): W_q has " + wq.length + " values, not H·(Dn + Dr) = " + qRows
+                    + " rows of equal width");
+        }
+        long kvRows = (long) heads * (nopeDim + valueDim);
+        if (wkvB.length == 0 || wkvB.length % kvRows != 0) {
+            throw new IllegalArgumentException("QK-clip (MLA): kv_b_proj has " + wkvB.length + " values, not H·(Dn + Dv) = " + kvRows
+                    + " rows of equal width");
+        }
+        int qCols = (int) (wq.length / qRows);
+        int kvCols = (int) (wkvB.length / kvRows);
+        int scaled = 0;
+        for (int h = 0; h < heads; h++) {
+            double s = maxLogits[h];
+            if (!(s > tau)) {
+                continue;
+            }
+            double gamma = tau / s;
+            double root = Math.sqrt(gamma);
+            int q0 = h * (nopeDim + ropeDim) * qCols;
+            scale(wq, q0, q0 + nopeDim * qCols, root);
+            scale(wq, q0 + nopeDim * qCols, q0 + (nopeDim + ropeDim) * qCols, gamma);
+            int k0 = h * (nopeDim + valueDim) * kvCols;
+            scale(wkvB, k0, k0 + nopeDim * kvCols, root);
+            scaled++;
+        }
+        return scaled;
+    }
+
     /** The largest S_h of key group g (NaN when any of them is NaN). */
     private static double groupMax(double[] maxLogits, int g, int group) {
         double s = Double.NEGATIVE_INFINITY;

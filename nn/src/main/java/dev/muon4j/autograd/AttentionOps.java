@@ -6,8 +6,9 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Causal multi-head self-attention with grouped key/value heads. Shapes: B batch, T time,
- * H query heads, K key/value heads (H a multiple of K), D head dimension. q (B·T, H·D),
- * k and v (B·T, K·D), output (B·T, H·D). Query head h reads key/value head h / (H/K).
+ * H query heads, K key/value heads (H a multiple of K), D query/key head dimension, Dv value head
+ * dimension (Dv = D for Llama; Multi-head Latent Attention has Dv ≠ D). q (B·T, H·D),
+ * k (B·T, K·D), v (B·T, K·Dv), output (B·T, H·Dv). Query head h reads key/value head h / (H/K).
  *
  * <p>Per (b, h): {@code S = Q·Kᵀ/√D} (T×T, GEMM on strided views, no copies), masked above the
  * diagonal, {@code P = softmax(S)} row-wise (kept for backward), {@code O = P·V} (GEMM). Backward:
@@ -33,27 +34,40 @@ final class AttentionOps {
     /**
      * As {@link #causal(Graph, Tensor, Tensor, Tensor, int, int, int, int)}; when {@code maxLogits}
      * is not null, also raises {@code maxLogits[offset + h]} to head h's largest logit of this call
-     * (a NaN logit makes it NaN).
+     * (a NaN logit makes it NaN). Values have the query/key head dimension D = q width / H.
      */
     static Tensor causal(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads,
                          float[] maxLogits, int offset) {
-        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0) {
-            throw new IllegalArgumentException("attention: query heads " + heads + " must be a positive multiple of key/value heads " + kvHeads);
-        }
+        checkHeads(q, heads, kvHeads);
+        return causal(g, q, k, v, batch, time, heads, kvHeads, q.cols() / heads, maxLogits, offset);
+    }
+
+    /**
+     * As {@link #causal(Graph, Tensor, Tensor, Tensor, int, int, int, int, float[], int)} with value
+     * heads of their own dimension Dv: v (B·T, K·Dv) → output (B·T, H·Dv); the scale stays 1/√D of
+     * the query/key heads. With Dv = D the arithmetic is the same, operation for operation.
+     */
+    static Tensor causal(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads,
+                         int valueHeadDim, float[] maxLogits, int offset) {
+        checkHeads(q, heads, kvHeads);
         int rows = batch * time;
         if (q.rows() != rows || k.rows() != rows || v.rows() != rows) {
             throw new IllegalArgumentException("attention: q, k, v must have B·T = " + rows + " rows, got "
                     + q.rows() + ", " + k.rows() + ", " + v.rows());
         }
-        if (q.cols() % heads != 0) {
-            throw new IllegalArgumentException("attention: q width " + q.cols() + " is not a multiple of " + heads + " heads");
-        }
         int d = q.cols() / heads;
-        if (k.cols() != kvHeads * d || v.cols() != kvHeads * d) {
-            throw new IllegalArgumentException("attention: k and v must be (B·T, " + kvHeads * d + "), got widths " + k.cols() + " and " + v.cols());
+        int dv = valueHeadDim;
+        if (dv < 1) {
+            throw new IllegalArgumentException("attention: value head dimension must be >= 1, got " + dv);
+        }
+        if (k.cols() != kvHeads * d || v.cols() != kvHeads * dv) {
+            throw new IllegalArgumentException("attention: k must be (B·T, " + kvHeads * d + ") and v (B·T, " + kvHeads * dv
+                    + "), got widths " + k.cols() + " and " + v.cols());
         }
         int qw = heads * d;
         int kw = kvHeads * d;
+        int ow = heads * dv;
+        int vw = kvHeads * dv;
         int group = heads / kvHeads;
         float scale = (float) (1.0 / Math.sqrt(d));
         int tt = time * time;
@@ -62,7 +76,7 @@ final class AttentionOps {
             throw new IllegalArgumentException("attention: max logits of " + heads + " heads at " + offset
                     + " do not fit an array of " + maxLogits.length);
         }
-        Tensor out = g.output(g.needsGrad(q, k, v), rows, qw);
+        Tensor out = g.output(g.needsGrad(q, k, v), rows, ow);
         float[] probs = g.scratch(batch * heads * tt);
         // S = scale · Q·Kᵀ for every (b, h)
         for (int b = 0; b < batch; b++) {
@@ -92,23 +106,34 @@ final class AttentionOps {
         for (int b = 0; b < batch; b++) {
             for (int h = 0; h < heads; h++) {
                 int kh = h / group;
-                be.gemm(false, false, time, d, time, 1f, probs, (b * heads + h) * tt, time,
-                        v.data, b * time * kw + kh * d, kw, 0f, out.data, b * time * qw + h * d, qw);
+                be.gemm(false, false, time, dv, time, 1f, probs, (b * heads + h) * tt, time,
+                        v.data, b * time * vw + kh * dv, vw, 0f, out.data, b * time * ow + h * dv, ow);
             }
         }
         if (out.requiresGrad()) {
-            g.record(() -> backward(g, q, k, v, out, probs, batch, time, heads, group, d, scale));
+            g.record(() -> backward(g, q, k, v, out, probs, batch, time, heads, group, d, dv, scale));
         }
         return out;
     }
 
+    private static void checkHeads(Tensor q, int heads, int kvHeads) {
+        if (heads < 1 || kvHeads < 1 || heads % kvHeads != 0) {
+            throw new IllegalArgumentException("attention: query heads " + heads + " must be a positive multiple of key/value heads " + kvHeads);
+        }
+        if (q.cols() % heads != 0) {
+            throw new IllegalArgumentException("attention: q width " + q.cols() + " is not a multiple of " + heads + " heads");
+        }
+    }
+
     private static void backward(Graph g, Tensor q, Tensor k, Tensor v, Tensor out, float[] probs,
-                                 int batch, int time, int heads, int group, int d, float scale) {
+                                 int batch, int time, int heads, int group, int d, int dv, float scale) {
         Backend be = g.backend();
         float[] dOut = g.grad(out);
         int kvHeads = heads / group;
         int qw = heads * d;
         int kw = kvHeads * d;
+        int ow = heads * dv;
+        int vw = kvHeads * dv;
         int tt = time * time;
         float[] dP = g.scratch(batch * heads * tt);
         // dP = dO·Vᵀ and dV += Pᵀ·dO
@@ -116,11 +141,11 @@ final class AttentionOps {
             for (int h = 0; h < heads; h++) {
                 int kh = h / group;
                 int pOff = (b * heads + h) * tt;
-                int oOff = b * time * qw + h * d;
-                int kvOff = b * time * kw + kh * d;
-                be.gemm(false, true, time, time, d, 1f, dOut, oOff, qw, v.data, kvOff, kw, 0f, dP, pOff, time);
+                int oOff = b * time * ow + h * dv;
+                int vOff = b * time * vw + kh * dv;
+                be.gemm(false, true, time, time, dv, 1f, dOut, oOff, ow, v.data, vOff, vw, 0f, dP, pOff, time);
                 if (v.requiresGrad) {
-                    be.gemm(true, false, time, d, time, 1f, probs, pOff, time, dOut, oOff, qw, 1f, g.grad(v), kvOff, kw);
+                    be.gemm(true, false, time, dv, time, 1f, probs, pOff, time, dOut, oOff, ow, 1f, g.grad(v), vOff, vw);
                 }
             }
         }

@@ -75,6 +75,36 @@ public final class Ops {
                 offset);
     }
 
+    /**
+     * Causal self-attention whose value heads have their own dimension Dv (Multi-head Latent
+     * Attention): q (B·T, H·D), k (B·T, K·D), v (B·T, K·Dv) → (B·T, H·Dv), logits q·k/√D; raises
+     * {@code maxLogits[offset + h]} as {@link #causalAttention(Graph, Tensor, Tensor, Tensor, int, int, int, int, float[], int)}.
+     * With Dv = D it computes exactly what that method does.
+     */
+    public static Tensor causalAttention(Graph g, Tensor q, Tensor k, Tensor v, int batch, int time, int heads, int kvHeads,
+                                         int valueHeadDim, float[] maxLogits, int offset) {
+        return AttentionOps.causal(g, q, k, v, batch, time, heads, kvHeads, valueHeadDim,
+                java.util.Objects.requireNonNull(maxLogits, "maxLogits"), offset);
+    }
+
+    /**
+     * Columns [from, from + width) of each of the H equal column blocks of x (N, H·W): (N, H·width).
+     * With H = 1, a column slice.
+     */
+    public static Tensor sliceHeads(Graph g, Tensor x, int heads, int from, int width) {
+        return HeadOps.sliceHeads(g, x, heads, from, width);
+    }
+
+    /** a (N, H·Wa) and b (N, H·Wb) → (N, H·(Wa + Wb)) whose head h is a's head h followed by b's. */
+    public static Tensor concatHeads(Graph g, Tensor a, Tensor b, int heads) {
+        return HeadOps.concatHeads(g, a, b, heads);
+    }
+
+    /** x (N, W) repeated for each of H heads: (N, H·W); one key part shared by every head. */
+    public static Tensor repeatHeads(Graph g, Tensor x, int heads) {
+        return HeadOps.repeatHeads(g, x, heads);
+    }
+
     /** σ(x) = 1 / (1 + e^(−x)), elementwise. */
     public static Tensor sigmoid(Graph g, Tensor x) {
         return ExpertOps.sigmoid(g, x);

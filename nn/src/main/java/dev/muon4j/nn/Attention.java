@@ -8,7 +8,7 @@ import java.util.List;
 /**
  * The attention half of a decoder block: reads the normalised residual stream and returns what the
  * block adds to it. One seam beside {@link FeedForward}, so that a model is its blocks' choice of
- * the two ({@link GroupedQueryAttention} today; Multi-head Latent Attention beside it).
+ * the two ({@link GroupedQueryAttention}, {@link MultiHeadLatentAttention}).
  *
  * <p>Every forward pass records each query head's largest pre-softmax logit, a running maximum until
  * {@link #resetMaxLogits()}, for QK-clip.

@@ -18,8 +18,9 @@ import java.util.SplittableRandom;
  * one to one onto that implementation's. Shape letters: B batch, T time, C width, H heads,
  * K kv-heads, D head dim, F MLP width, V vocabulary, N = B·T rows.
  *
- * <p>Each block is RMSNorm → {@link GroupedQueryAttention} → residual, RMSNorm → {@link SwiGlu} →
- * residual. Every forward pass records, for each layer and query head, the largest pre-softmax
+ * <p>Each block is RMSNorm → attention ({@link GroupedQueryAttention}, or {@link MultiHeadLatentAttention}
+ * in a {@link DeepSeekConfig} that asks for it) → residual, RMSNorm → feed-forward ({@link SwiGlu} or
+ * {@link MixtureOfExperts}) → residual. Every forward pass records, for each layer and query head, the largest pre-softmax
  * attention logit q·k/√D it saw ({@link #maxLogits()}), a running maximum until
  * {@link #resetMaxLogits()}: what QK-clip ({@link #qkClip(double, double[])}) needs after an optimizer step.
  */
@@ -47,7 +48,7 @@ public final class DecoderModel implements LanguageModel {
         int c = shape.width();
         List<Parameter> all = new ArrayList<>();
         embed = add(all, Parameter.zeros("model.embed_tokens.weight", ParamRole.EMBEDDING, shape.vocabSize(), c));
-        Rope rope = new Rope(shape.headDim(), shape.contextLength(), shape.ropeTheta());
+        Rope rope = config.rope();
         List<Block> bs = new ArrayList<>();
         for (int i = 0; i < shape.layers(); i++) {
             String p = "model.layers." + i + ".";
@@ -154,9 +155,11 @@ public final class DecoderModel implements LanguageModel {
     }
 
     /**
-     * QK-clip of every layer ({@link dev.muon4j.optim.QkClip#clip}): in each layer, the query and key rows
-     * of every key group whose largest logit exceeds {@code tau} are scaled by √(τ/S) in place; the
-     * rest is not touched.
+     * QK-clip of every layer ({@link Attention#qkClip}): in each layer of grouped-query attention, the query
+     * and key rows of every key group whose largest logit exceeds {@code tau} are scaled by √(τ/S) in place
+     * ({@link dev.muon4j.optim.QkClip#clip}); in Multi-head Latent Attention each such head's content rows
+     * by √(τ/S) and its rotary query rows by τ/S ({@link dev.muon4j.optim.QkClip#clipLatent}); the rest is
+     * not touched.
      *
      * @param tau       the threshold τ, finite and &gt; 0
      * @param maxLogits S per layer and query head, index {@code layer·H + h} (as {@link #maxLogits()}, or

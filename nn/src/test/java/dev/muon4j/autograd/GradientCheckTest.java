@@ -160,6 +160,42 @@ class GradientCheckTest {
         cases.add(new Case("causalAttention B=2 T=5 H=K=4 D=3", (g, in) -> Ops.causalAttention(g, in[0], in[1], in[2], 2, 5, 4, 4),
                 wrt("q", randn(rnd, 10 * 12, 1), 10, 12), wrt("k", randn(rnd, 10 * 12, 1), 10, 12),
                 wrt("v", randn(rnd, 10 * 12, 1), 10, 12)));
+        // Value heads wider or narrower than query/key heads (Multi-head Latent Attention's Dv ≠ Dn + Dr).
+        cases.add(new Case("causalAttention Dv=5 B=2 T=5 H=4 K=2 D=3", (g, in) -> Ops.causalAttention(g, in[0], in[1], in[2], 2, 5, 4, 2, 5,
+                new float[4], 0),
+                wrt("q", randn(rnd, 10 * 12, 1), 10, 12), wrt("k", randn(rnd, 10 * 6, 1), 10, 6),
+                wrt("v", randn(rnd, 10 * 10, 1), 10, 10)));
+        cases.add(new Case("causalAttention Dv=2 B=2 T=4 H=K=3 D=4", (g, in) -> Ops.causalAttention(g, in[0], in[1], in[2], 2, 4, 3, 3, 2,
+                new float[3], 0),
+                wrt("q", randn(rnd, 8 * 12, 1), 8, 12), wrt("k", randn(rnd, 8 * 12, 1), 8, 12),
+                wrt("v", randn(rnd, 8 * 6, 1), 8, 6)));
+        // Head column operations: slices of each head, a plain column slice, per-head concatenation, a part repeated per head.
+        cases.add(new Case("sliceHeads (3 heads, columns 1..4 of 5)", (g, in) -> Ops.sliceHeads(g, in[0], 3, 1, 3),
+                wrt("x", randn(rnd, 4 * 15, 1), 4, 15)));
+        cases.add(new Case("sliceHeads (1 head: a column slice)", (g, in) -> Ops.sliceHeads(g, in[0], 1, 4, 3),
+                wrt("x", randn(rnd, 5 * 7, 1), 5, 7)));
+        cases.add(new Case("concatHeads (3 heads of 2 + 3)", (g, in) -> Ops.concatHeads(g, in[0], in[1], 3),
+                wrt("a", randn(rnd, 4 * 6, 1), 4, 6), wrt("b", randn(rnd, 4 * 9, 1), 4, 9)));
+        cases.add(new Case("concatHeads (b only)", (g, in) -> Ops.concatHeads(g, in[0], in[1], 2),
+                fixed("a", randn(rnd, 3 * 4, 1), 3, 4), wrt("b", randn(rnd, 3 * 2, 1), 3, 2)));
+        cases.add(new Case("repeatHeads (4 heads)", (g, in) -> Ops.repeatHeads(g, in[0], 4),
+                wrt("x", randn(rnd, 5 * 3, 1), 5, 3)));
+        // Multi-head latent attention from the ops, as dev.muon4j.nn.MultiHeadLatentAttention composes them:
+        // C = 6, H = 2, R_kv = 4, Dn = 2, Dr = 2, Dv = 3, B = 2, T = 3.
+        Rope rope2 = new Rope(2, 4, 10000);
+        cases.add(new Case("latent attention composite", (g, in) -> {
+            Tensor q = Ops.linear(g, in[0], in[1]);                                          // (6, 2·4)
+            Tensor query = Ops.concatHeads(g, Ops.sliceHeads(g, q, 2, 0, 2), Ops.rope(g, rope2, Ops.sliceHeads(g, q, 2, 2, 2), 3), 2);
+            Tensor kvA = Ops.linear(g, in[0], in[2]);                                        // (6, 4 + 2)
+            Tensor latent = Ops.rmsNorm(g, Ops.sliceHeads(g, kvA, 1, 0, 4), in[3], 1e-6f);  // (6, 4)
+            Tensor kRot = Ops.rope(g, rope2, Ops.sliceHeads(g, kvA, 1, 4, 2), 3);           // (6, 2)
+            Tensor kv = Ops.linear(g, latent, in[4]);                                        // (6, 2·5)
+            Tensor key = Ops.concatHeads(g, Ops.sliceHeads(g, kv, 2, 0, 2), Ops.repeatHeads(g, kRot, 2), 2);
+            Tensor value = Ops.sliceHeads(g, kv, 2, 2, 3);                                   // (6, 2·3)
+            return Ops.linear(g, Ops.causalAttention(g, query, key, value, 2, 3, 2, 2, 3, new float[2], 0), in[5]);
+        }, wrt("x", randn(rnd, 6 * 6, 1), 6, 6), wrt("wq", randn(rnd, 8 * 6, 0.5), 8, 6),
+                wrt("wkvA", randn(rnd, 6 * 6, 0.5), 6, 6), wrt("kvNorm", uniform(rnd, 4, 0.5, 1.5), 4),
+                wrt("wkvB", randn(rnd, 10 * 4, 0.5), 10, 4), wrt("wo", randn(rnd, 6 * 6, 0.5), 6, 6)));
         int[] targets = {2, 0, 6, 2, 5, 1};
         cases.add(new Case("crossEntropy", (g, in) -> Ops.crossEntropy(g, in[0], targets),
                 wrt("logits", randn(rnd, 6 * 7, 2), 6, 7)));
@@ -469,6 +505,19 @@ class GradientCheckTest {
             Tensor k = g.variable(new float[10 * 9], 10, 9);
             e = assertThrows(IllegalArgumentException.class, () -> Ops.causalAttention(g, q, k, k, 2, 5, 4, 3));
             assertTrue(e.getMessage().contains("4") && e.getMessage().contains("3"), e.getMessage());
+
+            Tensor v = g.variable(new float[10 * 8], 10, 8);
+            Tensor k2 = g.variable(new float[10 * 6], 10, 6);
+            e = assertThrows(IllegalArgumentException.class, () -> Ops.causalAttention(g, q, k2, v, 2, 5, 4, 2, 3, new float[4], 0));
+            assertTrue(e.getMessage().contains("v (B·T, 6)") && e.getMessage().contains("8"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> Ops.sliceHeads(g, q, 4, 2, 2));
+            assertTrue(e.getMessage().contains("[2, 4)") && e.getMessage().contains("width 3"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> Ops.sliceHeads(g, q, 5, 0, 1));
+            assertTrue(e.getMessage().contains("width 12") && e.getMessage().contains("5 heads"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> Ops.concatHeads(g, q, k, 2));
+            assertTrue(e.getMessage().contains("12") && e.getMessage().contains("9") && e.getMessage().contains("2 heads"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> Ops.repeatHeads(g, q, 0));
+            assertTrue(e.getMessage().contains("got 0"), e.getMessage());
 
             Tensor table = g.variable(new float[35], 7, 5);
             e = assertThrows(IllegalArgumentException.class, () -> Ops.embedding(g, table, new int[] {1, 7, 2}));

@@ -60,6 +60,8 @@ class DecoderModelSeamTest {
         assertEquals("deepseek", m.get("model"));
         assertEquals(moe, ModelConfig.fromMap(m));
         assertEquals(ModelConfig.Family.DEEPSEEK, moe.family());
+        DeepSeekConfig latent = new DeepSeekConfig(CONFIG, new MoeConfig(8, 2, 12, 1, 2.446, 1), new MlaConfig(0, 8, 4, 2, 4));
+        assertEquals(latent, ModelConfig.fromMap(latent.toMap()), "with latent attention");
         java.util.Map<String, Object> unknown = new java.util.LinkedHashMap<>(m);
         unknown.put("model", "mamba");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromMap(unknown));
