@@ -71,4 +71,22 @@ class DecoderModelSeamTest {
         e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromMap(noMoe));
         assertTrue(e.getMessage().contains("\"moe\""), e.getMessage());
     }
+
+    @Test
+    void stackedExpertsAreSavedOneTensorPerExpertWithHuggingFaceNames() {
+        Parameter stacked = Parameter.stackedMatrices("model.layers.1.mlp.experts.down_proj.weight", 3, 4, 5, new float[60],
+                new float[60]);
+        List<ExpertTensors.Piece> pieces = ExpertTensors.pieces(stacked);
+        assertEquals(List.of("model.layers.1.mlp.experts.0.down_proj.weight", "model.layers.1.mlp.experts.1.down_proj.weight",
+                "model.layers.1.mlp.experts.2.down_proj.weight"), pieces.stream().map(ExpertTensors.Piece::name).toList());
+        for (int e = 0; e < 3; e++) {
+            assertEquals(List.of(4, 5), java.util.Arrays.stream(pieces.get(e).shape()).boxed().toList());
+            assertEquals(e * 20, pieces.get(e).offset());
+            assertEquals(20, pieces.get(e).length());
+        }
+        Parameter router = Parameter.matrix("model.layers.1.mlp.gate.weight", 3, 5);
+        assertEquals(List.of("model.layers.1.mlp.gate.weight"), ExpertTensors.pieces(router).stream().map(ExpertTensors.Piece::name).toList());
+        Parameter shared = Parameter.matrix("model.layers.1.mlp.shared_experts.up_proj.weight", 4, 5);
+        assertEquals(1, ExpertTensors.pieces(shared).size(), "shared experts are one SwiGLU, one tensor each");
+    }
 }
