@@ -13,6 +13,7 @@ import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.NonFiniteGradientException;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
+import dev.muon4j.optim.Preset;
 import dev.muon4j.optim.Route;
 import dev.muon4j.optim.Transforms;
 import dev.muon4j.optim.UpdateRule;
@@ -21,6 +22,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
@@ -97,7 +99,7 @@ class OptimizerConformanceTest {
         ConformanceCase.Reference want = c.reference(STEPS);
         List<Parameter> initial = ConformanceCase.parameters();
         Map<String, Route> routes = c.settings(backend).build(ConformanceCase.parameters()).routes();
-        Map<Route, Double> worst = new java.util.TreeMap<>();
+        Map<Route, Double> worst = new TreeMap<>();
         double worstState = 0;
         for (int i = 0; i < initial.size(); i++) {
             String name = initial.get(i).name();
@@ -142,14 +144,12 @@ class OptimizerConformanceTest {
 
     @ParameterizedTest
     @MethodSource("cases")
-    void twoRunsAreBitIdentical(ConformanceCase c) {
+    void twoRunsAreBitIdentical(ConformanceCase c) throws Exception {
         Run a = oneProcess(c, backend, STEPS, 1);
         try (Backend other = new VectorBackend(1)) {
             Run b = oneProcess(c, other, STEPS, 1);
             assertBitIdentical(a.params(), b.params(), c + ": second run");
             assertStateBitIdentical(a.state(), b.state(), c + ": second run's state");
-        } catch (Exception e) {
-            throw new AssertionError(e);
         }
     }
 
@@ -187,7 +187,7 @@ class OptimizerConformanceTest {
         rejects(() -> c.preset.adamwSettings().beta2(1.5).build(), "AdamW beta2", "1.5");
         rejects(() -> c.preset.adamwSettings().eps(0).build(), "AdamW eps", "0.0");
         rejects(() -> c.settings(backend).clipGradientNorm(-1), "gradient clipping norm", "-1.0");
-        if (c.preset == dev.muon4j.optim.Preset.NORMUON) {
+        if (c.preset == Preset.NORMUON) {
             rejects(() -> new Transforms.NorMuon(1.5), "NorMuon beta2", "1.5");
         }
 
