@@ -43,6 +43,10 @@ class MpiCollectivesTest {
                 java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx512m",
                 "-XX:TieredStopAtLevel=1", "-Xshare:auto",
                 "-cp", System.getProperty("java.class.path"), MpiSelfCheck.class.getName()));
+        if (np == 2) {
+            // The optimizer conformance suite's cases over MPI (OptimizerConformanceTest runs them over 1-4 in-process ranks).
+            cmd.add("--conformance");
+        }
         String bench = System.getProperty("muon4j.mpi.bench");
         if (bench != null) {
             cmd.addAll(List.of("--bench", bench));

@@ -3,6 +3,7 @@ package dev.muon4j.distributed;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.VectorBackend;
 import dev.muon4j.optim.AdamWConfig;
+import dev.muon4j.optim.ConformanceCase;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.LearningRateSchedule;
 import dev.muon4j.optim.MuonConfig;
@@ -20,7 +21,9 @@ import java.util.List;
  * what failed and exits 0 (all good) or 1. Then runs {@link ShardedOptimizer} over MPI for pure
  * Muon, the hybrid and pure AdamW, in both modes, against a {@link HybridOptimizer} each rank runs
  * alone on the ranks' mean gradient, and checks that a state saved over MPI and loaded from rank 0
- * comes back bit for bit. With argument {@code --bench N} it also times
+ * comes back bit for bit. With argument {@code --conformance} it runs every case of the optimizer
+ * conformance suite ({@link ConformanceCase}) in both modes, bit for bit against one process on the
+ * ranks' mean gradient. With argument {@code --bench N} it also times
  * all-reduce, reduce-scatter and all-gather of N floats and prints the times from rank 0.
  */
 public final class MpiSelfCheck {
@@ -119,8 +122,13 @@ public final class MpiSelfCheck {
             }
             c.barrier();
             shardedOptimizer(c, who, failures);
-            if (args.length == 2 && args[0].equals("--bench")) {
-                bench(c, a, Long.parseLong(args[1]));
+            List<String> options = List.of(args);
+            if (options.contains("--conformance")) {
+                conformance(c, who, failures);
+            }
+            int bench = options.indexOf("--bench");
+            if (bench >= 0) {
+                bench(c, a, Long.parseLong(options.get(bench + 1)));
             }
         } catch (Throwable t) {
             failures.add("rank " + rank + ": " + t);
@@ -226,6 +234,39 @@ public final class MpiSelfCheck {
                     failures.add(what + e);
                 }
             }
+        }
+    }
+
+    /**
+     * Every case of {@link OptimizerConformanceTest} over MPI in both modes: parameters and gathered state bit
+     * for bit as one process on the ranks' mean gradient (the cases' gradients sum exactly in any order).
+     */
+    private static void conformance(MpiCollectives c, String who, List<String> failures) {
+        int before = failures.size();
+        for (ConformanceCase conformance : ConformanceCase.values()) {
+            for (ShardedOptimizer.Mode mode : ShardedOptimizer.Mode.values()) {
+                String what = who + "conformance " + conformance + " " + mode + ": ";
+                try (Backend backend = new VectorBackend(1)) {
+                    OptimizerConformanceTest.Run one = OptimizerConformanceTest.oneProcess(conformance, backend, STEPS, c.size());
+                    List<Parameter> params = ConformanceCase.parameters();
+                    OptimizerState state;
+                    try (ShardedOptimizer opt = new ShardedOptimizer(c, conformance.settings(backend), params, mode)) {
+                        for (int s = 0; s < STEPS; s++) {
+                            ConformanceCase.fillGradients(params, s, c.rank(), c.size());
+                            opt.step();
+                        }
+                        state = opt.saveState();
+                    }
+                    OptimizerConformanceTest.assertBitIdentical(one.params(), params, "parameters");
+                    OptimizerConformanceTest.assertStateBitIdentical(one.state(), state, "state");
+                } catch (RuntimeException | AssertionError e) {
+                    failures.add(what + e.getMessage());
+                }
+            }
+        }
+        if (c.rank() == 0) {
+            System.out.println(who + "conformance: " + ConformanceCase.values().length + " cases in " + ShardedOptimizer.Mode.values().length
+                    + " modes, " + (failures.size() - before) + " failed");
         }
     }
 
