@@ -1,6 +1,10 @@
 package dev.muon4j.train;
 
 import dev.muon4j.backend.Kernels;
+import dev.muon4j.io.AtomicFiles;
+import dev.muon4j.io.Json;
+import dev.muon4j.io.SafeTensors;
+import dev.muon4j.io.TensorData;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
@@ -292,13 +296,13 @@ public final class CheckpointStore {
             manifest.put("files", files);
             byte[] manifestJson = (Json.pretty(manifest) + "\n").getBytes(StandardCharsets.UTF_8);
             writeFile(tmp, MANIFEST_FILE, out -> out.write(manifestJson));
-            FileUtil.fsyncDirectory(tmp);
+            AtomicFiles.fsyncDirectory(tmp);
             if (Files.exists(target)) {
                 // Re-saving a step: move the old directory out of the way (deleted by the next save).
                 atomicMove(target, runDir.resolve(TMP_PREFIX + "replaced-" + name + "-" + nonce()));
             }
             atomicMove(tmp, target);
-            FileUtil.fsyncDirectory(runDir);
+            AtomicFiles.fsyncDirectory(runDir);
         } catch (IOException | UncheckedIOException e) {
             deleteQuietly(tmp, e);
             throw new IOException("checkpoint " + name + " was not written (" + e.getMessage() + "); " + previous, e);
@@ -398,7 +402,7 @@ public final class CheckpointStore {
             byte[] line = (name + "\n").getBytes(StandardCharsets.US_ASCII);
             writeFile(runDir, tmp.getFileName().toString(), out -> out.write(line));
             Files.move(tmp, runDir.resolve(LATEST_FILE), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            FileUtil.fsyncDirectory(runDir);
+            AtomicFiles.fsyncDirectory(runDir);
         } finally {
             Files.deleteIfExists(tmp);
         }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.muon4j.io.Json;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.ParamRole;
 import dev.muon4j.optim.Parameter;

@@ -12,6 +12,7 @@ import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
+import dev.muon4j.io.Json;
 import dev.muon4j.nn.LlamaConfig;
 import java.io.IOException;
 import java.nio.file.Files;
