@@ -306,10 +306,10 @@ class RunSafetyTest {
         trainer(c, dir).run(false, 6);
         Path cp = dir.resolve("step-00000006");
         OptimizerState s = OptimizerState.read(cp.resolve(CheckpointStore.OPTIMIZER_FILE));
-        new OptimizerState(2, 0, s.entries()).write(cp.resolve(CheckpointStore.OPTIMIZER_FILE));
+        new OptimizerState(2, 0, s.entries(), s.rules()).write(cp.resolve(CheckpointStore.OPTIMIZER_FILE));
         fixManifest(cp, CheckpointStore.OPTIMIZER_FILE);
         IOException e = assertThrows(IOException.class, () -> new CheckpointStore(dir).load(cp));
-        assertTrue(e.getMessage().contains("optimizer.state says 2"), e.getMessage());
+        assertTrue(e.getMessage().contains(CheckpointStore.OPTIMIZER_FILE + " says 2"), e.getMessage());
         assertEquals(4, new CheckpointStore(dir, 3, log::add).latest().orElseThrow().step());
     }
 
