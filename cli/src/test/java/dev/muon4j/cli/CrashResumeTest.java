@@ -5,10 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.muon4j.io.Json;
+import dev.muon4j.io.SafeTensors;
+import dev.muon4j.io.TensorData;
 import dev.muon4j.train.CheckpointStore;
-import dev.muon4j.train.Json;
-import dev.muon4j.train.SafeTensors;
-import dev.muon4j.train.TensorData;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;

@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.muon4j.distributed.MpiCollectives;
+import dev.muon4j.io.SafeTensors;
 import dev.muon4j.train.CheckpointStore;
-import dev.muon4j.train.SafeTensors;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

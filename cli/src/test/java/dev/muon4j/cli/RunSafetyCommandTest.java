@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.muon4j.io.Json;
 import dev.muon4j.train.CheckpointStore;
-import dev.muon4j.train.Json;
 import dev.muon4j.train.RunLock;
 import java.io.PrintWriter;
 import java.io.StringWriter;

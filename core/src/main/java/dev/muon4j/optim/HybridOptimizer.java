@@ -190,11 +190,11 @@ public final class HybridOptimizer implements Optimizer {
 
     @Override
     public OptimizerState saveState() {
-        Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
+        List<Map<String, float[]>> buffers = new ArrayList<>();
         for (ParamState s : slots) {
-            entries.put(s.parameter().name(), new OptimizerState.Entry(s.route(), s.parameter().shape(), s.buffers()));
+            buffers.add(s.buffers());
         }
-        return new OptimizerState(step, skipped, entries);
+        return OptimizerState.of(step, skipped, assignments, buffers);
     }
 
     @Override
@@ -250,7 +250,8 @@ public final class HybridOptimizer implements Optimizer {
             }
             if (!e.buffers().keySet().equals(expected.keySet())) {
                 throw new IllegalArgumentException("optimizer state of " + name + " has buffers " + e.buffers().keySet()
-                        + ", expected " + expected.keySet());
+                        + (e.rule() != null ? " (kept by rule " + e.rule() + ")" : "") + ", expected " + expected.keySet()
+                        + " (kept by rule " + a.rule().name() + ")");
             }
             for (Map.Entry<String, Integer> b : expected.entrySet()) {
                 int length = e.buffers().get(b.getKey()).length;

@@ -1,65 +1,76 @@
 package dev.muon4j.optim;
 
-import java.io.BufferedInputStream;
-import java.io.BufferedOutputStream;
-import java.io.ByteArrayInputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
-import java.io.EOFException;
+import dev.muon4j.io.Json;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
-import java.io.UTFDataFormatException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.zip.CRC32;
-import java.util.zip.CheckedOutputStream;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
- * An optimizer's state, keyed by parameter name (never by position), with a format version.
+ * An optimizer's state, keyed by parameter name (never by position): per parameter its route, its
+ * shape, the update rule that keeps its state and named buffers; the step counts; and the
+ * configuration of every update rule.
  *
- * <p>File layout (big-endian): magic {@code "MUON4JOS"}, int format version, long applied steps,
- * long skipped steps, int parameter count; per parameter: UTF name, UTF route, int rank, the
- * shape, int buffer count; per buffer: UTF buffer name, the buffer's own shape (int rank, then the
- * dimensions: the parameter's shape for parameter-sized buffers, one dimension for others, such as
- * a per-row statistic), the floats' raw bits. Version 1 files, where every buffer had the
- * parameter's shape and was written as an int length, are still read. Last, a long CRC-32 of everything before it. {@link #write} is atomic: a reader
- * sees the old file or the complete new one, never a part. {@link #read} verifies the checksum
- * before it parses anything and then checks every field, so a damaged file always ends in an
- * {@code IOException} that names the file and the byte offset of the damage.
+ * <p>{@link #write} writes a <a href="https://github.com/huggingface/safetensors">safetensors</a>
+ * file (format version {@value #FORMAT_VERSION}) that Python's {@code safetensors} and PyTorch read:
+ * one F32 tensor per buffer, named {@code <parameter>/<buffer>}
+ * ({@code model.layers.0.mlp.up_proj.weight/momentum}), of the buffer's own shape (the parameter's
+ * shape for a buffer of the parameter's size, one dimension for any other, such as NorMuon's per-row
+ * {@code row_second_moment}); and in the header's {@code __metadata__} (strings only, as the format
+ * wants):
+ * <pre>
+ * format           "muon4j-optimizer-state"
+ * format_version   "3"
+ * step             applied steps, e.g. "300"
+ * skipped_steps    steps skipped for non-finite gradients, e.g. "0"
+ * parameters       JSON: {"name": {"route": "muon", "shape": [1024, 256], "rule": "muon",
+ *                                  "buffers": ["momentum"]}, ...} in the optimizer's parameter order;
+ *                  parameters without buffers are listed too; "rule" is left out when not recorded
+ * rules            JSON: {"muon": {"family": "muon", "transforms": [{"name": "momentum",
+ *                                  "settings": {"form": "ema", "nesterov": true, "beta": 0.95}}, ...]}, ...}
+ * data_crc32       CRC-32 of the data section (the bytes after the header), 8 hex digits
+ * metadata_crc32   CRC-32 of the other metadata entries written as one compact JSON object with
+ *                  sorted keys, 8 hex digits
+ * </pre>
+ * The two checksums catch a flipped bit anywhere in a state file, also outside a checkpoint; the
+ * tensors' own header entries are checked against the metadata instead. The write is atomic: a
+ * reader sees the old file or the complete new one, never a part.
+ *
+ * <p>{@link #read} tells the formats apart by their first bytes: a safetensors file starts with its
+ * 8-byte little-endian header size and then {@code '{'}; the state files of format versions 1 and 2,
+ * muon4j's own layout from before, start with {@code "MUON4JOS"} and still load, so converting one
+ * is {@code OptimizerState.read(old).write(new)}.
  */
 public final class OptimizerState {
-    /** Version of the file layout this code writes and reads. */
-    public static final int FORMAT_VERSION = 2;
-    /** The oldest layout this code reads: version 1, where every buffer has its parameter's shape. */
+    /** Version of the format this code writes: safetensors with the metadata above. */
+    public static final int FORMAT_VERSION = 3;
+    /** The oldest format this code reads: version 1, muon4j's own layout, every buffer of its parameter's shape. */
     public static final int OLDEST_READABLE_VERSION = 1;
-    private static final byte[] MAGIC = "MUON4JOS".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
-    /** Most parameters a state file may hold. */
-    private static final int MAX_PARAMETERS = 10_000_000;
     /** Highest rank of a parameter's shape. */
-    private static final int MAX_RANK = 16;
+    static final int MAX_RANK = 16;
     /** Most buffers one parameter may have. */
-    private static final int MAX_BUFFERS = 64;
-    /** Bytes of the trailing checksum. */
-    private static final int CRC_BYTES = Long.BYTES;
-    /** Bytes of a file without parameters: magic, version, two step counts, parameter count, checksum. */
-    private static final int MIN_FILE_BYTES = MAGIC.length + Integer.BYTES + 2 * Long.BYTES + Integer.BYTES + CRC_BYTES;
-    /** The fewest bytes one parameter takes: the lengths of two empty strings, the rank and the buffer count. */
-    private static final int MIN_PARAMETER_BYTES = 2 + 2 + Integer.BYTES + Integer.BYTES;
+    static final int MAX_BUFFERS = 64;
 
-    /** One parameter's state: the route it was optimised by, its shape, and named buffers (e.g. "momentum"). */
-    public record Entry(Route route, int[] shape, Map<String, float[]> buffers) {
+    /**
+     * One parameter's state.
+     *
+     * @param route   the route it was optimised by
+     * @param shape   the parameter's shape
+     * @param rule    the name of the update rule that keeps its state, a key of {@link #rules()}; null
+     *                when not recorded (state of format versions 1 and 2)
+     * @param buffers named buffers (e.g. "momentum"), in the order the rule's stages declare them
+     */
+    public record Entry(Route route, int[] shape, String rule, Map<String, float[]> buffers) {
         /** Copies the shape and the buffers. */
         public Entry {
             Objects.requireNonNull(route, "route");
@@ -69,6 +80,11 @@ public final class OptimizerState {
             buffers = Collections.unmodifiableMap(copy);
         }
 
+        /** An entry whose rule is not recorded. */
+        public Entry(Route route, int[] shape, Map<String, float[]> buffers) {
+            this(route, shape, null, buffers);
+        }
+
         /** A copy of the shape. */
         @Override
         public int[] shape() {
@@ -76,23 +92,113 @@ public final class OptimizerState {
         }
     }
 
+    /**
+     * One stage of a saved update rule: its name and its settings ({@link UpdateTransform#settings}),
+     * held as JSON values: strings, booleans, numbers ({@code Long} when integral, else {@code Double}),
+     * lists and maps.
+     */
+    public record Stage(String name, Map<String, Object> settings) {
+        /** Copies the settings through JSON, so that settings read back from a file equal the saved ones. */
+        public Stage {
+            Objects.requireNonNull(name, "stage name");
+            settings = Collections.unmodifiableMap(Json.parseObject(Json.write(Objects.requireNonNull(settings, "settings"))));
+        }
+    }
+
+    /**
+     * A saved update rule: the chain of stages that kept the state, with their settings.
+     *
+     * @param family the route the rule belongs to
+     * @param stages the stages in order
+     */
+    public record Rule(Route family, List<Stage> stages) {
+        public Rule {
+            Objects.requireNonNull(family, "family");
+            stages = List.copyOf(stages);
+        }
+
+        /** The description of {@code rule}: its family and every stage's name and settings. */
+        public static Rule of(UpdateRule rule) {
+            List<Stage> stages = new ArrayList<>();
+            for (UpdateTransform t : rule.transforms()) {
+                stages.add(new Stage(t.name(), t.settings()));
+            }
+            return new Rule(rule.family(), stages);
+        }
+    }
+
     private final long step;
     private final long skippedSteps;
     private final Map<String, Entry> entries;
+    private final Map<String, Rule> rules;
+
+    /**
+     * A state of {@code step} applied and {@code skippedSteps} skipped steps without recorded rules.
+     *
+     * @param entries parameter name → entry, in the optimizer's parameter order (copied); no entry may name a rule
+     * @throws IllegalArgumentException when a step count is negative or an entry names a rule
+     */
+    public OptimizerState(long step, long skippedSteps, Map<String, Entry> entries) {
+        this(step, skippedSteps, entries, Map.of());
+    }
 
     /**
      * A state of {@code step} applied and {@code skippedSteps} skipped steps.
      *
      * @param entries parameter name → entry, in the optimizer's parameter order (copied)
-     * @throws IllegalArgumentException when a step count is negative
+     * @param rules   rule name → rule, every rule an entry names (copied)
+     * @throws IllegalArgumentException when a step count is negative, or an entry names a rule that
+     *                                  {@code rules} lacks or that is of another family than its route
      */
-    public OptimizerState(long step, long skippedSteps, Map<String, Entry> entries) {
+    public OptimizerState(long step, long skippedSteps, Map<String, Entry> entries, Map<String, Rule> rules) {
         if (step < 0 || skippedSteps < 0) {
             throw new IllegalArgumentException("step counts must be >= 0, got " + step + " and " + skippedSteps);
         }
         this.step = step;
         this.skippedSteps = skippedSteps;
         this.entries = Collections.unmodifiableMap(new LinkedHashMap<>(entries));
+        this.rules = Collections.unmodifiableMap(new LinkedHashMap<>(rules));
+        this.entries.forEach((name, entry) -> {
+            if (entry.rule() != null) {
+                Rule rule = this.rules.get(entry.rule());
+                if (rule == null) {
+                    throw new IllegalArgumentException("the state of " + name + " names rule " + entry.rule() + ", which is not among "
+                            + this.rules.keySet());
+                }
+                if (rule.family() != entry.route()) {
+                    throw new IllegalArgumentException("the state of " + name + " is routed to " + entry.route() + " but its rule "
+                            + entry.rule() + " is a " + rule.family() + " rule");
+                }
+            }
+        });
+    }
+
+    /**
+     * The state of parameters as an optimizer assigned them: each entry names its parameter's rule,
+     * and rules of one name but different stages or settings are told apart as {@code name#2},
+     * {@code name#3}, ...
+     *
+     * @param assignments each parameter's route and rule, in the optimizer's parameter order
+     * @param buffers     parameter i's buffers
+     */
+    public static OptimizerState of(long step, long skippedSteps, List<HybridOptimizer.Assignment> assignments,
+                                    List<Map<String, float[]>> buffers) {
+        if (assignments.size() != buffers.size()) {
+            throw new IllegalArgumentException(assignments.size() + " parameters but " + buffers.size() + " sets of buffers");
+        }
+        Map<String, Rule> saved = new LinkedHashMap<>();
+        Map<String, Entry> entries = new LinkedHashMap<>();
+        for (int i = 0; i < assignments.size(); i++) {
+            HybridOptimizer.Assignment a = assignments.get(i);
+            Rule rule = Rule.of(a.rule());
+            String key = a.rule().name();
+            for (int n = 2; saved.containsKey(key) && !saved.get(key).equals(rule); n++) {
+                key = a.rule().name() + "#" + n;
+            }
+            saved.putIfAbsent(key, rule);
+            entries.put(a.parameter().name(), new Entry(a.route(), a.parameter().shape(), key, buffers.get(i)));
+        }
+        return new OptimizerState(step, skippedSteps, entries, saved);
     }
 
     /** The number of applied optimizer steps. */
@@ -110,37 +216,27 @@ public final class OptimizerState {
         return entries;
     }
 
+    /** Rule name → the rule's stages and settings, for the rules the entries name; empty when not recorded. */
+    public Map<String, Rule> rules() {
+        return rules;
+    }
+
     /**
-     * Writes the state to {@code file} atomically (temporary file in the same directory, fsync, rename).
+     * Writes the state to {@code file} as safetensors, atomically (temporary file in the same
+     * directory, fsync, rename).
      *
      * @throws IllegalArgumentException before anything is written, for state that {@link #read} would
      *                                  refuse: a rank above {@value #MAX_RANK}, a negative dimension, more
-     *                                  than {@value #MAX_BUFFERS} buffers, or a buffer whose length is not
-     *                                  its parameter's element count
+     *                                  than {@value #MAX_BUFFERS} buffers, an empty buffer name, or two
+     *                                  buffers whose tensor names {@code <parameter>/<buffer>} are the same
      */
     public void write(Path file) throws IOException {
         entries.forEach(OptimizerState::checkWritable);
-        Path dir = file.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
-        try {
-            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-                OutputStream raw = java.nio.channels.Channels.newOutputStream(channel);
-                CRC32 crc = new CRC32();
-                DataOutputStream out = new DataOutputStream(new CheckedOutputStream(new BufferedOutputStream(raw, 1 << 16), crc));
-                writeBody(out);
-                out.flush();
-                new DataOutputStream(raw).writeLong(crc.getValue());
-                channel.force(true);
-            }
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                throw new IOException("cannot atomically replace " + file + ": the file system does not support atomic moves", e);
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
+        Set<String> twice = collidingTensorNames(entries);
+        if (!twice.isEmpty()) {
+            throw new IllegalArgumentException("cannot write the state: tensor names " + twice + " would stand for two buffers each");
         }
+        StateFormat.write(this, file);
     }
 
     private static void checkWritable(String name, Entry entry) {
@@ -152,308 +248,58 @@ public final class OptimizerState {
             throw new IllegalArgumentException("cannot write the state of " + name + ": " + entry.buffers().size()
                     + " buffers, at most " + MAX_BUFFERS);
         }
+        if (entry.buffers().containsKey("")) {
+            throw new IllegalArgumentException("cannot write the state of " + name + ": a buffer has an empty name");
+        }
+    }
+
+    /**
+     * Reads a state file written by {@link #write}, or one of format version 1 or 2, trusting none of
+     * its bytes. For safetensors files, the structure is checked as {@link dev.muon4j.io.SafeTensors#read}
+     * checks it, then the format and its version, both checksums, the step counts, every parameter's
+     * route, shape, rule and buffer list, every rule's family and stages, and that the tensors are
+     * exactly the buffers the metadata lists, each F32 of its buffer's shape.
+     *
+     * @throws IOException naming the file and what is wrong: not a state file, another format
+     *                     version, or damage, with the field (or, in the old layout, the byte offset)
+     */
+    public static OptimizerState read(Path file) throws IOException {
+        byte[] head;
+        try (InputStream in = Files.newInputStream(file)) {
+            head = in.readNBytes(9);
+        }
+        if (startsWith(head, LegacyStateFormat.MAGIC)) {
+            return LegacyStateFormat.read(file);
+        }
+        if (head.length == 9 && head[8] == '{') {
+            return StateFormat.read(file);
+        }
+        if (head.length < 9 && startsWith(LegacyStateFormat.MAGIC, head)) {
+            return LegacyStateFormat.read(file); // a truncated file of the old layout: let its reader say so
+        }
+        if (head.length < 9) {
+            throw new IOException(file + " is truncated or not a muon4j optimizer state file: it has only " + head.length + " bytes");
+        }
+        throw new IOException(file + " is not a muon4j optimizer state file: it starts neither with a safetensors header"
+                + " (an 8-byte little-endian header size, then '{' at byte 8) nor with \"MUON4JOS\" (format versions 1 and 2)");
+    }
+
+    private static boolean startsWith(byte[] bytes, byte[] prefix) {
+        return bytes.length >= prefix.length && Arrays.equals(bytes, 0, prefix.length, prefix, 0, prefix.length);
     }
 
     /** A buffer's own shape: the parameter's when it has the parameter's size, else one dimension. */
-    private static int[] bufferShape(int[] parameterShape, float[] data) {
-        return data.length == elementCount(parameterShape) ? parameterShape : new int[] {data.length};
+    static int[] bufferShape(int[] parameterShape, int length) {
+        return length == elementCount(parameterShape) ? parameterShape.clone() : new int[] {length};
     }
 
-    private void writeBody(DataOutputStream out) throws IOException {
-        out.write(MAGIC);
-        out.writeInt(FORMAT_VERSION);
-        out.writeLong(step);
-        out.writeLong(skippedSteps);
-        out.writeInt(entries.size());
-        byte[] chunk = new byte[1 << 16];
-        for (Map.Entry<String, Entry> e : entries.entrySet()) {
-            out.writeUTF(e.getKey());
-            Entry entry = e.getValue();
-            out.writeUTF(entry.route().name());
-            int[] shape = entry.shape;
-            out.writeInt(shape.length);
-            for (int d : shape) {
-                out.writeInt(d);
-            }
-            out.writeInt(entry.buffers().size());
-            for (Map.Entry<String, float[]> b : entry.buffers().entrySet()) {
-                out.writeUTF(b.getKey());
-                float[] data = b.getValue();
-                int[] own = bufferShape(shape, data);
-                out.writeInt(own.length);
-                for (int d : own) {
-                    out.writeInt(d);
-                }
-                writeFloats(out, data, chunk);
-            }
-        }
-    }
-
-    private static void writeFloats(OutputStream out, float[] data, byte[] chunk) throws IOException {
-        ByteBuffer buf = ByteBuffer.wrap(chunk).order(ByteOrder.BIG_ENDIAN);
-        int perChunk = chunk.length / Float.BYTES;
-        for (int i = 0; i < data.length; i += perChunk) {
-            int n = Math.min(perChunk, data.length - i);
-            buf.clear();
-            buf.asFloatBuffer().put(data, i, n);
-            out.write(chunk, 0, n * Float.BYTES);
-        }
-    }
-
-    /**
-     * Reads a state file written by {@link #write}, trusting none of its bytes.
-     *
-     * <p>A first streaming pass checks the magic, the format version and the CRC-32 of the whole
-     * file; only then is the content parsed, and every field is checked: step counts ≥ 0, the
-     * parameter count (also against the bytes that follow it), names and routes in valid modified
-     * UTF-8 (as {@link DataOutputStream#writeUTF} writes them), no parameter or buffer name twice,
-     * known routes, ranks from 0 to {@value #MAX_RANK}, dimensions ≥ 0 whose product fits in an int,
-     * buffer counts from 0 to {@value #MAX_BUFFERS}, each buffer's shape checked as a parameter's is
-     * (in version 1: its length equal to its parameter's element count), and no bytes after the last parameter. Every length is checked against the
-     * bytes left before anything is allocated for it, so no field can make the reader allocate
-     * more than the file holds.
-     *
-     * @throws IOException naming the file and what is wrong: not a state file, another format
-     *                     version, or damage, with the byte offset where it was found
-     */
-    public static OptimizerState read(Path file) throws IOException {
-        long[] verified = verifyChecksum(file);
-        try (InputStream raw = Files.newInputStream(file)) {
-            return new StateReader(file, raw, verified[0], (int) verified[1]).read();
-        } catch (EOFException e) {
-            throw new IOException(file + " ended early: it changed while being read", e);
-        }
-    }
-
-    /**
-     * Checks the magic, the format version and the trailing CRC-32 in one streaming pass. A wrong
-     * version is reported as such even when the checksum does not match, because a file of another
-     * version need not keep its checksum where this version does.
-     *
-     * @return the number of bytes before the checksum, and the format version
-     */
-    private static long[] verifyChecksum(Path file) throws IOException {
-        long size = Files.size(file);
-        CRC32 crc = new CRC32();
-        ByteBuffer head = ByteBuffer.allocate(MAGIC.length + Integer.BYTES);
-        ByteBuffer trailer = ByteBuffer.allocate(CRC_BYTES);
-        try (InputStream in = Files.newInputStream(file)) {
-            int headBytes = in.readNBytes(head.array(), 0, head.capacity());
-            int magicBytes = Math.min(headBytes, MAGIC.length);
-            if (!Arrays.equals(head.array(), 0, magicBytes, MAGIC, 0, magicBytes)) {
-                throw new IOException(file + " is not a muon4j optimizer state file (bad magic at byte 0)");
-            }
-            if (size < MIN_FILE_BYTES) {
-                throw new IOException(file + " is truncated: it has " + size + " bytes, an optimizer state file has at least "
-                        + MIN_FILE_BYTES);
-            }
-            crc.update(head.array());
-            byte[] chunk = new byte[1 << 16];
-            long remaining = size - CRC_BYTES - head.capacity();
-            while (remaining > 0) {
-                int n = in.read(chunk, 0, (int) Math.min(chunk.length, remaining));
-                if (n < 0) {
-                    throw new IOException(file + " ended early: it changed while being read");
-                }
-                crc.update(chunk, 0, n);
-                remaining -= n;
-            }
-            if (in.readNBytes(trailer.array(), 0, CRC_BYTES) != CRC_BYTES) {
-                throw new IOException(file + " ended early: it changed while being read");
-            }
-        }
-        long stored = trailer.getLong(0);
-        long bodySize = size - CRC_BYTES;
-        boolean intact = stored == crc.getValue();
-        int version = head.getInt(MAGIC.length);
-        if (version < OLDEST_READABLE_VERSION || version > FORMAT_VERSION) {
-            throw new IOException(file + " has optimizer state format version " + version + " (at byte " + MAGIC.length
-                    + "); this muon4j reads versions " + OLDEST_READABLE_VERSION + " to " + FORMAT_VERSION
-                    + (intact ? "" : ", or the file is damaged: its CRC-32 does not match either"));
-        }
-        if (!intact) {
-            throw new IOException(file + " is damaged at byte " + bodySize + ": checksum mismatch, the stored CRC-32 "
-                    + Long.toHexString(stored) + " does not match " + Long.toHexString(crc.getValue()) + ", computed over the "
-                    + bodySize + " bytes before it (the file was changed, truncated or extended)");
-        }
-        return new long[] {bodySize, version};
-    }
-
-    /** Parses the bytes before the checksum, checking every field and tracking the byte offset. */
-    private static final class StateReader {
-        private final Path file;
-        private final DataInputStream in;
-        private final long end;
-        private final int version;
-        private final byte[] chunk = new byte[1 << 16];
-        private long position;
-
-        StateReader(Path file, InputStream raw, long end, int version) {
-            this.file = file;
-            this.version = version;
-            this.in = new DataInputStream(new BufferedInputStream(raw, 1 << 16));
-            this.end = end;
-        }
-
-        OptimizerState read() throws IOException {
-            in.skipNBytes(MAGIC.length + Integer.BYTES); // magic and version, checked with the checksum
-            position = MAGIC.length + Integer.BYTES;
-            long step = readStepCount("the step count");
-            long skipped = readStepCount("the skipped-step count");
-            long countAt = position;
-            int count = readInt("the parameter count");
-            if (count < 0 || count > MAX_PARAMETERS) {
-                throw damaged(countAt, "parameter count " + count + " is not between 0 and " + MAX_PARAMETERS);
-            }
-            if ((long) count * MIN_PARAMETER_BYTES > end - position) {
-                throw damaged(countAt, "parameter count " + count + " cannot fit in the " + (end - position)
-                        + " bytes that follow (a parameter takes at least " + MIN_PARAMETER_BYTES + ")");
-            }
-            Map<String, Entry> entries = new LinkedHashMap<>();
-            for (int p = 0; p < count; p++) {
-                long nameAt = position;
-                String name = readUtf("the name of parameter " + p);
-                if (entries.containsKey(name)) {
-                    throw damaged(nameAt, "parameter " + name + " appears twice");
-                }
-                entries.put(name, readEntry(name));
-            }
-            if (position != end) {
-                throw damaged(position, (end - position) + " unexpected bytes after the last parameter, before the checksum");
-            }
-            return new OptimizerState(step, skipped, entries);
-        }
-
-        /** A rank and that many dimensions, each ≥ 0, whose product fits in an int. */
-        private int[] readShape(String what) throws IOException {
-            long rankAt = position;
-            int rank = readInt("the rank of " + what);
-            if (rank < 0 || rank > MAX_RANK) {
-                throw damaged(rankAt, what + " has rank " + rank + ", not between 0 and " + MAX_RANK);
-            }
-            int[] shape = new int[rank];
-            for (int i = 0; i < rank; i++) {
-                long dimensionAt = position;
-                shape[i] = readInt("dimension " + i + " of " + what);
-                if (shape[i] < 0) {
-                    throw damaged(dimensionAt, what + " has negative dimension " + shape[i] + " (dimension " + i + ")");
-                }
-            }
-            if (elementCount(shape) > Integer.MAX_VALUE) {
-                throw damaged(rankAt, what + " has shape " + Arrays.toString(shape) + ", more elements than an int counts");
-            }
-            return shape;
-        }
-
-        private long readStepCount(String what) throws IOException {
-            long at = position;
-            need(Long.BYTES, what);
-            long value = in.readLong();
-            position += Long.BYTES;
-            if (value < 0) {
-                throw damaged(at, what + " " + value + " is negative");
-            }
-            return value;
-        }
-
-        private Entry readEntry(String name) throws IOException {
-            long routeAt = position;
-            String routeName = readUtf("the route of parameter " + name);
-            Route route;
-            try {
-                route = Route.valueOf(routeName);
-            } catch (IllegalArgumentException e) {
-                throw damaged(routeAt, "parameter " + name + " has unknown route '" + routeName + "' (known: "
-                        + Arrays.toString(Route.values()) + ")");
-            }
-            int[] shape = readShape("parameter " + name);
-            long elements = elementCount(shape);
-            long bufferCountAt = position;
-            int bufferCount = readInt("the buffer count of parameter " + name);
-            if (bufferCount < 0 || bufferCount > MAX_BUFFERS) {
-                throw damaged(bufferCountAt, "parameter " + name + " has " + bufferCount + " buffers, not between 0 and "
-                        + MAX_BUFFERS);
-            }
-            Map<String, float[]> buffers = new LinkedHashMap<>();
-            for (int b = 0; b < bufferCount; b++) {
-                long bufferAt = position;
-                String bufferName = readUtf("the name of buffer " + b + " of parameter " + name);
-                String buffer = "buffer " + name + "/" + bufferName;
-                if (buffers.containsKey(bufferName)) {
-                    throw damaged(bufferAt, buffer + " appears twice");
-                }
-                int length;
-                if (version == 1) {
-                    long lengthAt = position;
-                    length = readInt("the length of " + buffer);
-                    if (length != elements) {
-                        throw damaged(lengthAt, buffer + " has " + length + " floats, the shape " + Arrays.toString(shape)
-                                + " holds " + elements);
-                    }
-                } else {
-                    length = (int) elementCount(readShape(buffer));
-                }
-                buffers.put(bufferName, readFloats(length, buffer));
-            }
-            return new Entry(route, shape, buffers);
-        }
-
-        private int readInt(String what) throws IOException {
-            need(Integer.BYTES, what);
-            int value = in.readInt();
-            position += Integer.BYTES;
-            return value;
-        }
-
-        /** A string as {@link DataOutputStream#writeUTF} writes it: an unsigned 16-bit length, then modified UTF-8. */
-        private String readUtf(String what) throws IOException {
-            long at = position;
-            need(2, what);
-            int length = in.readUnsignedShort();
-            position += 2;
-            need(length, what);
-            byte[] bytes = new byte[2 + length];
-            bytes[0] = (byte) (length >>> 8);
-            bytes[1] = (byte) length;
-            in.readFully(bytes, 2, length);
-            position += length;
-            try {
-                return DataInputStream.readUTF(new DataInputStream(new ByteArrayInputStream(bytes)));
-            } catch (UTFDataFormatException e) {
-                throw damaged(at, what + " is not valid UTF-8 (" + e.getMessage() + ")");
-            }
-        }
-
-        private float[] readFloats(int length, String what) throws IOException {
-            need((long) length * Float.BYTES, what);
-            float[] data = new float[length];
-            ByteBuffer buf = ByteBuffer.wrap(chunk).order(ByteOrder.BIG_ENDIAN);
-            int perChunk = chunk.length / Float.BYTES;
-            for (int i = 0; i < length; i += perChunk) {
-                int n = Math.min(perChunk, length - i);
-                in.readFully(chunk, 0, n * Float.BYTES);
-                buf.clear();
-                buf.asFloatBuffer().get(data, i, n);
-            }
-            position += (long) length * Float.BYTES;
-            return data;
-        }
-
-        /** Fails unless {@code bytes} more bytes lie before the checksum. */
-        private void need(long bytes, String what) throws IOException {
-            if (end - position < bytes) {
-                throw damaged(position, "ends early: " + what + " needs " + bytes + " bytes but only " + (end - position)
-                        + " remain before the checksum");
-            }
-        }
-
-        private IOException damaged(long at, String message) {
-            return new IOException(file + " is damaged at byte " + at + ": " + message);
-        }
+    /** The name of a buffer's tensor in a state file: {@code <parameter>/<buffer>}. */
+    static String tensorName(String parameter, String buffer) {
+        return parameter + "/" + buffer;
     }
 
     /** The product of the dimensions (all ≥ 0), or {@code Long.MAX_VALUE} when it exceeds an int. */
-    private static long elementCount(int[] shape) {
+    static long elementCount(int[] shape) {
         long n = 1;
         for (int d : shape) {
             if (d == 0) {
@@ -467,5 +313,17 @@ public final class OptimizerState {
             }
         }
         return n;
+    }
+
+    /** The tensor names that two buffers would share (a parameter or buffer name holding a '/' can make one). */
+    static Set<String> collidingTensorNames(Map<String, Entry> entries) {
+        Set<String> seen = new HashSet<>();
+        Set<String> twice = new TreeSet<>();
+        entries.forEach((name, entry) -> entry.buffers().keySet().forEach(b -> {
+            if (!seen.add(tensorName(name, b))) {
+                twice.add(tensorName(name, b));
+            }
+        }));
+        return twice;
     }
 }

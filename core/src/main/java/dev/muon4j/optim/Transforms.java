@@ -1,6 +1,10 @@
 package dev.muon4j.optim;
 
 import dev.muon4j.backend.Kernels;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 
@@ -17,6 +21,32 @@ public final class Transforms {
         long t0 = System.nanoTime();
         NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, batch, rows, cols, u, uOff, step.workspace());
         step.addNewtonSchulzNanos(System.nanoTime() - t0);
+    }
+
+    /** Settings as {@link UpdateTransform#settings} records them: alternating names and values, in order. */
+    private static Map<String, Object> settingsOf(Object... namesAndValues) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        for (int i = 0; i < namesAndValues.length; i += 2) {
+            out.put((String) namesAndValues[i], namesAndValues[i + 1]);
+        }
+        return out;
+    }
+
+    private static String lower(Enum<?> value) {
+        return value.name().toLowerCase(Locale.ROOT);
+    }
+
+    /** A Newton–Schulz configuration as saved settings: the coefficients of every step, steps, eps, precision, normalization. */
+    static Map<String, Object> newtonSchulzSettings(NewtonSchulzConfig config) {
+        CoefficientSchedule schedule = config.schedule();
+        List<Object> perStep = new ArrayList<>();
+        for (Coefficients c : schedule.perStep()) {
+            perStep.add(List.of(c.a(), c.b(), c.c()));
+        }
+        Coefficients tail = schedule.tail();
+        return settingsOf("coefficients", schedule.name(), "per_step", perStep, "tail", List.of(tail.a(), tail.b(), tail.c()),
+                "norm_scale", schedule.normScale(), "steps", config.steps(), "eps", config.eps(), "precision", lower(config.precision()),
+                "normalization", lower(config.normalization()));
     }
 
     /** Buffer name of Muon's momentum (as PyTorch names it). */
@@ -41,6 +71,11 @@ public final class Transforms {
         @Override
         public String name() {
             return "momentum";
+        }
+
+        @Override
+        public Map<String, Object> settings() {
+            return settingsOf("form", lower(form), "nesterov", nesterov, "beta", beta);
         }
 
         @Override
@@ -69,6 +104,11 @@ public final class Transforms {
         @Override
         public String name() {
             return "orthogonalize";
+        }
+
+        @Override
+        public Map<String, Object> settings() {
+            return settingsOf("newton_schulz", newtonSchulzSettings(config));
         }
 
         @Override
@@ -101,6 +141,11 @@ public final class Transforms {
         @Override
         public String name() {
             return "orthogonalize_blocks";
+        }
+
+        @Override
+        public Map<String, Object> settings() {
+            return settingsOf("newton_schulz", newtonSchulzSettings(config), "block_rows", blockRows);
         }
 
         @Override
@@ -140,6 +185,11 @@ public final class Transforms {
         @Override
         public String name() {
             return "adam";
+        }
+
+        @Override
+        public Map<String, Object> settings() {
+            return settingsOf("beta1", beta1, "beta2", beta2, "eps", eps);
         }
 
         @Override
@@ -197,6 +247,11 @@ public final class Transforms {
         @Override
         public String name() {
             return weightDecay == WeightDecayMode.PLAIN ? "decoupled_update" : "cautious_decoupled_update";
+        }
+
+        @Override
+        public Map<String, Object> settings() {
+            return settingsOf("weight_decay", lower(weightDecay));
         }
 
         @Override
@@ -266,6 +321,11 @@ public final class Transforms {
         @Override
         public String name() {
             return "normuon";
+        }
+
+        @Override
+        public Map<String, Object> settings() {
+            return settingsOf("beta2", beta2, "eps", EPS);
         }
 
         @Override

@@ -31,6 +31,16 @@ public interface UpdateTransform {
     Scope scope();
 
     /**
+     * This stage's configuration, recorded in saved state ({@link OptimizerState.Stage}) so that a
+     * reader of the file sees how the state was made: setting name → a string, a boolean, a number,
+     * or a list or map of those. The built-in stages record all their settings; the default records
+     * none.
+     */
+    default Map<String, Object> settings() {
+        return Map.of();
+    }
+
+    /**
      * The state buffers this transform keeps for {@code parameter}: name → length. Elementwise
      * transforms keep parameter-sized buffers (sliced with the parameter); matrix transforms may keep
      * buffers of any length. Names are unique within a rule and are the names in saved state.

@@ -9,6 +9,7 @@ import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -253,21 +254,38 @@ class BadInputTest {
     @Test
     void stateFileWithAnotherFormatVersionFails() throws IOException {
         Path file = stateFile("version.state");
-        byte[] bytes = Files.readAllBytes(file);
-        ByteBuffer.wrap(bytes).putInt(8, OptimizerState.FORMAT_VERSION + 1);
-        Files.write(file, bytes);
+        String bytes = Files.readString(file, StandardCharsets.ISO_8859_1);
+        String version = "\"format_version\":\"" + OptimizerState.FORMAT_VERSION + "\"";
+        assertTrue(bytes.contains(version), "the header holds " + version);
+        Files.writeString(file, bytes.replace(version, "\"format_version\":\"" + (OptimizerState.FORMAT_VERSION + 1) + "\""),
+                StandardCharsets.ISO_8859_1);
         IOException e = assertThrows(IOException.class, () -> OptimizerState.read(file));
-        assertMessage(e, "version " + (OptimizerState.FORMAT_VERSION + 1), "version.state");
+        assertMessage(e, "format version \"" + (OptimizerState.FORMAT_VERSION + 1) + "\"", "reads versions 1 to 3", "version.state");
+
+        // A file of the old layout that claims version 3, which only exists as safetensors.
+        Path old = dir.resolve("old-version.state");
+        byte[] legacy = LegacyStateWriter.bytes(OptimizerState.read(stateFile("source.state")), 2);
+        ByteBuffer.wrap(legacy).putInt(8, OptimizerState.FORMAT_VERSION);
+        Files.write(old, legacy);
+        e = assertThrows(IOException.class, () -> OptimizerState.read(old));
+        assertMessage(e, "format version 3 (at byte 8)", "versions 1 to 2 of this layout", "old-version.state");
     }
 
     @Test
     void stateFileWithBadMagicFails() throws IOException {
         Path file = stateFile("magic.state");
         byte[] bytes = Files.readAllBytes(file);
-        bytes[0] = 'X';
+        bytes[8] = '[';
         Files.write(file, bytes);
         IOException e = assertThrows(IOException.class, () -> OptimizerState.read(file));
-        assertMessage(e, "bad magic", "magic.state");
+        assertMessage(e, "is not a muon4j optimizer state file", "magic.state");
+
+        Path old = dir.resolve("old-magic.state");
+        byte[] legacy = LegacyStateWriter.bytes(OptimizerState.read(stateFile("source.state")), 2);
+        legacy[0] = 'X';
+        Files.write(old, legacy);
+        e = assertThrows(IOException.class, () -> OptimizerState.read(old));
+        assertMessage(e, "is not a muon4j optimizer state file", "old-magic.state");
     }
 
     @Test
@@ -285,11 +303,19 @@ class BadInputTest {
     void flippedByteFailsTheChecksum() throws IOException {
         Path file = stateFile("flipped.state");
         byte[] bytes = Files.readAllBytes(file);
-        // Inside the last buffer's floats, just before the 8-byte checksum.
-        bytes[bytes.length - 8 - 5] ^= 0x10;
+        // Inside the last tensor's floats.
+        bytes[bytes.length - 5] ^= 0x10;
         Files.write(file, bytes);
         IOException e = assertThrows(IOException.class, () -> OptimizerState.read(file));
-        assertMessage(e, "checksum mismatch", "flipped.state");
+        assertMessage(e, "checksum mismatch", "data_crc32", "flipped.state");
+
+        // In the old layout, just before the 8-byte checksum.
+        Path old = dir.resolve("old-flipped.state");
+        byte[] legacy = LegacyStateWriter.bytes(OptimizerState.read(stateFile("source.state")), 2);
+        legacy[legacy.length - 8 - 5] ^= 0x10;
+        Files.write(old, legacy);
+        e = assertThrows(IOException.class, () -> OptimizerState.read(old));
+        assertMessage(e, "checksum mismatch", "old-flipped.state");
     }
 
     // ---- hyperparameters ----

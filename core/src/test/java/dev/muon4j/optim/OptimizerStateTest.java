@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
+import dev.muon4j.io.Json;
+import dev.muon4j.io.SafeTensors;
+import dev.muon4j.io.TensorData;
 import java.io.ByteArrayOutputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
@@ -17,9 +20,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.TreeMap;
 import java.util.zip.CRC32;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -28,9 +33,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Saving and restoring the hybrid optimizer's state through a file: a restored optimizer over copied
- * parameters continues bit for bit like the original, and step and skipped-step counts survive. A
- * damaged file is refused with an {@code IOException} naming the file and the byte offset, even when
- * its checksum has been made to match.
+ * parameters continues bit for bit like the original, and step and skipped-step counts survive. The
+ * file is safetensors with a tensor per buffer and the steps, parameters and rules in its metadata;
+ * files of the old layout (format versions 1 and 2) still load. A damaged file is refused with an
+ * {@code IOException} naming the file and the field (the byte offset in the old layout), even when
+ * its checksums have been made to match.
  */
 class OptimizerStateTest {
     static Backend backend;
@@ -205,6 +212,259 @@ class OptimizerStateTest {
         assertEquals(2, restored.skippedSteps());
     }
 
+    // ---------------------------------------------------------------------------------------- the file
+
+    @SuppressWarnings("unchecked")
+    private static <T> T cast(Object o) {
+        return (T) o;
+    }
+
+    /** The CRC-32 as the metadata records it: 8 lowercase hex digits. */
+    private static String hex(CRC32 crc) {
+        return String.format("%08x", crc.getValue());
+    }
+
+    /** The metadata's checksum as OptimizerState documents it: the other entries as one compact JSON object, keys sorted. */
+    private static String metadataCrc(Map<String, String> metadata) {
+        TreeMap<String, String> sorted = new TreeMap<>(metadata);
+        sorted.remove("data_crc32");
+        sorted.remove("metadata_crc32");
+        CRC32 crc = new CRC32();
+        crc.update(Json.write(sorted).getBytes(StandardCharsets.UTF_8));
+        return hex(crc);
+    }
+
+    @Test
+    void theFileIsSafetensorsWithATensorPerBufferAndTheStateInItsMetadata() throws IOException {
+        OptimizerState trained = saved(12);
+        Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>(trained.entries());
+        entries.put("layers.0.scale", new OptimizerState.Entry(Route.ADAMW, new int[] {}, Map.of())); // no buffers
+        OptimizerState state = new OptimizerState(trained.step(), 2, entries, trained.rules());
+        Path file = dir.resolve("optimizer.safetensors");
+        state.write(file);
+
+        SafeTensors.Contents raw = SafeTensors.read(file);
+        Map<String, int[]> shapes = new TreeMap<>();
+        shapes.put("embed/exp_avg", new int[] {12, 8});
+        shapes.put("embed/exp_avg_sq", new int[] {12, 8});
+        shapes.put("layers.0.wq/momentum", new int[] {16, 24});
+        shapes.put("layers.0.experts/momentum", new int[] {3, 8, 12});
+        shapes.put("layers.0.norm/exp_avg", new int[] {8});
+        shapes.put("layers.0.norm/exp_avg_sq", new int[] {8});
+        shapes.put("head/exp_avg", new int[] {12, 8});
+        shapes.put("head/exp_avg_sq", new int[] {12, 8});
+        assertEquals(shapes.keySet(), raw.tensors().keySet(), "one tensor per buffer, named <parameter>/<buffer>");
+        shapes.forEach((name, shape) -> {
+            TensorData t = raw.tensors().get(name);
+            assertEquals("F32", t.dtype(), name);
+            assertArrayEquals(shape, t.shape(), name);
+            String[] parts = name.split("/");
+            assertTrue(Float64Reference.bitEqual(state.entries().get(parts[0]).buffers().get(parts[1]), t.data()), name);
+        });
+
+        Map<String, String> meta = raw.metadata();
+        assertEquals("muon4j-optimizer-state", meta.get("format"));
+        assertEquals("3", meta.get("format_version"));
+        assertEquals(Long.toString(trained.step()), meta.get("step"));
+        assertEquals("2", meta.get("skipped_steps"));
+        Map<String, Object> parameters = Json.parseObject(meta.get("parameters"));
+        assertEquals(List.copyOf(entries.keySet()), List.copyOf(parameters.keySet()), "every parameter, in the optimizer's order");
+        Map<String, Object> wq = cast(parameters.get("layers.0.wq"));
+        assertEquals(Map.of("route", "muon", "shape", List.of(16L, 24L), "rule", "muon", "buffers", List.of("momentum")), wq);
+        Map<String, Object> embed = cast(parameters.get("embed"));
+        assertEquals(Map.of("route", "adamw", "shape", List.of(12L, 8L), "rule", "adamw", "buffers", List.of("exp_avg", "exp_avg_sq")),
+                embed);
+        assertEquals(Map.of("route", "adamw", "shape", List.of(), "buffers", List.of()), parameters.get("layers.0.scale"),
+                "a parameter without buffers is recorded; its rule was not");
+        Map<String, Object> rules = Json.parseObject(meta.get("rules"));
+        assertEquals(List.of("adamw", "muon"), List.copyOf(rules.keySet()), "in the order of the parameters that first name them");
+        Map<String, Object> muon = cast(rules.get("muon"));
+        assertEquals("muon", muon.get("family"));
+        List<Map<String, Object>> stages = cast(muon.get("transforms"));
+        assertEquals(List.of("momentum", "orthogonalize", "decoupled_update"), stages.stream().map(t -> t.get("name")).toList());
+        // build() uses Moonlight's Muon: classic momentum 0.95 with Nesterov; Keller Jordan's Newton–Schulz, 5 steps.
+        assertEquals(Map.of("form", "classic", "nesterov", true, "beta", 0.95), stages.get(0).get("settings"));
+        Map<String, Object> newtonSchulz = cast(((Map<String, Object>) cast(stages.get(1).get("settings"))).get("newton_schulz"));
+        assertEquals(5L, newtonSchulz.get("steps"));
+        assertEquals(List.of(3.4445, -4.7750, 2.0315), newtonSchulz.get("tail"));
+        Map<String, Object> adam = cast(((List<Object>) cast(((Map<String, Object>) cast(rules.get("adamw"))).get("transforms"))).get(0));
+        assertEquals(Map.of("beta1", 0.9, "beta2", 0.999, "eps", 1e-8), adam.get("settings"), "AdamWConfig's defaults");
+
+        // The checksums, recomputed here from their definitions.
+        byte[] bytes = Files.readAllBytes(file);
+        int dataStart = 8 + (int) ByteBuffer.wrap(bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(0);
+        CRC32 data = new CRC32();
+        data.update(bytes, dataStart, bytes.length - dataStart);
+        assertEquals(hex(data), meta.get("data_crc32"));
+        assertEquals(metadataCrc(meta), meta.get("metadata_crc32"));
+
+        Path again = dir.resolve("again.safetensors");
+        state.write(again);
+        assertArrayEquals(bytes, Files.readAllBytes(again), "the same state makes the same bytes");
+
+        OptimizerState read = OptimizerState.read(file);
+        assertEquals(state.rules(), read.rules());
+        assertEquals(List.copyOf(entries.keySet()), List.copyOf(read.entries().keySet()));
+        state.entries().forEach((name, entry) -> {
+            OptimizerState.Entry other = read.entries().get(name);
+            assertEquals(entry.route(), other.route(), name);
+            assertEquals(entry.rule(), other.rule(), name);
+            assertArrayEquals(entry.shape(), other.shape(), name);
+            assertEquals(List.copyOf(entry.buffers().keySet()), List.copyOf(other.buffers().keySet()), name);
+        });
+    }
+
+    @Test
+    void rulesOfOneNameWithOtherSettingsAreToldApart() throws IOException {
+        Random random = new Random(14);
+        List<Parameter> params = parameters(random);
+        HybridOptimizer optimizer = HybridOptimizer.builder(backend)
+                .rule("layers.0.wq", UpdateRule.muon(MuonConfig.builder().momentum(0.9).build()))
+                .build(params);
+        fillGradients(random, params, null);
+        optimizer.step();
+        OptimizerState state = optimizer.saveState();
+        assertEquals(List.of("adamw", "muon", "muon#2"), List.copyOf(state.rules().keySet()));
+        assertEquals("muon", state.entries().get("layers.0.wq").rule());
+        assertEquals("muon#2", state.entries().get("layers.0.experts").rule());
+        assertEquals(Map.of("form", "ema", "nesterov", true, "beta", 0.9), state.rules().get("muon").stages().get(0).settings());
+        Path file = dir.resolve("rules.safetensors");
+        state.write(file);
+        OptimizerState read = OptimizerState.read(file);
+        assertEquals(state.rules(), read.rules());
+        assertEquals("muon#2", read.entries().get("layers.0.experts").rule());
+    }
+
+    @Test
+    void filesOfTheOldLayoutVersionsOneAndTwoStillLoadAndConvert() throws IOException {
+        Random random = new Random(13);
+        List<Parameter> original = parameters(random);
+        HybridOptimizer first = build(original, NonFinitePolicy.FAIL);
+        for (int step = 0; step < 3; step++) {
+            fillGradients(random, original, null);
+            first.step();
+        }
+        OptimizerState saved = first.saveState();
+        for (int version : new int[] {1, 2}) {
+            Path old = dir.resolve("v" + version + ".state");
+            LegacyStateWriter.write(saved, old, version);
+            OptimizerState read = OptimizerState.read(old);
+            assertSameState(saved, read, "version " + version);
+            assertTrue(read.rules().isEmpty(), "the old layout recorded no rules");
+            assertEquals(null, read.entries().get("layers.0.wq").rule());
+
+            // Converting is reading and writing; the optimizer takes either alike and continues bit for bit.
+            Path converted = dir.resolve("v" + version + ".safetensors");
+            read.write(converted);
+            assertSameState(saved, OptimizerState.read(converted), "version " + version + " converted");
+            List<Parameter> restoredParams = copies(original);
+            HybridOptimizer restored = build(restoredParams, NonFinitePolicy.FAIL);
+            restored.loadState(OptimizerState.read(old));
+            List<Parameter> reference = copies(original);
+            HybridOptimizer again = build(reference, NonFinitePolicy.FAIL);
+            again.loadState(saved);
+            fillGradients(random, reference, restoredParams);
+            assertEquals(again.step(), restored.step());
+            assertBitEqual(reference, restoredParams, "after a step from the version " + version + " file");
+        }
+    }
+
+    private static void assertSameState(OptimizerState want, OptimizerState got, String what) {
+        assertEquals(want.step(), got.step(), what);
+        assertEquals(want.skippedSteps(), got.skippedSteps(), what);
+        assertEquals(List.copyOf(want.entries().keySet()), List.copyOf(got.entries().keySet()), what);
+        want.entries().forEach((name, entry) -> {
+            OptimizerState.Entry other = got.entries().get(name);
+            assertEquals(entry.route(), other.route(), what + ": " + name);
+            assertArrayEquals(entry.shape(), other.shape(), what + ": " + name);
+            assertEquals(List.copyOf(entry.buffers().keySet()), List.copyOf(other.buffers().keySet()), what + ": " + name);
+            entry.buffers().forEach((buffer, data) -> assertTrue(Float64Reference.bitEqual(data, other.buffers().get(buffer)),
+                    what + ": " + name + "/" + buffer));
+        });
+    }
+
+    /** Changes a written state file's tensors and metadata, then writes it back with both checksums made to match. */
+    private interface Change {
+        void apply(Map<String, TensorData> tensors, Map<String, String> metadata);
+    }
+
+    private Path changed(String name, Change change) throws IOException {
+        Path file = dir.resolve(name);
+        saved(15).write(file);
+        SafeTensors.Contents raw = SafeTensors.read(file);
+        Map<String, TensorData> tensors = new LinkedHashMap<>(raw.tensors());
+        Map<String, String> metadata = new LinkedHashMap<>(raw.metadata());
+        change.apply(tensors, metadata);
+        if (metadata.containsKey("data_crc32")) {
+            metadata.put("data_crc32", String.format("%08x", SafeTensors.dataCrc32(tensors)));
+        }
+        if (metadata.containsKey("metadata_crc32")) {
+            metadata.put("metadata_crc32", metadataCrc(metadata));
+        }
+        SafeTensors.write(file, tensors, metadata);
+        return file;
+    }
+
+    private static String replaced(String json, String from, String to) {
+        assertTrue(json.contains(from), from + " in " + json);
+        return json.replace(from, to);
+    }
+
+    @Test
+    void damagedSafetensorsStateIsRefusedNamingTheFileAndTheField() throws IOException {
+        String wq = "layers.0.wq/momentum";
+        refused(changed("missing.safetensors", (t, m) -> t.remove(wq)),
+                "lacks tensor 'layers.0.wq/momentum', buffer momentum of parameter layers.0.wq");
+        refused(changed("unknown.safetensors", (t, m) -> t.put("layers.0.wq/extra", TensorData.f32(new int[] {1}, new float[1]))),
+                "holds tensor 'layers.0.wq/extra', which is no buffer of a parameter");
+        refused(changed("transposed.safetensors", (t, m) -> t.put(wq, TensorData.f32(new int[] {24, 16}, t.get(wq).data()))),
+                "tensor 'layers.0.wq/momentum' of shape [24, 16], but parameter layers.0.wq has shape [16, 24]");
+        refused(changed("shape.safetensors", (t, m) -> m.put("parameters", replaced(m.get("parameters"), "[16,24]", "[16,25]"))),
+                "tensor 'layers.0.wq/momentum' of shape [16, 24], but parameter layers.0.wq has shape [16, 25]");
+        refused(changed("dtype.safetensors", (t, m) -> t.put(wq, new TensorData("BF16", t.get(wq).shape(), t.get(wq).data()))),
+                "tensor 'layers.0.wq/momentum' of dtype BF16");
+        refused(changed("format.safetensors", (t, m) -> m.put("format", "weights")),
+                "is a safetensors file but not a muon4j optimizer state", "\"format\": \"weights\"");
+        refused(changed("noformat.safetensors", (t, m) -> m.clear()), "not a muon4j optimizer state", "no \"format\"");
+        refused(changed("step.safetensors", (t, m) -> m.put("step", "-1")), "metadata \"step\" \"-1\", not a count");
+        refused(changed("skipped.safetensors", (t, m) -> m.remove("skipped_steps")), "lacks \"skipped_steps\"");
+        refused(changed("route.safetensors", (t, m) -> m.put("parameters", replaced(m.get("parameters"), "\"route\":\"muon\"",
+                "\"route\":\"sgd\""))), "parameters of layers.0.wq with route \"sgd\"");
+        refused(changed("rule.safetensors", (t, m) -> m.put("parameters", replaced(m.get("parameters"), "\"rule\":\"muon\"",
+                "\"rule\":\"nope\""))), "parameters of layers.0.wq with rule \"nope\", not one of the rules [adamw, muon]");
+        refused(changed("family.safetensors", (t, m) -> m.put("rules", replaced(m.get("rules"), "\"family\":\"muon\"",
+                "\"family\":\"adamw\""))), "parameters of layers.0.wq with route muon but rule muon of the adamw family");
+        refused(changed("json.safetensors", (t, m) -> m.put("parameters", "{\"w\":")), "metadata \"parameters\" that is not a JSON object");
+        refused(changed("buffers.safetensors", (t, m) -> m.put("parameters", replaced(m.get("parameters"), "[\"momentum\"]",
+                "[\"momentum\",\"momentum\"]"))), "\"momentum\" is not a new, non-empty buffer name");
+
+        // Without the checksums made to match: the checksums are what fail.
+        Path step = dir.resolve("step-edited.safetensors");
+        saved(15).write(step);
+        String text = Files.readString(step, StandardCharsets.ISO_8859_1);
+        Files.writeString(step, replaced(text, "\"step\":\"1\"", "\"step\":\"7\""), StandardCharsets.ISO_8859_1);
+        refused(step, "is damaged: checksum mismatch", "metadata_crc32");
+        Path flipped = dir.resolve("flipped.safetensors");
+        saved(15).write(flipped);
+        byte[] bytes = Files.readAllBytes(flipped);
+        bytes[bytes.length - 1] ^= 0x01;
+        Files.write(flipped, bytes);
+        refused(flipped, "is damaged: checksum mismatch", "data_crc32");
+    }
+
+    @Test
+    void aFileOfNeitherFormatIsRefused() throws IOException {
+        Path text = dir.resolve("notes.txt");
+        Files.writeString(text, "these are not optimizer states\n");
+        refused(text, "is not a muon4j optimizer state file", "safetensors", "MUON4JOS");
+        Path tiny = dir.resolve("tiny.state");
+        Files.write(tiny, new byte[] {1, 2, 3});
+        refused(tiny, "is truncated or not a muon4j optimizer state file: it has only 3 bytes");
+        Path weights = dir.resolve("model.safetensors");
+        SafeTensors.write(weights, Map.of("w", TensorData.f32(new int[] {2}, new float[] {1, 2})), Map.of("producer", "muon4j"));
+        refused(weights, "is a safetensors file but not a muon4j optimizer state");
+    }
+
     // ---------------------------------------------------------------------------------------- damaged files
 
     /** Writes a file body. */
@@ -272,7 +532,7 @@ class OptimizerStateTest {
     @Test
     void damagedNameWithAGoodChecksumIsANamedError() throws IOException {
         Path file = dir.resolve("name.state");
-        saved(10).write(file);
+        LegacyStateWriter.write(saved(10), file, 2);
         byte[] bytes = Files.readAllBytes(file);
         byte[] name = "layers.0.wq".getBytes(StandardCharsets.US_ASCII);
         int at = indexOf(bytes, name);
@@ -338,7 +598,7 @@ class OptimizerStateTest {
         }), "is damaged at byte 61: ends early: buffer w/m needs 8 bytes but only 4 remain");
 
         Path cut = dir.resolve("cut.state");
-        saved(11).write(cut);
+        LegacyStateWriter.write(saved(11), cut, 2);
         byte[] bytes = Files.readAllBytes(cut);
         Files.write(cut, withChecksum(Arrays.copyOf(bytes, bytes.length - 20)));
         refused(cut, "ends early");
@@ -368,8 +628,16 @@ class OptimizerStateTest {
         OptimizerState back = OptimizerState.read(file);
         assertArrayEquals(new float[] {0.5f, 0.25f}, back.entries().get("w").buffers().get("row_second_moment"));
         assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, back.entries().get("w").buffers().get("momentum"));
+        SafeTensors.Contents raw = SafeTensors.read(file);
+        assertArrayEquals(new int[] {2, 3}, raw.tensors().get("w/momentum").shape(), "a parameter-sized buffer has the parameter's shape");
+        assertArrayEquals(new int[] {2}, raw.tensors().get("w/row_second_moment").shape(), "any other buffer one dimension");
+
+        // The same state in the old layout, version 2: read alike.
+        LegacyStateWriter.write(state, file, 2);
+        back = OptimizerState.read(file);
+        assertArrayEquals(new float[] {0.5f, 0.25f}, back.entries().get("w").buffers().get("row_second_moment"));
         byte[] bytes = Files.readAllBytes(file);
-        assertEquals(OptimizerState.FORMAT_VERSION, ByteBuffer.wrap(bytes).getInt(8), "written in the current version");
+        assertEquals(2, ByteBuffer.wrap(bytes).getInt(8), "written in version 2");
         // The row statistic's one dimension, 2, made 3: its floats no longer fit before the checksum.
         byte[] name = "row_second_moment".getBytes(StandardCharsets.US_ASCII);
         int dimensionAt = indexOf(bytes, name) + name.length + Integer.BYTES;

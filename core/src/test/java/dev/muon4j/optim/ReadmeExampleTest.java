@@ -51,7 +51,7 @@ class ReadmeExampleTest {
                 assertEquals(step + 1, r.step());
                 assertTrue(r.clipped(), "random gradients of this size exceed norm 1");
             }
-            Path file = dir.resolve("optimizer.state");
+            Path file = dir.resolve("optimizer.safetensors");
             optimizer.saveState().write(file);
             optimizer.loadState(OptimizerState.read(file));
             assertEquals(Map.of("embed", Route.ADAMW, "layer0.attn.wq", Route.MUON, "layer0.mlp.up", Route.MUON,

@@ -505,12 +505,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             System.arraycopy(matrixState, Math.toIntExact(m.source() * matrixSection + m.sent()), buffers.get(m.parameter()).get(m.name()),
                     0, m.length());
         }
-        Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
-        for (int i = 0; i < params.size(); i++) {
-            Parameter p = params.get(i);
-            entries.put(p.name(), new OptimizerState.Entry(assignments.get(i).route(), p.shape(), buffers.get(i)));
-        }
-        return new OptimizerState(step, skipped, entries);
+        return OptimizerState.of(step, skipped, assignments, buffers);
     }
 
     /** This rank's values of element-sized buffer {@code name} laid out like its shard (zeros where a piece's rule has no such buffer). */

@@ -56,7 +56,7 @@ class ShardedOptimizerStateLoadTest {
                 opt.step();
             }
             OptimizerState state = opt.saveState();
-            return new Saved(params, new OptimizerState(state.step(), 1, state.entries()));
+            return new Saved(params, new OptimizerState(state.step(), 1, state.entries(), state.rules()));
         }
     }
 
@@ -184,7 +184,7 @@ class ShardedOptimizerStateLoadTest {
         Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>(saved.state().entries());
         OptimizerState.Entry down = entries.get("mlp.down");
         entries.put("mlp.down", new OptimizerState.Entry(down.route(), new int[] {12, 20}, down.buffers()));
-        OptimizerState transposed = new OptimizerState(saved.state().step(), 0, entries);
+        OptimizerState transposed = new OptimizerState(saved.state().step(), 0, entries, saved.state().rules());
 
         for (OptimizerState bad : new OptimizerState[] {transposed, null}) {
             List<ShardTestSupport.Outcome<Refused>> outcomes = runRanks(ranks, (comm, backend) -> {

@@ -1,6 +1,10 @@
 package dev.muon4j.train;
 
 import dev.muon4j.backend.Kernels;
+import dev.muon4j.io.AtomicFiles;
+import dev.muon4j.io.Json;
+import dev.muon4j.io.SafeTensors;
+import dev.muon4j.io.TensorData;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
@@ -44,18 +48,20 @@ import java.util.regex.Pattern;
  * <h2>Layout</h2>
  * <pre>
  * runDir/
- *   latest                 one line: the name of the current checkpoint directory, e.g. step-00000300
+ *   latest                   one line: the name of the current checkpoint directory, e.g. step-00000300
  *   step-00000200/
  *   step-00000300/
- *     model.safetensors    parameter name → value (F32), sorted by name; metadata producer=muon4j, step=N
- *     optimizer.state      {@link OptimizerState#write the optimizer state}
- *     config.json          the caller's JSON object (model config, training config)
- *     trainer.json         the caller's JSON object (step, data position, seed, metrics so far)
- *     MANIFEST.json        {"format": "muon4j-checkpoint", "version": 1, "step": N,
- *                           "files": {name: {"size": bytes, "sha256": hex}, ...}} for the four files above
- *   .tmp-…                 leftovers of an interrupted save: ignored, deleted by the next save
+ *     model.safetensors      parameter name → value (F32), sorted by name; metadata producer=muon4j, step=N
+ *     optimizer.safetensors  {@link OptimizerState#write the optimizer state}: a tensor per buffer; steps, parameters, rules in its metadata
+ *     config.json            the caller's JSON object (model config, training config)
+ *     trainer.json           the caller's JSON object (step, data position, seed, metrics so far)
+ *     MANIFEST.json          {"format": "muon4j-checkpoint", "version": 1, "step": N,
+ *                             "files": {name: {"size": bytes, "sha256": hex}, ...}} for the four files above
+ *   .tmp-…                   leftovers of an interrupted save: ignored, deleted by the next save
  * </pre>
- * Step directories are named {@code step-} and the step with at least 8 digits.
+ * Step directories are named {@code step-} and the step with at least 8 digits. Checkpoints written
+ * before the optimizer state became safetensors hold {@code optimizer.state} (format version 1 or 2)
+ * in its place; they load as they are ({@link #LEGACY_OPTIMIZER_FILE}).
  *
  * <h2>Saving</h2>
  * {@link #save} writes every file into a fresh {@code .tmp-step-…} directory inside the run
@@ -92,7 +98,12 @@ public final class CheckpointStore {
     /** Name of the weights file in a checkpoint directory. */
     public static final String MODEL_FILE = "model.safetensors";
     /** Name of the optimizer state file in a checkpoint directory. */
-    public static final String OPTIMIZER_FILE = "optimizer.state";
+    public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+    /**
+     * Name of the optimizer state file in checkpoints written before the state became safetensors
+     * (format versions 1 and 2): read when the manifest lists it instead of {@link #OPTIMIZER_FILE}.
+     */
+    public static final String LEGACY_OPTIMIZER_FILE = "optimizer.state";
     /** Name of the caller's configuration file in a checkpoint directory. */
     public static final String CONFIG_FILE = "config.json";
     /** Name of the caller's trainer state file in a checkpoint directory. */
@@ -106,7 +117,7 @@ public final class CheckpointStore {
     /** The manifest version this code writes and reads. */
     public static final int MANIFEST_VERSION = 1;
 
-    private static final List<String> REQUIRED = List.of(MODEL_FILE, OPTIMIZER_FILE, CONFIG_FILE, TRAINER_FILE);
+    private static final List<String> REQUIRED = List.of(MODEL_FILE, CONFIG_FILE, TRAINER_FILE);
     private static final Pattern STEP_DIR = Pattern.compile("step-(\\d{8,18})");
     private static final String TMP_PREFIX = ".tmp-";
     private static final SecureRandom RANDOM = new SecureRandom();
@@ -263,7 +274,7 @@ public final class CheckpointStore {
         if (trainer != null && trainer.get("step") instanceof Number t && t.longValue() != step) {
             throw new IllegalArgumentException("checkpoint " + name + ": trainer.json's step is " + t + ", not " + step);
         }
-        Optional<String> bad = firstNonFinite(tensors, state);
+        Optional<String> bad = firstNonFinite(tensors, OPTIMIZER_FILE, state);
         if (bad.isPresent()) {
             throw new IllegalArgumentException("refusing to write checkpoint " + name + ": " + bad.get());
         }
@@ -292,13 +303,13 @@ public final class CheckpointStore {
             manifest.put("files", files);
             byte[] manifestJson = (Json.pretty(manifest) + "\n").getBytes(StandardCharsets.UTF_8);
             writeFile(tmp, MANIFEST_FILE, out -> out.write(manifestJson));
-            FileUtil.fsyncDirectory(tmp);
+            AtomicFiles.fsyncDirectory(tmp);
             if (Files.exists(target)) {
                 // Re-saving a step: move the old directory out of the way (deleted by the next save).
                 atomicMove(target, runDir.resolve(TMP_PREFIX + "replaced-" + name + "-" + nonce()));
             }
             atomicMove(tmp, target);
-            FileUtil.fsyncDirectory(runDir);
+            AtomicFiles.fsyncDirectory(runDir);
         } catch (IOException | UncheckedIOException e) {
             deleteQuietly(tmp, e);
             throw new IOException("checkpoint " + name + " was not written (" + e.getMessage() + "); " + previous, e);
@@ -398,7 +409,7 @@ public final class CheckpointStore {
             byte[] line = (name + "\n").getBytes(StandardCharsets.US_ASCII);
             writeFile(runDir, tmp.getFileName().toString(), out -> out.write(line));
             Files.move(tmp, runDir.resolve(LATEST_FILE), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            FileUtil.fsyncDirectory(runDir);
+            AtomicFiles.fsyncDirectory(runDir);
         } finally {
             Files.deleteIfExists(tmp);
         }
@@ -538,15 +549,20 @@ public final class CheckpointStore {
                 throw new IOException(manifestFile + " does not list " + required);
             }
         }
+        String optimizerFile = files.containsKey(OPTIMIZER_FILE) ? OPTIMIZER_FILE : LEGACY_OPTIMIZER_FILE;
+        if (!files.containsKey(optimizerFile)) {
+            throw new IOException(manifestFile + " does not list " + OPTIMIZER_FILE + " (nor " + LEGACY_OPTIMIZER_FILE
+                    + ", its name in older checkpoints)");
+        }
         for (Map.Entry<?, ?> e : files.entrySet()) {
             verify(dir, manifestFile, (String) e.getKey(), e.getValue());
         }
         SafeTensors.Contents model = SafeTensors.read(dir.resolve(MODEL_FILE));
-        OptimizerState optimizer = OptimizerState.read(dir.resolve(OPTIMIZER_FILE));
+        OptimizerState optimizer = OptimizerState.read(dir.resolve(optimizerFile));
         Map<String, Object> config = readJsonObject(dir.resolve(CONFIG_FILE));
         Map<String, Object> trainer = readJsonObject(dir.resolve(TRAINER_FILE));
-        checkSteps(dir, step, model.metadata(), optimizer, trainer);
-        checkFinite(dir, model.tensors(), optimizer);
+        checkSteps(dir, step, model.metadata(), optimizerFile, optimizer, trainer);
+        checkFinite(dir, model.tensors(), optimizerFile, optimizer);
         return new Checkpoint(dir, step, model.tensors(), optimizer, config, trainer);
     }
 
@@ -555,7 +571,7 @@ public final class CheckpointStore {
      * weights' metadata, the optimizer state (steps applied plus skipped) and trainer.json's
      * {@code "step"} when it has one. An edited manifest or a state from another step is refused.
      */
-    private static void checkSteps(Path dir, long step, Map<String, String> metadata, OptimizerState optimizer,
+    private static void checkSteps(Path dir, long step, Map<String, String> metadata, String optimizerFile, OptimizerState optimizer,
                                    Map<String, Object> trainer) throws IOException {
         List<String> disagree = new ArrayList<>();
         Path dirName = dir.toAbsolutePath().normalize().getFileName();
@@ -570,7 +586,7 @@ public final class CheckpointStore {
             disagree.add(MODEL_FILE + "'s metadata says " + abbreviate(meta));
         }
         if (optimizer.step() + optimizer.skippedSteps() != step) {
-            disagree.add(OPTIMIZER_FILE + " says " + (optimizer.step() + optimizer.skippedSteps()) + " (" + optimizer.step()
+            disagree.add(optimizerFile + " says " + (optimizer.step() + optimizer.skippedSteps()) + " (" + optimizer.step()
                     + " applied + " + optimizer.skippedSteps() + " skipped)");
         }
         Object t = trainer.get("step");
@@ -584,14 +600,15 @@ public final class CheckpointStore {
     }
 
     /** A checkpoint holding NaN or infinity (weights or optimizer state) can only continue a broken run. */
-    private static void checkFinite(Path dir, Map<String, TensorData> weights, OptimizerState optimizer) throws IOException {
-        Optional<String> bad = firstNonFinite(weights, optimizer);
+    private static void checkFinite(Path dir, Map<String, TensorData> weights, String optimizerFile, OptimizerState optimizer)
+            throws IOException {
+        Optional<String> bad = firstNonFinite(weights, optimizerFile, optimizer);
         if (bad.isPresent()) {
             throw new IOException("checkpoint " + dir + " holds a non-finite value: " + bad.get());
         }
     }
 
-    private static Optional<String> firstNonFinite(Map<String, TensorData> weights, OptimizerState optimizer) {
+    private static Optional<String> firstNonFinite(Map<String, TensorData> weights, String optimizerFile, OptimizerState optimizer) {
         for (Map.Entry<String, TensorData> w : weights.entrySet()) {
             float[] v = w.getValue().data();
             int bad = Kernels.firstNonFinite(v, 0, v.length);
@@ -604,7 +621,7 @@ public final class CheckpointStore {
                 float[] v = b.getValue();
                 int bad = Kernels.firstNonFinite(v, 0, v.length);
                 if (bad >= 0) {
-                    return Optional.of(OPTIMIZER_FILE + " " + HybridOptimizer.describeNonFinite(b.getKey(), e.getKey(), bad, v[bad]));
+                    return Optional.of(optimizerFile + " " + HybridOptimizer.describeNonFinite(b.getKey(), e.getKey(), bad, v[bad]));
                 }
             }
         }

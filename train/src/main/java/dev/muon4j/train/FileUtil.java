@@ -2,11 +2,9 @@ package dev.muon4j.train;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Comparator;
@@ -14,29 +12,9 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.stream.Stream;
 
-/** File helpers for durable writes: directory fsync, recursive delete, SHA-256. */
+/** File helpers: recursive delete, SHA-256 (directory fsync is {@link dev.muon4j.io.AtomicFiles#fsyncDirectory}). */
 final class FileUtil {
     private FileUtil() {
-    }
-
-    /**
-     * Fsyncs a directory so that renames and creations in it are durable. Platforms that cannot
-     * open a directory for syncing (Windows) are skipped silently.
-     */
-    static void fsyncDirectory(Path dir) throws IOException {
-        FileChannel channel;
-        try {
-            channel = FileChannel.open(dir, StandardOpenOption.READ);
-        } catch (IOException | UnsupportedOperationException e) {
-            return; // not supported here; nothing better can be done
-        }
-        try (channel) {
-            channel.force(true);
-        } catch (IOException e) {
-            if (!System.getProperty("os.name", "").startsWith("Windows")) {
-                throw e;
-            }
-        }
     }
 
     /** Deletes a file or a directory tree; a missing path is fine. */

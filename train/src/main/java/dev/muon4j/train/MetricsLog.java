@@ -1,5 +1,6 @@
 package dev.muon4j.train;
 
+import dev.muon4j.io.Json;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;

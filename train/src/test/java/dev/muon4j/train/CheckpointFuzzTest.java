@@ -10,6 +10,9 @@ import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
+import dev.muon4j.io.Json;
+import dev.muon4j.io.SafeTensors;
+import dev.muon4j.io.TensorData;
 import dev.muon4j.optim.OptimizerState;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -25,6 +28,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.IntStream;
@@ -38,16 +42,18 @@ import org.junit.jupiter.api.io.TempDir;
  * Damaged checkpoints are refused by name and never crash a reader. A real checkpoint (a tiny model
  * trained for three steps with Muon and AdamW) is mutated a few hundred times from a fixed seed:
  * single bit flips, several bytes overwritten, truncations, appended bytes, and fields set huge,
- * negative or zero (the safetensors header size and the numbers in its header; the optimizer
- * state's step counts, parameter count, string lengths, ranks, dimensions, buffer counts and
- * buffer lengths; the manifest's sizes and step; the numbers of config.json and trainer.json).
- * Each mutation is read twice:
+ * negative or zero (the header size and the numbers in the header of both safetensors files, the
+ * model's and the optimizer state's; the state's step counts, format version and shapes in its
+ * metadata; the manifest's sizes and step; the numbers of config.json and trainer.json). The same
+ * checkpoint in the layout of older versions, its state in {@code optimizer.state} (format version
+ * 2), has that file mutated too: its step counts, parameter count, string lengths, ranks,
+ * dimensions, buffer counts and buffer lengths. Each mutation is read twice:
  *
  * <ol>
  *   <li>through {@link CheckpointStore#load}, where the manifest's SHA-256 catches the damage;</li>
- *   <li>straight through the file's parser with its integrity check satisfied (the state file's
- *       CRC-32 recomputed; safetensors and JSON have none), so that the parser itself meets the
- *       damage.</li>
+ *   <li>straight through the file's parser with its integrity checks satisfied (the state files'
+ *       CRC-32s recomputed; the model's safetensors and JSON have none), so that the parser itself
+ *       meets the damage.</li>
  * </ol>
  *
  * <p>Every read either returns data identical to the original, bit for bit, or fails with an
@@ -61,6 +67,8 @@ class CheckpointFuzzTest {
     private static final Duration LIMIT = Duration.ofSeconds(20);
     private static final String MODEL = CheckpointStore.MODEL_FILE;
     private static final String STATE = CheckpointStore.OPTIMIZER_FILE;
+    /** The optimizer state of the old layout (format version 2), in a copy of the checkpoint turned into that layout. */
+    private static final String LEGACY = CheckpointStore.LEGACY_OPTIMIZER_FILE;
     private static final String MANIFEST = CheckpointStore.MANIFEST_FILE;
     private static final String CONFIG = CheckpointStore.CONFIG_FILE;
     private static final String TRAINER = CheckpointStore.TRAINER_FILE;
@@ -114,12 +122,25 @@ class CheckpointFuzzTest {
         byte[] model = originals.get(MODEL);
         int headerEnd = 8 + (int) ByteBuffer.wrap(model).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
         generic(out, MODEL, model, range(0, headerEnd), random, 30, 10, 10, 5);
-        safetensorsFields(out, model, headerEnd, random, 14);
+        safetensorsFields(out, MODEL, model, headerEnd, random, 14);
 
         byte[] state = originals.get(STATE);
-        List<Field> fields = stateFields(state);
-        generic(out, STATE, state, structure(state, fields), random, 30, 10, 10, 5);
-        stateFieldMutations(out, state, fields, random, 40);
+        int stateHeaderEnd = 8 + (int) ByteBuffer.wrap(state).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        generic(out, STATE, state, range(0, stateHeaderEnd), random, 30, 10, 10, 5);
+        safetensorsFields(out, STATE, state, stateHeaderEnd, random, 20);
+        for (String key : List.of("step", "skipped_steps", "format_version")) {
+            String header = new String(state, 8, stateHeaderEnd - 8, StandardCharsets.UTF_8);
+            Matcher m = Pattern.compile("\"" + key + "\":\"(\\d+)\"").matcher(header);
+            assertTrue(m.find(), key + " in the state's metadata");
+            for (String value : JSON_NUMBERS) {
+                out.add(headerReplaced(STATE, state, stateHeaderEnd, header, new int[] {m.start(1), m.end(1)}, value));
+            }
+        }
+
+        byte[] legacy = originals.get(LEGACY);
+        List<Field> fields = stateFields(legacy);
+        generic(out, LEGACY, legacy, structure(legacy, fields), random, 20, 6, 6, 3);
+        stateFieldMutations(out, legacy, fields, random, 30);
 
         byte[] manifest = originals.get(MANIFEST);
         generic(out, MANIFEST, manifest, null, random, 20, 6, 6, 3);
@@ -178,28 +199,33 @@ class CheckpointFuzzTest {
     }
 
     /** The header size set to insane, negative, zero and near values; numbers of the header JSON replaced. */
-    private static void safetensorsFields(List<Mutation> out, byte[] original, int headerEnd, Random random, int numbers) {
+    private static void safetensorsFields(List<Mutation> out, String file, byte[] original, int headerEnd, Random random, int numbers) {
         long size = headerEnd - 8;
         for (long value : new long[] {0, 1, -1, Long.MIN_VALUE, Long.MAX_VALUE, SafeTensors.MAX_HEADER_SIZE + 1, 1L << 32,
                 size - 8, size + 8, original.length}) {
             byte[] bytes = original.clone();
             ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value);
-            out.add(new Mutation(MODEL, "header size set to " + value, bytes));
+            out.add(new Mutation(file, "header size set to " + value, bytes));
         }
         String header = new String(original, 8, (int) size, StandardCharsets.UTF_8);
         List<int[]> spans = spans(Pattern.compile("[\\[,](\\d+)"), header.getBytes(StandardCharsets.UTF_8));
         for (int i = 0; i < numbers; i++) {
             int[] span = spans.get(random.nextInt(spans.size()));
             String value = JSON_NUMBERS.get(random.nextInt(JSON_NUMBERS.size()));
-            byte[] changed = (header.substring(0, span[0]) + value + header.substring(span[1])).getBytes(StandardCharsets.UTF_8);
-            ByteBuffer bytes = ByteBuffer.allocate(8 + changed.length + original.length - headerEnd).order(ByteOrder.LITTLE_ENDIAN);
-            bytes.putLong(changed.length).put(changed).put(original, headerEnd, original.length - headerEnd);
-            out.add(new Mutation(MODEL, "header number " + header.substring(span[0], span[1]) + " at byte " + (8 + span[0])
-                    + " set to " + value + " (header size adjusted)", bytes.array()));
+            out.add(headerReplaced(file, original, headerEnd, header, span, value));
         }
     }
 
-    /** The integer fields of a state file as {@link OptimizerState#write} lays it out (format version 2: each buffer its own shape). */
+    /** The header's text at {@code span} replaced by {@code value}, the header size adjusted. */
+    private static Mutation headerReplaced(String file, byte[] original, int headerEnd, String header, int[] span, String value) {
+        byte[] changed = (header.substring(0, span[0]) + value + header.substring(span[1])).getBytes(StandardCharsets.UTF_8);
+        ByteBuffer bytes = ByteBuffer.allocate(8 + changed.length + original.length - headerEnd).order(ByteOrder.LITTLE_ENDIAN);
+        bytes.putLong(changed.length).put(changed).put(original, headerEnd, original.length - headerEnd);
+        return new Mutation(file, "header text " + header.substring(span[0], span[1]) + " at byte " + (8 + span[0])
+                + " set to " + value + " (header size adjusted)", bytes.array());
+    }
+
+    /** The integer fields of a state file of the old layout, format version 2 (each buffer its own shape). */
     private static List<Field> stateFields(byte[] bytes) {
         ByteBuffer in = ByteBuffer.wrap(bytes);
         List<Field> fields = new ArrayList<>(List.of(new Field("step", 12, 8), new Field("skipped steps", 20, 8),
@@ -289,7 +315,7 @@ class CheckpointFuzzTest {
             case 4 -> bytes.putInt(f.at, (int) value);
             default -> bytes.putShort(f.at, (short) value);
         }
-        return new Mutation(STATE, f.name + " at byte " + f.at + " set to " + value, bytes.array());
+        return new Mutation(LEGACY, f.name + " at byte " + f.at + " set to " + value, bytes.array());
     }
 
     /** The spans of group 1 of every match in the (ASCII) text. */
@@ -353,37 +379,47 @@ class CheckpointFuzzTest {
     void everyMutationLoadsTheOriginalOrFailsNamingTheFile() throws IOException {
         long started = System.nanoTime();
         Path work = copyOf(saved, tmp.resolve("store").resolve(saved.getFileName()));
+        Path old = copyOf(saved, tmp.resolve("old-layout").resolve(saved.getFileName()));
+        TrainerTest.toOldLayout(old);
         Path parsed = Files.createDirectories(tmp.resolve("parser"));
         CheckpointStore store = new CheckpointStore(work.getParent());
+        CheckpointStore oldStore = new CheckpointStore(old.getParent());
         CheckpointStore.Checkpoint reference = store.load(work);
+        assertTrue(same(reference, oldStore.load(old)), "the checkpoint in the old layout loads the same");
         Map<String, byte[]> originals = new LinkedHashMap<>();
         for (String name : FILES) {
             originals.put(name, Files.readAllBytes(work.resolve(name)));
         }
+        originals.put(LEGACY, Files.readAllBytes(old.resolve(LEGACY)));
         Map<String, Object> manifest = Json.readObject(work.resolve(MANIFEST));
         List<Mutation> mutations = mutations(originals, new Random(SEED));
 
         Map<String, Tally> tallies = new LinkedHashMap<>();
         FILES.forEach(name -> tallies.put(name, new Tally()));
+        tallies.put(LEGACY, new Tally());
         List<String> failures = new ArrayList<>();
         for (Mutation m : mutations) {
             String where = m.file + ", " + m.what;
             Tally tally = tallies.get(m.file);
             tally.mutations++;
             assertTimeoutPreemptively(LIMIT, () -> {
-                Path inStore = work.resolve(m.file);
+                boolean legacy = m.file.equals(LEGACY);
+                Path dir = legacy ? old : work;
+                Path inStore = dir.resolve(m.file);
                 Files.write(inStore, m.bytes);
                 Outcome viaStore;
                 try {
-                    viaStore = classify(() -> same(reference, store.load(work)), inStore, where + ", through the store", failures);
+                    viaStore = classify(() -> same(reference, (legacy ? oldStore : store).load(dir)), inStore,
+                            where + ", through the store", failures);
                 } finally {
                     Files.write(inStore, originals.get(m.file));
                 }
                 Path file = parsed.resolve(m.file);
-                Files.write(file, m.file.equals(STATE) ? withChecksum(m.bytes) : m.bytes);
+                Files.write(file, m.file.equals(STATE) ? withChecksums(m.bytes) : legacy ? withChecksum(m.bytes) : m.bytes);
                 Outcome viaParser = classify(() -> switch (m.file) {
                     case MODEL -> sameTensors(reference.weights(), SafeTensors.read(file).tensors());
-                    case STATE -> sameState(reference.optimizer(), wellFormed(OptimizerState.read(file), reference.optimizer(), where, failures));
+                    case STATE, LEGACY -> sameState(reference.optimizer(), wellFormed(OptimizerState.read(file), reference.optimizer(), where,
+                            failures));
                     case MANIFEST -> manifest.equals(Json.readObject(file));
                     case CONFIG -> reference.config().equals(Json.readObject(file));
                     default -> reference.trainer().equals(Json.readObject(file));
@@ -403,11 +439,11 @@ class CheckpointFuzzTest {
 
         System.out.printf("checkpoint fuzz: %d mutations of %s in %.1f s (seed %d)%n", mutations.size(), saved.getFileName(),
                 seconds, SEED);
-        System.out.printf("  %-18s %9s | store: %9s %11s | parser: %9s %10s %11s%n", "file", "mutations", "identical", "named error",
+        System.out.printf("  %-21s %9s | store: %9s %11s | parser: %9s %10s %11s%n", "file", "mutations", "identical", "named error",
                 "identical", "other data", "named error");
         for (Map.Entry<String, Tally> e : tallies.entrySet()) {
             Tally t = e.getValue();
-            System.out.printf("  %-18s %9d | %16d %11d | %17d %10d %11d%n", e.getKey(), t.mutations,
+            System.out.printf("  %-21s %9d | %16d %11d | %17d %10d %11d%n", e.getKey(), t.mutations,
                     t.count(t.store, Outcome.IDENTICAL), t.count(t.store, Outcome.NAMED_ERROR), t.count(t.parser, Outcome.IDENTICAL),
                     t.count(t.parser, Outcome.OTHER_DATA), t.count(t.parser, Outcome.NAMED_ERROR));
         }
@@ -426,7 +462,48 @@ class CheckpointFuzzTest {
         assertTrue(seconds < 60, "the fuzz took " + seconds + " s");
     }
 
-    /** The bytes with their last 8 (where the state file keeps its CRC-32) replaced by the CRC-32 of the others. */
+    /**
+     * A safetensors state file with the CRC-32s in its metadata made to match its bytes, when its
+     * header still parses and holds them: patched in place (8 hex digits each), so nothing moves.
+     */
+    private static byte[] withChecksums(byte[] bytes) {
+        if (bytes.length < 8) {
+            return bytes;
+        }
+        long n = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        if (n < 2 || n > bytes.length - 8) {
+            return bytes;
+        }
+        Map<String, Object> header;
+        try {
+            header = Json.parseObject(new String(bytes, 8, (int) n, StandardCharsets.UTF_8));
+        } catch (IllegalArgumentException e) {
+            return bytes;
+        }
+        if (!(header.get(SafeTensors.METADATA_KEY) instanceof Map<?, ?> metadata)) {
+            return bytes;
+        }
+        TreeMap<String, Object> others = new TreeMap<>();
+        metadata.forEach((k, v) -> others.put((String) k, v));
+        others.remove("data_crc32");
+        others.remove("metadata_crc32");
+        CRC32 meta = new CRC32();
+        meta.update(Json.write(others).getBytes(StandardCharsets.UTF_8));
+        CRC32 data = new CRC32();
+        data.update(bytes, 8 + (int) n, bytes.length - 8 - (int) n);
+        byte[] out = bytes.clone();
+        String text = new String(bytes, 8, (int) n, StandardCharsets.ISO_8859_1);
+        for (Map.Entry<String, CRC32> e : Map.of("data_crc32", data, "metadata_crc32", meta).entrySet()) {
+            Matcher m = Pattern.compile("\"" + e.getKey() + "\":\"([0-9a-f]{8})\"").matcher(text);
+            if (m.find()) {
+                byte[] digits = String.format("%08x", e.getValue().getValue()).getBytes(StandardCharsets.US_ASCII);
+                System.arraycopy(digits, 0, out, 8 + m.start(1), 8);
+            }
+        }
+        return out;
+    }
+
+    /** The bytes with their last 8 (where a state file of the old layout keeps its CRC-32) replaced by the CRC-32 of the others. */
     private static byte[] withChecksum(byte[] bytes) {
         if (bytes.length < 8) {
             return bytes;

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.muon4j.io.Json;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.ParamRole;
 import dev.muon4j.optim.Parameter;
@@ -126,14 +127,14 @@ class CheckpointStoreTest {
         assertEquals(runDir.resolve("step-00000100"), dir);
         assertEquals("step-00000100\n", Files.readString(runDir.resolve("latest")));
         try (Stream<Path> s = Files.list(dir)) {
-            assertEquals(List.of("MANIFEST.json", "config.json", "model.safetensors", "optimizer.state", "trainer.json"),
+            assertEquals(List.of("MANIFEST.json", "config.json", "model.safetensors", "optimizer.safetensors", "trainer.json"),
                     s.map(p -> p.getFileName().toString()).sorted().toList());
         }
         Map<String, Object> manifest = Json.parseObject(Files.readString(dir.resolve("MANIFEST.json")));
         assertEquals(100L, manifest.get("step"));
         @SuppressWarnings("unchecked")
         Map<String, Map<String, Object>> files = (Map<String, Map<String, Object>>) manifest.get("files");
-        for (String name : List.of("model.safetensors", "optimizer.state", "config.json", "trainer.json")) {
+        for (String name : List.of("model.safetensors", "optimizer.safetensors", "config.json", "trainer.json")) {
             assertEquals(Files.size(dir.resolve(name)), files.get(name).get("size"), name);
             assertEquals(FileUtil.sha256(dir.resolve(name)), files.get(name).get("sha256"), name);
         }
@@ -252,13 +253,13 @@ class CheckpointStoreTest {
     void truncatedFileIsDetectedAndNamed() throws IOException {
         CheckpointStore store = store(3);
         Path dir = save(store, 100, model(1));
-        Path optimizer = dir.resolve("optimizer.state");
+        Path optimizer = dir.resolve("optimizer.safetensors");
         byte[] bytes = Files.readAllBytes(optimizer);
         Files.write(optimizer, java.util.Arrays.copyOf(bytes, bytes.length - 10));
         IOException e = assertThrows(IOException.class, () -> store.load(dir));
         assertTrue(e.getMessage().contains(optimizer.toString()) && e.getMessage().contains("truncated"), e.getMessage());
         IOException none = assertThrows(IOException.class, store::latest, "the only checkpoint is damaged: no silent fresh start");
-        assertTrue(none.getMessage().contains("no loadable checkpoint") && none.getMessage().contains("optimizer.state"), none.getMessage());
+        assertTrue(none.getMessage().contains("no loadable checkpoint") && none.getMessage().contains("optimizer.safetensors"), none.getMessage());
     }
 
     @Test

@@ -11,6 +11,7 @@ import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.ShardedOptimizer;
+import dev.muon4j.io.SafeTensors;
 import dev.muon4j.nn.LlamaConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -14,6 +14,7 @@ import dev.muon4j.data.Batch;
 import dev.muon4j.data.BatchSampler;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.ShardedOptimizer;
+import dev.muon4j.io.Json;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.optim.Parameter;

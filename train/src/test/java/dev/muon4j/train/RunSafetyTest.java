@@ -10,6 +10,9 @@ import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
+import dev.muon4j.io.Json;
+import dev.muon4j.io.SafeTensors;
+import dev.muon4j.io.TensorData;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.optim.OptimizerState;
 import java.io.IOException;
@@ -303,10 +306,10 @@ class RunSafetyTest {
         trainer(c, dir).run(false, 6);
         Path cp = dir.resolve("step-00000006");
         OptimizerState s = OptimizerState.read(cp.resolve(CheckpointStore.OPTIMIZER_FILE));
-        new OptimizerState(2, 0, s.entries()).write(cp.resolve(CheckpointStore.OPTIMIZER_FILE));
+        new OptimizerState(2, 0, s.entries(), s.rules()).write(cp.resolve(CheckpointStore.OPTIMIZER_FILE));
         fixManifest(cp, CheckpointStore.OPTIMIZER_FILE);
         IOException e = assertThrows(IOException.class, () -> new CheckpointStore(dir).load(cp));
-        assertTrue(e.getMessage().contains("optimizer.state says 2"), e.getMessage());
+        assertTrue(e.getMessage().contains(CheckpointStore.OPTIMIZER_FILE + " says 2"), e.getMessage());
         assertEquals(4, new CheckpointStore(dir, 3, log::add).latest().orElseThrow().step());
     }
 

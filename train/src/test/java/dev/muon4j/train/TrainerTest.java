@@ -12,12 +12,16 @@ import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
+import dev.muon4j.io.Json;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.optim.LegacyStateWriter;
+import dev.muon4j.optim.OptimizerState;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
@@ -158,7 +162,7 @@ class TrainerTest {
         assertArrayEquals(Files.readAllBytes(ca.dir().resolve(CheckpointStore.MODEL_FILE)),
                 Files.readAllBytes(cb.dir().resolve(CheckpointStore.MODEL_FILE)), "model.safetensors bytes");
         assertArrayEquals(Files.readAllBytes(ca.dir().resolve(CheckpointStore.OPTIMIZER_FILE)),
-                Files.readAllBytes(cb.dir().resolve(CheckpointStore.OPTIMIZER_FILE)), "optimizer.state bytes");
+                Files.readAllBytes(cb.dir().resolve(CheckpointStore.OPTIMIZER_FILE)), "optimizer state bytes");
         assertEquals(ca.trainer(), cb.trainer(), "trainer.json");
     }
 
@@ -187,6 +191,55 @@ class TrainerTest {
         assertSameFinalState(a, b);
         assertEquals(metrics(a), metrics(b), "metrics.jsonl apart from seconds");
         assertEquals(2 * n + full.evals().size(), metrics(b).size());
+    }
+
+    /**
+     * Turns a checkpoint into the layout written before the optimizer state became safetensors: its
+     * state as {@code optimizer.state} in format version 2, listed so in the manifest.
+     */
+    @SuppressWarnings("unchecked")
+    static void toOldLayout(Path checkpoint) throws IOException {
+        Path state = checkpoint.resolve(CheckpointStore.OPTIMIZER_FILE);
+        Path old = checkpoint.resolve(CheckpointStore.LEGACY_OPTIMIZER_FILE);
+        LegacyStateWriter.write(OptimizerState.read(state), old, 2);
+        Files.delete(state);
+        Path manifestFile = checkpoint.resolve(CheckpointStore.MANIFEST_FILE);
+        Map<String, Object> manifest = Json.readObject(manifestFile);
+        Map<String, Object> files = new LinkedHashMap<>();
+        for (Map.Entry<String, Object> e : ((Map<String, Object>) manifest.get("files")).entrySet()) {
+            if (e.getKey().equals(CheckpointStore.OPTIMIZER_FILE)) {
+                Map<String, Object> info = new LinkedHashMap<>();
+                info.put("size", Files.size(old));
+                info.put("sha256", FileUtil.sha256(old));
+                files.put(CheckpointStore.LEGACY_OPTIMIZER_FILE, info);
+            } else {
+                files.put(e.getKey(), e.getValue());
+            }
+        }
+        manifest.put("files", files);
+        Files.writeString(manifestFile, Json.pretty(manifest) + "\n");
+    }
+
+    @Test
+    void aCheckpointWithTheOldOptimizerStateFileResumesExactly() throws IOException {
+        int n = 4;
+        TrainConfig c = config(OptimizerChoice.MUON, 1e-2, 2 * n, 1, 11, n);
+        Path a = tmp.resolve("a");
+        Path b = tmp.resolve("b");
+        Trainer.Result full = trainer(tiny(32), c, sentence, a).run(false);
+        trainer(tiny(32), c, sentence, b).run(false, n);
+        Path checkpoint = new CheckpointStore(b).latest().orElseThrow().dir();
+        toOldLayout(checkpoint);
+        assertFalse(Files.exists(checkpoint.resolve(CheckpointStore.OPTIMIZER_FILE)));
+        assertEquals(OptimizerState.read(a.resolve(checkpoint.getFileName()).resolve(CheckpointStore.OPTIMIZER_FILE)).entries().keySet(),
+                new CheckpointStore(b).load(checkpoint).optimizer().entries().keySet(), "the old checkpoint loads");
+
+        Trainer.Result rest = trainer(tiny(32), c, sentence, b).run(true);
+        assertEquals(n, rest.startStep());
+        assertSameSteps(full.steps().subList(n, 2 * n), rest.steps());
+        assertSameFinalState(a, b);
+        assertTrue(Files.exists(new CheckpointStore(b).latest().orElseThrow().dir().resolve(CheckpointStore.OPTIMIZER_FILE)),
+                "new checkpoints are written in the new layout");
     }
 
     @Test

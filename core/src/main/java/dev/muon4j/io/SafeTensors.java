@@ -1,17 +1,13 @@
-package dev.muon4j.train;
+package dev.muon4j.io;
 
-import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -23,6 +19,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.zip.CRC32;
+import java.util.zip.CheckedOutputStream;
 
 /**
  * Writer and reader of the <a href="https://github.com/huggingface/safetensors">safetensors</a>
@@ -68,10 +66,12 @@ public final class SafeTensors {
     /**
      * The contents of a safetensors file.
      *
-     * @param tensors  tensor name → tensor, in name order (unmodifiable)
-     * @param metadata the {@code "__metadata__"} strings, empty when the file has none (unmodifiable)
+     * @param tensors   tensor name → tensor, in name order (unmodifiable)
+     * @param metadata  the {@code "__metadata__"} strings, empty when the file has none (unmodifiable)
+     * @param dataBytes the size of the data section (the bytes after the header)
+     * @param dataCrc32 the CRC-32 of the data section as read, for formats that record one in their metadata
      */
-    public record Contents(Map<String, TensorData> tensors, Map<String, String> metadata) {
+    public record Contents(Map<String, TensorData> tensors, Map<String, String> metadata, long dataBytes, long dataCrc32) {
         /** Makes unmodifiable copies of both maps. */
         public Contents {
             tensors = Collections.unmodifiableMap(new LinkedHashMap<>(tensors));
@@ -97,25 +97,26 @@ public final class SafeTensors {
      * @throws IOException if writing fails; {@code file} is then left as it was
      */
     public static void write(Path file, Map<String, TensorData> tensors, Map<String, String> metadata) throws IOException {
-        Path dir = file.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
+        AtomicFiles.write(file, out -> write(out, tensors, metadata));
+    }
+
+    /**
+     * The CRC-32 of the data section that {@link #write} lays out for {@code tensors}: every tensor's
+     * little-endian bytes, in name order. A format can record it in the metadata, which the data
+     * section follows, and check it against {@link Contents#dataCrc32()} on reading.
+     */
+    public static long dataCrc32(Map<String, TensorData> tensors) {
+        CRC32 crc = new CRC32();
+        OutputStream out = new CheckedOutputStream(OutputStream.nullOutputStream(), crc);
+        byte[] chunk = new byte[CHUNK];
         try {
-            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                OutputStream out = new BufferedOutputStream(Channels.newOutputStream(channel), CHUNK);
-                write(out, tensors, metadata);
-                out.flush();
-                channel.force(true);
+            for (TensorData t : new TreeMap<>(tensors).values()) {
+                writeData(out, t, chunk);
             }
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                throw new IOException("cannot atomically replace " + file + ": the file system does not support atomic moves", e);
-            }
-            FileUtil.fsyncDirectory(dir);
-        } finally {
-            Files.deleteIfExists(tmp);
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing to no stream failed", e); // cannot happen
         }
+        return crc.getValue();
     }
 
     /**
@@ -299,10 +300,11 @@ public final class SafeTensors {
             }
             TreeMap<String, TensorData> tensors = new TreeMap<>();
             ByteBuffer chunk = ByteBuffer.allocate(CHUNK).order(ByteOrder.LITTLE_ENDIAN);
+            CRC32 crc = new CRC32(); // the entries are in offset order and cover the data section exactly
             for (Entry e : entries) {
-                tensors.put(e.name, new TensorData(e.dtype, e.shape, readData(channel, dataStart, e, chunk, file)));
+                tensors.put(e.name, new TensorData(e.dtype, e.shape, readData(channel, dataStart, e, chunk, crc, file)));
             }
-            return new Contents(tensors, metadata);
+            return new Contents(tensors, metadata, bufferSize, crc.getValue());
         }
     }
 
@@ -349,7 +351,8 @@ public final class SafeTensors {
         return new Entry(name, dtype, shape, begin, end);
     }
 
-    private static float[] readData(FileChannel channel, long dataStart, Entry e, ByteBuffer chunk, Path file) throws IOException {
+    private static float[] readData(FileChannel channel, long dataStart, Entry e, ByteBuffer chunk, CRC32 crc, Path file)
+            throws IOException {
         int width = dtypeBytes(e.dtype);
         int count = (int) ((e.end - e.begin) / width);
         float[] data = new float[count];
@@ -361,6 +364,7 @@ public final class SafeTensors {
             readFully(channel, chunk, position, file);
             position += (long) n * width;
             chunk.flip();
+            crc.update(chunk.array(), 0, n * width);
             switch (e.dtype) {
                 case "F32" -> chunk.asFloatBuffer().get(data, i, n);
                 case "BF16" -> {

@@ -1,4 +1,4 @@
-package dev.muon4j.train;
+package dev.muon4j.io;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

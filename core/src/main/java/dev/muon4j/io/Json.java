@@ -1,4 +1,4 @@
-package dev.muon4j.train;
+package dev.muon4j.io;
 
 import java.io.IOException;
 import java.math.BigDecimal;

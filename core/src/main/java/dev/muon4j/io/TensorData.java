@@ -1,4 +1,4 @@
-package dev.muon4j.train;
+package dev.muon4j.io;
 
 import java.util.Arrays;
 import java.util.Objects;
