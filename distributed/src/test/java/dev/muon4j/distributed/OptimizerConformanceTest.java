@@ -220,7 +220,7 @@ class OptimizerConformanceTest {
         }
         Map<String, OptimizerState.Entry> fewer = new LinkedHashMap<>(good.entries());
         fewer.remove(name);
-        rejectsState(opt, good, new OptimizerState(good.step(), good.skippedSteps(), fewer), "missing [" + name + "]");
+        rejectsState(opt, good, new OptimizerState(good.step(), good.skippedSteps(), fewer, good.rules()), "missing [" + name + "]");
     }
 
     @ParameterizedTest(name = "{0}, {1} ranks, {2}")
@@ -270,7 +270,7 @@ class OptimizerConformanceTest {
     private static OptimizerState with(OptimizerState state, String name, OptimizerState.Entry entry) {
         Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>(state.entries());
         entries.put(name, entry);
-        return new OptimizerState(state.step(), state.skippedSteps(), entries);
+        return new OptimizerState(state.step(), state.skippedSteps(), entries, state.rules());
     }
 
     private static OptimizerState withBuffers(OptimizerState state, String name, UnaryOperator<Map<String, float[]>> change) {
