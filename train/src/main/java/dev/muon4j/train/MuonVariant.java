@@ -28,11 +28,21 @@ public enum MuonVariant {
 
     /** The Muon settings of this variant with the run's learning rate, momentum and weight decay. */
     public MuonConfig config(double learningRate, double momentum, double weightDecay) {
+        return config(learningRate, momentum, weightDecay, NewtonSchulzConfig.Method.STANDARD);
+    }
+
+    /**
+     * The Muon settings of this variant with the run's learning rate, momentum, weight decay and Newton–Schulz
+     * method ({@link NewtonSchulzConfig.Method#GRAM} is refused for {@link #TORCH}, whose bfloat16 arithmetic
+     * has no Gram form).
+     */
+    public MuonConfig config(double learningRate, double momentum, double weightDecay, NewtonSchulzConfig.Method nsMethod) {
         boolean classic = this == MOONLIGHT || this == NORMUON;
+        NewtonSchulzConfig newtonSchulz = this == TORCH ? NewtonSchulzConfig.torchBf16() : NewtonSchulzConfig.defaults();
         return MuonConfig.builder().learningRate(learningRate).weightDecay(weightDecay).momentum(momentum)
                 .momentumForm(classic ? MomentumForm.CLASSIC : MomentumForm.EMA).nesterov(true)
                 .scaleMode(this == KELLER ? ScaleMode.ORIGINAL : ScaleMode.MATCH_RMS_ADAMW)
-                .newtonSchulz(this == TORCH ? NewtonSchulzConfig.torchBf16() : NewtonSchulzConfig.defaults()).build();
+                .newtonSchulz(newtonSchulz.withMethod(nsMethod)).build();
     }
 
     /** The update rule of the hidden matrices, with cautious weight decay if asked. */
