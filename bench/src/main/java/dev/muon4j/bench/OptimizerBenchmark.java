@@ -95,7 +95,7 @@ public final class OptimizerBenchmark {
 
     public List<NsResult> runNewtonSchulz(int[][] shapes) {
         List<NsResult> results = new ArrayList<>();
-        out.printf("%-10s %7s | %8s %7s %5s | %8s %7s %5s | %7s | %-30s | %-30s%n", "shape", "GEMM", "NS5 s", "eff", "ratio",
+        out.printf("%-10s %7s | %8s %7s %5s | %8s %7s %5s | %7s | %-47s | %-47s%n", "shape", "GEMM", "NS5 s", "eff", "ratio",
                 "Gram s", "eff", "ratio", "speedup", "NS5 vs float64", "Gram vs float64");
         for (int[] shape : shapes) {
             int rows = shape[0];
@@ -128,7 +128,7 @@ public final class OptimizerBenchmark {
             NsResult r = new NsResult(rows, cols, gemm, seconds[1], flops / seconds[1] / 1e9, seconds[2], flops / seconds[2] / 1e9,
                     standardAccuracy, gramAccuracy);
             results.add(r);
-            out.printf("%-10s %7.1f | %8.4f %7.1f %4.0f%% | %8.4f %7.1f %4.0f%% | %6.2fx | %-30s | %-30s%n", rows + "x" + cols, gemm,
+            out.printf("%-10s %7.1f | %8.4f %7.1f %4.0f%% | %8.4f %7.1f %4.0f%% | %6.2fx | %-47s | %-47s%n", rows + "x" + cols, gemm,
                     r.nsSeconds(), r.nsEffectiveGflops(), 100 * r.ratioToGemm(), r.gramSeconds(), r.gramEffectiveGflops(),
                     100 * r.gramRatioToGemm(), r.gramSpeedup(), describe(standardAccuracy), describe(gramAccuracy));
         }
@@ -142,8 +142,8 @@ public final class OptimizerBenchmark {
         if (a == null) {
             return "-";
         }
-        return String.format(java.util.Locale.ROOT, "%.1e %.1e [%.4f, %.4f]", a.maxAbsError(), a.relativeError(), a.minSingular(),
-                a.maxSingular());
+        return String.format(java.util.Locale.ROOT, "%.1e %.1e [%.4f, %.4f] ([%.4f, %.4f])", a.maxAbsError(), a.relativeError(),
+                a.minSingular(), a.maxSingular(), a.referenceMinSingular(), a.referenceMaxSingular());
     }
 
     /** Each body once to warm up, then {@code repetitions} rounds of one run of each in turn; the median time of each. */
