@@ -15,12 +15,17 @@ import java.util.SplittableRandom;
 
 /**
  * Measures, in one run on one backend: GEMM GFLOP/s, Newton–Schulz (5 steps) time and effective
- * GFLOP/s, and a full Muon step over GPT-2 small's hidden matrices against the time of the same
- * work done with plain GEMMs.
+ * GFLOP/s with the standard iteration and with Gram Newton–Schulz ({@link NewtonSchulzConfig.Method#GRAM}),
+ * their accuracy against a float64 Newton–Schulz, and a full Muon step over GPT-2 small's hidden matrices
+ * (with each method) against the time of the same work done with plain GEMMs.
  *
  * <p>Effective GFLOP/s counts Newton–Schulz as {@code 5·(4m²n + 2m³)} flops for an m×n input
- * (m ≤ n), the cost of doing it with general products only; the symmetric products (SYRK) do
- * {@code 5·(3m²n + m³)}, which is how the effective rate can exceed the GEMM rate.
+ * (m ≤ n), the cost of the standard iteration with general products only, for both methods; the
+ * symmetric products (SYRK) do {@code 5·(3m²n + m³)}, and Gram Newton–Schulz {@code 6m²n + 23m³}
+ * (non-square inputs), which is how an effective rate can exceed the GEMM rate.
+ *
+ * <p>GEMM, the standard iteration and the Gram one are timed in turns (one repetition of each per
+ * round), so a change of the machine's speed during the run reaches all three alike.
  */
 public final class OptimizerBenchmark {
     /** Input shapes (rows × cols) timed for Newton–Schulz. */
@@ -28,6 +33,11 @@ public final class OptimizerBenchmark {
     /** GPT-2 small: 12 layers of attention qkv, attention out, MLP up, MLP down (fan-out × fan-in as stored here). */
     public static final int[][] GPT2_HIDDEN = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
     public static final int GPT2_LAYERS = 12;
+    /**
+     * The largest m²n (m ≤ n) whose float64 reference is computed: 1024×4096 (4.3e9, about 10 s of
+     * float64 loops on two cores) is, 4096×4096 (6.9e10) is not.
+     */
+    public static final double ACCURACY_MAX_WORK = 5e9;
 
     private final Backend backend;
     private final PrintStream out;
@@ -42,40 +52,339 @@ public final class OptimizerBenchmark {
         this.repetitions = repetitions;
     }
 
-    /** Results of one Newton–Schulz shape. */
-    public record NsResult(int rows, int cols, double gemmGflops, double nsSeconds, double nsEffectiveGflops) {
+    /**
+     * Results of one Newton–Schulz shape: the GEMM rate, and each method's median time, effective rate and
+     * accuracy (null where the float64 reference was not computed).
+     */
+    public record NsResult(int rows, int cols, double gemmGflops, double nsSeconds, double nsEffectiveGflops,
+                           double gramSeconds, double gramEffectiveGflops, Accuracy standardAccuracy, Accuracy gramAccuracy) {
         public double ratioToGemm() {
             return nsEffectiveGflops / gemmGflops;
         }
+
+        public double gramRatioToGemm() {
+            return gramEffectiveGflops / gemmGflops;
+        }
+
+        /** Standard time over Gram time. */
+        public double gramSpeedup() {
+            return nsSeconds / gramSeconds;
+        }
     }
 
-    /** Results of the GPT-2 optimizer step. */
-    public record StepResult(int matrices, long parameters, double stepSeconds, double pureGemmSeconds, double conventionalGflop) {
+    /**
+     * A float32 result against the float64 Newton–Schulz of the same input: the largest absolute
+     * difference, the relative Frobenius error, and the ends of the singular-value band of each (from
+     * the eigenvalues of O·Oᵀ in float64).
+     */
+    public record Accuracy(double maxAbsError, double relativeError, double minSingular, double maxSingular,
+                           double referenceMinSingular, double referenceMaxSingular) {
+    }
+
+    /** Results of the GPT-2 optimizer step, with the standard Newton–Schulz and with the Gram one. */
+    public record StepResult(int matrices, long parameters, double stepSeconds, double gramStepSeconds, double pureGemmSeconds,
+                             double conventionalGflop) {
         public double fractionOfGemm() {
             return stepSeconds / pureGemmSeconds;
+        }
+
+        public double gramFractionOfGemm() {
+            return gramStepSeconds / pureGemmSeconds;
         }
     }
 
     public List<NsResult> runNewtonSchulz(int[][] shapes) {
         List<NsResult> results = new ArrayList<>();
-        out.printf("%-12s %12s %10s %14s %10s%n", "shape", "GEMM GFLOP/s", "NS5 s", "NS5 eff GF/s", "NS/GEMM");
+        out.printf("%-10s %7s | %8s %7s %5s | %8s %7s %5s | %7s | %-47s | %-47s%n", "shape", "GEMM", "NS5 s", "eff", "ratio",
+                "Gram s", "eff", "ratio", "speedup", "NS5 vs float64", "Gram vs float64");
         for (int[] shape : shapes) {
             int rows = shape[0];
             int cols = shape[1];
             int m = Math.min(rows, cols);
             int n = Math.max(rows, cols);
-            double gemm = gemmGflops(m, n, m);
+            float[] ga = random(m * m, 2);
+            float[] gb = random(m * n, 3);
+            float[] gc = new float[m * n];
             float[] g = random(rows * cols, 1);
             float[] o = new float[rows * cols];
+            float[] oGram = new float[rows * cols];
             NewtonSchulz.Workspace ws = new NewtonSchulz.Workspace();
-            NewtonSchulzConfig cfg = NewtonSchulzConfig.defaults();
-            double seconds = median(() -> NewtonSchulz.orthogonalize(backend, cfg, g, 0, rows, cols, o, 0, ws));
-            double eff = NewtonSchulz.conventionalFlops(rows, cols, 5) / seconds / 1e9;
-            NsResult r = new NsResult(rows, cols, gemm, seconds, eff);
+            NewtonSchulzConfig standard = NewtonSchulzConfig.defaults();
+            NewtonSchulzConfig gram = standard.withMethod(NewtonSchulzConfig.Method.GRAM);
+            double[] seconds = interleavedMedians(List.of(
+                    () -> backend.gemm(false, false, m, n, m, 1f, ga, 0, m, gb, 0, n, 0f, gc, 0, n),
+                    () -> NewtonSchulz.orthogonalize(backend, standard, g, 0, rows, cols, o, 0, ws),
+                    () -> NewtonSchulz.orthogonalize(backend, gram, g, 0, rows, cols, oGram, 0, ws)));
+            double gemm = 2.0 * m * n * m / seconds[0] / 1e9;
+            double flops = NewtonSchulz.conventionalFlops(rows, cols, 5);
+            Accuracy standardAccuracy = null;
+            Accuracy gramAccuracy = null;
+            if ((double) m * m * n <= ACCURACY_MAX_WORK) {
+                double[] reference = float64NewtonSchulz(g, rows, cols, standard);
+                double[] referenceBand = band(reference, rows, cols);
+                standardAccuracy = accuracy(o, reference, rows, cols, referenceBand);
+                gramAccuracy = accuracy(oGram, reference, rows, cols, referenceBand);
+            }
+            NsResult r = new NsResult(rows, cols, gemm, seconds[1], flops / seconds[1] / 1e9, seconds[2], flops / seconds[2] / 1e9,
+                    standardAccuracy, gramAccuracy);
             results.add(r);
-            out.printf("%-12s %12.1f %10.4f %14.1f %9.0f%%%n", rows + "x" + cols, gemm, seconds, eff, 100 * r.ratioToGemm());
+            out.printf("%-10s %7.1f | %8.4f %7.1f %4.0f%% | %8.4f %7.1f %4.0f%% | %6.2fx | %-47s | %-47s%n", rows + "x" + cols, gemm,
+                    r.nsSeconds(), r.nsEffectiveGflops(), 100 * r.ratioToGemm(), r.gramSeconds(), r.gramEffectiveGflops(),
+                    100 * r.gramRatioToGemm(), r.gramSpeedup(), describe(standardAccuracy), describe(gramAccuracy));
         }
+        out.println("GEMM, eff: GFLOP/s (eff: conventional NS5 flops 5(4m^2n + 2m^3) / time, for both methods); ratio: eff / GEMM;");
+        out.println("speedup: NS5 time / Gram time; vs float64: max |O - O64|, relative Frobenius error, singular values [min, max]"
+                + " (float64's in parentheses); '-' above m^2n = " + ACCURACY_MAX_WORK);
         return results;
+    }
+
+    private static String describe(Accuracy a) {
+        if (a == null) {
+            return "-";
+        }
+        return String.format(java.util.Locale.ROOT, "%.1e %.1e [%.4f, %.4f] ([%.4f, %.4f])", a.maxAbsError(), a.relativeError(),
+                a.minSingular(), a.maxSingular(), a.referenceMinSingular(), a.referenceMaxSingular());
+    }
+
+    /** Each body once to warm up, then {@code repetitions} rounds of one run of each in turn; the median time of each. */
+    private double[] interleavedMedians(List<Runnable> bodies) {
+        for (Runnable body : bodies) {
+            body.run();
+        }
+        double[][] t = new double[bodies.size()][repetitions];
+        for (int rep = 0; rep < repetitions; rep++) {
+            for (int i = 0; i < bodies.size(); i++) {
+                long start = System.nanoTime();
+                bodies.get(i).run();
+                t[i][rep] = (System.nanoTime() - start) / 1e9;
+            }
+        }
+        double[] medians = new double[bodies.size()];
+        for (int i = 0; i < medians.length; i++) {
+            Arrays.sort(t[i]);
+            medians[i] = t[i][repetitions / 2];
+        }
+        return medians;
+    }
+
+    private static Accuracy accuracy(float[] got, double[] reference, int rows, int cols, double[] referenceBand) {
+        double max = 0;
+        double diff = 0;
+        double norm = 0;
+        double[] asDouble = new double[got.length];
+        for (int i = 0; i < got.length; i++) {
+            double d = got[i] - reference[i];
+            max = Math.max(max, Math.abs(d));
+            diff += d * d;
+            norm += reference[i] * reference[i];
+            asDouble[i] = got[i];
+        }
+        double[] gotBand = band(asDouble, rows, cols);
+        return new Accuracy(max, Math.sqrt(diff / norm), gotBand[0], gotBand[1], referenceBand[0], referenceBand[1]);
+    }
+
+    // ------------------------------------------------------------------ float64 reference
+
+    /**
+     * The standard Newton–Schulz iteration in float64 (transpose when rows &gt; cols, X = G / (s·‖G‖_F + eps),
+     * X ← a·X + (b·A + c·A·A)·X with A = X·Xᵀ, transpose back), rows in parallel.
+     */
+    static double[] float64NewtonSchulz(float[] g, int rows, int cols, NewtonSchulzConfig config) {
+        boolean transposed = rows > cols;
+        int m = Math.min(rows, cols);
+        int n = Math.max(rows, cols);
+        double[] x = new double[m * n];
+        double sumSq = 0;
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                double v = g[r * cols + c];
+                x[transposed ? c * n + r : r * n + c] = v;
+                sumSq += v * v;
+            }
+        }
+        double factor = 1.0 / (config.schedule().normScale() * Math.sqrt(sumSq) + config.eps());
+        for (int i = 0; i < x.length; i++) {
+            x[i] *= factor;
+        }
+        for (int step = 0; step < config.steps(); step++) {
+            dev.muon4j.optim.Coefficients k = config.schedule().at(step);
+            double[] a = multiplyByTranspose(x, m, n);
+            double[] aa = multiply(a, m, m, a, m);
+            for (int i = 0; i < aa.length; i++) {
+                aa[i] = k.b() * a[i] + k.c() * aa[i];
+            }
+            double[] bx = multiply(aa, m, m, x, n);
+            for (int i = 0; i < x.length; i++) {
+                x[i] = k.a() * x[i] + bx[i];
+            }
+        }
+        double[] result = new double[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                result[r * cols + c] = transposed ? x[c * n + r] : x[r * n + c];
+            }
+        }
+        return result;
+    }
+
+    /** P (p×q) · Q (q×s) in float64, row major, output rows in parallel. */
+    static double[] multiply(double[] p, int rowsP, int inner, double[] q, int colsQ) {
+        double[] product = new double[rowsP * colsQ];
+        java.util.stream.IntStream.range(0, rowsP).parallel().forEach(i -> {
+            int row = i * colsQ;
+            for (int l = 0; l < inner; l++) {
+                double pil = p[i * inner + l];
+                int qRow = l * colsQ;
+                for (int j = 0; j < colsQ; j++) {
+                    product[row + j] += pil * q[qRow + j];
+                }
+            }
+        });
+        return product;
+    }
+
+    /** X·Xᵀ for X rows×cols in float64. */
+    static double[] multiplyByTranspose(double[] x, int rows, int cols) {
+        double[] xt = new double[cols * rows];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                xt[c * rows + r] = x[r * cols + c];
+            }
+        }
+        return multiply(x, rows, cols, xt, rows);
+    }
+
+    /**
+     * The smallest and largest singular value of a rows×cols float64 matrix: square roots of the extreme
+     * eigenvalues of its smaller Gram matrix S (m×m), from the Lanczos tridiagonalization of S run for all
+     * m steps with full reorthogonalization (so its Ritz values are S's eigenvalues to rounding), whose
+     * extreme eigenvalues are found by Sturm-sequence bisection.
+     */
+    static double[] band(double[] matrix, int rows, int cols) {
+        int m = Math.min(rows, cols);
+        int n = Math.max(rows, cols);
+        double[] x = matrix;
+        if (rows > cols) {
+            x = new double[m * n];
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) {
+                    x[c * n + r] = matrix[r * cols + c];
+                }
+            }
+        }
+        double[] s = multiplyByTranspose(x, m, n);
+        double[] alpha = new double[m];
+        double[] beta = new double[m]; // beta[i] couples i-1 and i; beta[0] = 0
+        double[][] basis = new double[m][];
+        SplittableRandom random = new SplittableRandom(12345);
+        double[] v = unitRandom(random, m, basis, 0);
+        double norm = 0;
+        for (int i = 0; i < m * m; i++) {
+            norm = Math.max(norm, Math.abs(s[i]));
+        }
+        for (int k = 0; k < m; k++) {
+            basis[k] = v;
+            double[] w = new double[m];
+            final double[] vk = v;
+            java.util.stream.IntStream.range(0, m).parallel().forEach(i -> {
+                double sum = 0;
+                for (int j = 0; j < m; j++) {
+                    sum += s[i * m + j] * vk[j];
+                }
+                w[i] = sum;
+            });
+            alpha[k] = dot(w, v);
+            // Full reorthogonalization, twice: w ⟂ every basis vector so far.
+            for (int pass = 0; pass < 2; pass++) {
+                for (int j = 0; j <= k; j++) {
+                    double d = dot(w, basis[j]);
+                    for (int i = 0; i < m; i++) {
+                        w[i] -= d * basis[j][i];
+                    }
+                }
+            }
+            if (k + 1 == m) {
+                break;
+            }
+            double b = Math.sqrt(dot(w, w));
+            if (b <= 1e-12 * Math.max(norm, Double.MIN_NORMAL)) {
+                // An invariant subspace: continue with a fresh direction (the tridiagonal matrix splits there).
+                beta[k + 1] = 0;
+                v = unitRandom(random, m, basis, k + 1);
+            } else {
+                beta[k + 1] = b;
+                for (int i = 0; i < m; i++) {
+                    w[i] /= b;
+                }
+                v = w;
+            }
+        }
+        double bound = 0;
+        for (int k = 0; k < m; k++) {
+            bound = Math.max(bound, Math.abs(alpha[k]) + Math.abs(beta[k]) + (k + 1 < m ? Math.abs(beta[k + 1]) : 0));
+        }
+        double smallest = tridiagonalEigenvalue(alpha, beta, 0, bound);
+        double largest = tridiagonalEigenvalue(alpha, beta, m - 1, bound);
+        return new double[] {Math.sqrt(Math.max(0, smallest)), Math.sqrt(Math.max(0, largest))};
+    }
+
+    private static double dot(double[] p, double[] q) {
+        double sum = 0;
+        for (int i = 0; i < p.length; i++) {
+            sum += p[i] * q[i];
+        }
+        return sum;
+    }
+
+    /** A random unit vector orthogonal to {@code basis[0..count)}. */
+    private static double[] unitRandom(SplittableRandom random, int m, double[][] basis, int count) {
+        double[] v = new double[m];
+        for (int i = 0; i < m; i++) {
+            v[i] = random.nextDouble() - 0.5;
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            for (int j = 0; j < count; j++) {
+                double d = dot(v, basis[j]);
+                for (int i = 0; i < m; i++) {
+                    v[i] -= d * basis[j][i];
+                }
+            }
+        }
+        double norm = Math.sqrt(dot(v, v));
+        for (int i = 0; i < m; i++) {
+            v[i] /= norm;
+        }
+        return v;
+    }
+
+    /**
+     * The k-th smallest eigenvalue (0-based) of the symmetric tridiagonal matrix with diagonal
+     * {@code alpha} and off-diagonal {@code beta[1..]}, all eigenvalues within ±{@code bound}: bisection
+     * on the Sturm count (the negative pivots of T − λI), to 1e-13 of the bound.
+     */
+    private static double tridiagonalEigenvalue(double[] alpha, double[] beta, int k, double bound) {
+        double lo = -bound - 1e-300;
+        double hi = bound + 1e-300;
+        for (int iteration = 0; iteration < 200 && hi - lo > 1e-13 * bound; iteration++) {
+            double mid = 0.5 * (lo + hi);
+            int below = 0;
+            double d = 1;
+            for (int i = 0; i < alpha.length; i++) {
+                d = alpha[i] - mid - (i == 0 ? 0 : beta[i] * beta[i] / d);
+                if (d == 0) {
+                    d = -1e-300;
+                }
+                if (d < 0) {
+                    below++;
+                }
+            }
+            if (below > k) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        return 0.5 * (lo + hi);
     }
 
     /** GFLOP/s of {@code C(m×n) = A(m×k)·B(k×n)}, the median of the repetitions. */
@@ -102,18 +411,23 @@ public final class OptimizerBenchmark {
                 total += p.size();
             }
         }
-        HybridOptimizer opt = Optimizers.muon(backend, MuonConfig.moonlight().learningRate(1e-3).build(), params);
-        double step = median(opt::step);
+        MuonConfig standard = MuonConfig.moonlight().learningRate(1e-3).build();
+        MuonConfig gram = MuonConfig.moonlight().learningRate(1e-3)
+                .newtonSchulz(NewtonSchulzConfig.defaults().withMethod(NewtonSchulzConfig.Method.GRAM)).build();
+        HybridOptimizer opt = Optimizers.muon(backend, standard, params);
+        HybridOptimizer gramOpt = Optimizers.muon(backend, gram, params);
         double conventional = 0;
         for (int[] s : GPT2_HIDDEN) {
             conventional += GPT2_LAYERS * NewtonSchulz.conventionalFlops(s[0], s[1], 5);
         }
-        double pure = median(() -> plainGemmNewtonSchulzWork(params));
-        StepResult r = new StepResult(params.size(), total, step, pure, conventional / 1e9);
+        double[] seconds = interleavedMedians(List.of(opt::step, gramOpt::step, () -> plainGemmNewtonSchulzWork(params)));
+        StepResult r = new StepResult(params.size(), total, seconds[0], seconds[1], seconds[2], conventional / 1e9);
         out.printf("GPT-2 small hidden matrices: %d matrices, %.1fM parameters%n", r.matrices(), total / 1e6);
-        out.printf("  full Muon step (momentum + NS5 + update): %.3f s%n", step);
-        out.printf("  same NS5 flops (%.0f GFLOP) as plain GEMMs: %.3f s%n", r.conventionalGflop(), pure);
-        out.printf("  step / plain-GEMM time: %.2f  (%.1f effective GFLOP/s)%n", r.fractionOfGemm(), r.conventionalGflop() / step);
+        out.printf("  full Muon step (momentum + NS5 + update): %.3f s; with Gram Newton-Schulz: %.3f s (%.2fx)%n",
+                r.stepSeconds(), r.gramStepSeconds(), r.stepSeconds() / r.gramStepSeconds());
+        out.printf("  same NS5 flops (%.0f GFLOP) as plain GEMMs: %.3f s%n", r.conventionalGflop(), r.pureGemmSeconds());
+        out.printf("  step / plain-GEMM time: %.2f (%.1f effective GFLOP/s); with Gram: %.2f (%.1f)%n", r.fractionOfGemm(),
+                r.conventionalGflop() / r.stepSeconds(), r.gramFractionOfGemm(), r.conventionalGflop() / r.gramStepSeconds());
         return r;
     }
 

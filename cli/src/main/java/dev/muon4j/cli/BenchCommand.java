@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
  * {@code bench training}: training throughput; {@code bench distributed}: see {@link DistributedBench}.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Benchmarks. 'optimizer': backend GEMM GFLOP/s, NS5 time and effective GFLOP/s, and a Muon step over GPT-2 small's hidden matrices. "
+        description = "Benchmarks. 'optimizer': backend GEMM GFLOP/s, NS5 time and effective GFLOP/s (standard and Gram Newton-Schulz), "
+                + "and a Muon step over GPT-2 small's hidden matrices. "
                 + "'training': tokens/s of the small Llama with AdamW and Muon. 'distributed': traffic, optimizer state and step time "
                 + "of data-parallel training on 1, 2 and 4 ranks.",
         subcommands = {BenchCommand.Optimizer.class, BenchCommand.Training.class, DistributedBench.class})
@@ -87,7 +88,9 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     @Command(name = "optimizer", mixinStandardHelpOptions = true,
-            description = "GEMM GFLOP/s, NS5 on 1024x1024, 1024x4096, 4096x4096, and a full Muon step on GPT-2 small's hidden matrices.")
+            description = "GEMM GFLOP/s, NS5 on 1024x1024, 1024x4096, 4096x4096 with the standard and the Gram iteration (time, "
+                    + "effective GFLOP/s, accuracy against float64 up to 1024x4096), and a full Muon step on GPT-2 small's hidden "
+                    + "matrices with each.")
     static final class Optimizer implements Callable<Integer> {
         @Mixin
         BackendOptions backendOptions;

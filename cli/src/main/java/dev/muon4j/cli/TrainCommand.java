@@ -9,6 +9,7 @@ import dev.muon4j.distributed.MpiCollectives;
 import dev.muon4j.distributed.PeerFailureException;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.train.ChangedSettingsException;
 import dev.muon4j.train.HealthCheck;
 import dev.muon4j.train.OptimizerChoice;
@@ -57,7 +58,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--allow-changed", split = ",", paramLabel = "SETTING",
             description = "On resume, let these settings differ from the checkpoint's (recorded in metrics.jsonl): "
                     + "optimizer, lr, muon-lr, weight-decay, beta2, momentum, schedule, warmup, steps, batch, accumulate, clip, "
-                    + "seed, muon-variant, cautious-weight-decay, per-head-qk, qk-clip, data, or all.")
+                    + "seed, muon-variant, cautious-weight-decay, per-head-qk, qk-clip, ns-method, data, or all.")
     java.util.List<String> allowChanged = new java.util.ArrayList<>();
 
     @Option(names = "--collapse-steps", paramLabel = "N",
@@ -213,7 +214,8 @@ public final class TrainCommand implements Callable<Integer> {
             java.util.Map.entry("accumulate", "accumulation"), java.util.Map.entry("clip", "clip_norm"),
             java.util.Map.entry("seed", "seed"), java.util.Map.entry("muon-variant", "muon_variant"),
             java.util.Map.entry("cautious-weight-decay", "cautious_weight_decay"), java.util.Map.entry("per-head-qk", "per_head_qk"),
-            java.util.Map.entry("qk-clip", "qk_clip_threshold"), java.util.Map.entry("data", "data"));
+            java.util.Map.entry("qk-clip", "qk_clip_threshold"), java.util.Map.entry("ns-method", "ns_method"),
+            java.util.Map.entry("data", "data"));
 
     private java.util.Set<String> allowedChanges() {
         java.util.Set<String> names = new java.util.TreeSet<>();
@@ -290,7 +292,9 @@ public final class TrainCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g (AdamW) / %.3g (Muon), run directory %s%n",
                 optimizer == OptimizerChoice.MUON ? "MUON (" + config.muonVariant().name().toLowerCase(Locale.ROOT)
                         + (config.cautiousWeightDecay() ? ", cautious weight decay" : "")
-                        + (config.perHeadQk() ? ", per-head Q/K" : "") + ")" + qkClip(config) : optimizer + qkClip(config),
+                        + (config.perHeadQk() ? ", per-head Q/K" : "")
+                        + (config.nsMethod() == NewtonSchulzConfig.Method.GRAM ? ", Gram Newton-Schulz" : "") + ")"
+                        + qkClip(config) : optimizer + qkClip(config),
                 config.steps(), config.sequencesPerStep(), model.contextLength(), config.learningRate(), config.muonLearningRate(), dir);
         if (n > 1) {
             out.printf(Locale.ROOT, "data parallel: %d ranks, %s, ZeRO-1 optimizer state%n", n, sharding);

@@ -4,6 +4,7 @@ import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.data.TokenizerKind;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.train.MuonVariant;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.ScheduleKind;
@@ -46,6 +47,12 @@ public final class TrainingOptions {
     @Option(names = "--muon-variant", defaultValue = "MOONLIGHT", paramLabel = "NAME",
             description = "Muon of the hidden matrices: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}); see README.")
     MuonVariant muonVariant;
+
+    @Option(names = "--ns-method", defaultValue = "STANDARD", paramLabel = "METHOD",
+            description = "How Muon's Newton-Schulz is computed: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}). 'gram' is "
+                    + "Gram Newton-Schulz (same result in exact arithmetic, fewer flops when a matrix is more than twice as "
+                    + "wide as tall; square matrices run the standard iteration); float32 only, not with --muon-variant torch.")
+    NewtonSchulzConfig.Method nsMethod;
 
     @Option(names = "--cautious-weight-decay", description = "Decay only the hidden matrices' weights that the Muon update "
             + "already pushes towards zero (cautious weight decay).")
@@ -170,6 +177,10 @@ public final class TrainingOptions {
         if (steps != null && tokens != null) {
             throw new IllegalArgumentException("give --steps or --tokens, not both");
         }
+        if (nsMethod == NewtonSchulzConfig.Method.GRAM && muonVariant == MuonVariant.TORCH) {
+            throw new IllegalArgumentException("--ns-method gram does not combine with --muon-variant torch: Gram Newton-Schulz "
+                    + "runs in float32, torch's Newton-Schulz in bfloat16");
+        }
         if (!(qkClip >= 0) || !Double.isFinite(qkClip)) {
             throw new IllegalArgumentException("--qk-clip must be a finite threshold > 0, or 0 for off; got " + qkClip);
         }
@@ -178,6 +189,6 @@ public final class TrainingOptions {
         long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
         return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
                 0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay, perHeadQk)
-                .withQkClip(qkClip);
+                .withQkClip(qkClip).withNsMethod(nsMethod);
     }
 }

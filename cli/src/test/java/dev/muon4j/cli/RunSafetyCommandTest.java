@@ -23,7 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code muon4j train} as a user meets the run-directory rules: one writer per run directory (a
  * second process is refused, naming the first), {@code --resume} only where there is something to
- * resume and only with the same settings (QK-clip's threshold among them), a run directory that is a file named as such, and a
+ * resume and only with the same settings (QK-clip's threshold and the Newton–Schulz method among them), a run directory that is a file named as such, and a
  * collapsing run stopped with its last good checkpoint named by {@code latest}. Errors are one line.
  */
 class RunSafetyCommandTest {
@@ -185,6 +185,31 @@ class RunSafetyCommandTest {
         Outcome off = run(train(tmp.resolve("off"), 1));
         assertFalse(off.out().contains("QK-clip"), off.out());
         assertFalse(Files.readString(tmp.resolve("off/metrics.jsonl")).contains("clipped_heads"));
+    }
+
+    @Test
+    void nsMethodIsShownRecordedAndASettingOfTheRun() throws Exception {
+        Path runDir = tmp.resolve("gram");
+        Outcome o = run(train(runDir, 4, "--ns-method", "gram", "--stop-after", "2"));
+        assertEquals(0, o.code(), o::err);
+        assertTrue(o.out().contains("training: MUON (moonlight, Gram Newton-Schulz), 4 steps"), o.out());
+        CheckpointStore.Checkpoint saved = new CheckpointStore(runDir, 3).latest().orElseThrow();
+        @SuppressWarnings("unchecked")
+        Map<String, Object> train = (Map<String, Object>) saved.config().get("train");
+        assertEquals("GRAM", train.get("ns_method"), train.toString());
+        assertOneLineError(run(train(runDir, 4, "--resume")), "--ns-method is STANDARD, the checkpoint's GRAM",
+                "--allow-changed ns-method");
+        Outcome resumed = run(train(runDir, 4, "--resume", "--ns-method", "GRAM"));
+        assertEquals(0, resumed.code(), resumed::err);
+
+        Outcome standard = run(train(tmp.resolve("standard"), 1));
+        assertFalse(standard.out().contains("Gram"), standard.out());
+        assertOneLineError(run(train(tmp.resolve("torch"), 1, "--ns-method", "gram", "--muon-variant", "torch")),
+                "--ns-method gram does not combine with --muon-variant torch");
+        Outcome unknown = run(train(tmp.resolve("unknown"), 1, "--ns-method", "fast"));
+        assertEquals(2, unknown.code(), unknown::out);
+        assertTrue(unknown.err().contains("--ns-method") && unknown.err().contains("fast")
+                && unknown.err().contains("GRAM"), unknown.err());
     }
 
     @Test

@@ -21,6 +21,24 @@ import java.util.List;
  * Counted the usual way the iteration costs {@code steps·(4m²n + 2m³)} flops; with the two
  * symmetric products it does {@code steps·(3m²n + m³)}.
  *
+ * <p>{@link NewtonSchulzConfig.Method#GRAM} computes the same iterates another way (Gram Newton–Schulz,
+ * Dao-AILab/gram-newton-schulz {@code GramNewtonSchulz._gram_newton_schulz}; DeepSpeed
+ * {@code zeropower_via_gram_newtonschulz}). Each X_t equals Q_t·X_0 with Q_t a polynomial in
+ * R_0 = X_0·X_0ᵀ, so the steps work on m×m matrices:
+ *
+ * <pre>
+ * R = X·Xᵀ;  Q = I
+ * each step t with (a, b, c):
+ *     if t is a restart (NewtonSchulzConfig.GRAM_RESTARTS):  X = Q·X;  R = X·Xᵀ;  Q = I
+ *     Z = b·R + c·R·R                   SYRK, R symmetric
+ *     Q = a·Q + Q·Z                     (Q = Z + a·I when Q = I)
+ *     RZ = a·R + R·Z;  R = a·RZ + Z·RZ  = (Z + aI)·R·(Z + aI), skipped when nothing reads it
+ * X = Q·X
+ * </pre>
+ *
+ * Five steps with the restart before step 2 cost {@code 6m²n + 23m³} flops against the standard
+ * {@code 15m²n + 5m³}. A square input (m = n) runs the standard iteration, as in both sources.
+ *
  * <p>All methods are pure functions of their inputs: input arrays are read only, the output
  * array is written, and the {@link Workspace} only holds scratch memory. The input and the
  * output may be the same array region (then the input is overwritten by the result).
@@ -35,6 +53,9 @@ public final class NewtonSchulz {
         private float[] y = new float[0];
         private float[] a = new float[0];
         private float[] b = new float[0];
+        /** Gram Newton–Schulz's Q and a scratch m×m matrix; allocated only when that method runs. */
+        private float[] q = new float[0];
+        private float[] t = new float[0];
 
         void ensure(int m, int n) {
             int mn = Math.multiplyExact(m, n);
@@ -46,6 +67,14 @@ public final class NewtonSchulz {
             if (a.length < mm) {
                 a = new float[mm];
                 b = new float[mm];
+            }
+        }
+
+        void ensureGram(int m) {
+            int mm = Math.multiplyExact(m, m);
+            if (q.length < mm) {
+                q = new float[mm];
+                t = new float[mm];
             }
         }
     }
@@ -66,9 +95,6 @@ public final class NewtonSchulz {
         workspace.ensure(m, n);
         int size = m * n;
         float[] x = workspace.x;
-        float[] y = workspace.y;
-        float[] a = workspace.a;
-        float[] b = workspace.b;
         if (transposed) {
             Kernels.transpose(input, inputOffset, rows, cols, x, 0);
         } else {
@@ -83,6 +109,28 @@ public final class NewtonSchulz {
             java.util.Arrays.fill(output, outputOffset, outputOffset + size, 0f);
             return;
         }
+        if (config.method() == NewtonSchulzConfig.Method.GRAM && m < n) {
+            gram(backend, config, m, n, workspace);
+            x = workspace.x;
+        } else {
+            x = standard(backend, config, m, n, workspace);
+        }
+        if (transposed) {
+            Kernels.transpose(x, 0, m, n, output, outputOffset);
+        } else {
+            System.arraycopy(x, 0, output, outputOffset, size);
+        }
+    }
+
+    /** The standard iteration on the normalised X in {@code workspace.x}; returns the array holding the result. */
+    private static float[] standard(Backend backend, NewtonSchulzConfig config, int m, int n, Workspace workspace) {
+        int size = m * n;
+        float[] x = workspace.x;
+        float[] y = workspace.y;
+        float[] a = workspace.a;
+        float[] b = workspace.b;
+        CoefficientSchedule schedule = config.schedule();
+        boolean bf16 = config.precision() == DType.BF16;
         for (int step = 0; step < config.steps(); step++) {
             Coefficients k = schedule.at(step);
             // A = X·Xᵀ (upper triangle), then made full: it is the general input of the next product.
@@ -111,11 +159,80 @@ public final class NewtonSchulz {
         // x/y may have swapped: keep the workspace's fields pointing at the two buffers.
         workspace.x = x;
         workspace.y = y;
-        if (transposed) {
-            Kernels.transpose(x, 0, m, n, output, outputOffset);
-        } else {
-            System.arraycopy(x, 0, output, outputOffset, size);
+        return x;
+    }
+
+    /**
+     * Gram Newton–Schulz (see the class comment) on the normalised m×n X in {@code workspace.x}, m &lt; n,
+     * float32; leaves the result in {@code workspace.x}. R lives in {@code workspace.a}, Z in
+     * {@code workspace.b}, Q in {@code workspace.q}; {@code workspace.t} receives products before they
+     * replace Q or R.
+     */
+    private static void gram(Backend backend, NewtonSchulzConfig config, int m, int n, Workspace workspace) {
+        workspace.ensureGram(m);
+        int mm = m * m;
+        float[] r = workspace.a;
+        float[] z = workspace.b;
+        float[] q = workspace.q;
+        float[] t = workspace.t;
+        CoefficientSchedule schedule = config.schedule();
+        int steps = config.steps();
+        gramOf(backend, workspace.x, m, n, r);
+        boolean qIsIdentity = true;
+        for (int step = 0; step < steps; step++) {
+            if (step > 0 && NewtonSchulzConfig.GRAM_RESTARTS.contains(step)) {
+                applyQ(backend, q, m, n, workspace);
+                gramOf(backend, workspace.x, m, n, r);
+                qIsIdentity = true;
+            }
+            Coefficients k = schedule.at(step);
+            float alpha = (float) k.a();
+            // Z = b·R + c·R·Rᵀ (R symmetric, so R·Rᵀ = R·R).
+            System.arraycopy(r, 0, z, 0, mm);
+            backend.syrk(false, m, m, (float) k.c(), r, 0, m, (float) k.b(), z, 0, m);
+            Kernels.symmetrizeFromUpper(z, 0, m, m);
+            if (qIsIdentity) {
+                // Q = Z + a·I
+                System.arraycopy(z, 0, q, 0, mm);
+                for (int i = 0; i < m; i++) {
+                    q[i * m + i] += alpha;
+                }
+                qIsIdentity = false;
+            } else {
+                // Q = a·Q + Q·Z
+                System.arraycopy(q, 0, t, 0, mm);
+                backend.gemm(false, false, m, m, m, 1f, q, 0, m, z, 0, m, alpha, t, 0, m);
+                float[] swap = q;
+                q = t;
+                t = swap;
+            }
+            boolean rNeeded = step + 1 < steps && !NewtonSchulzConfig.GRAM_RESTARTS.contains(step + 1);
+            if (rNeeded) {
+                // RZ = a·R + R·Z (in t), then R = a·RZ + Z·RZ: R ← (Z + aI)·R·(Z + aI), symmetric.
+                System.arraycopy(r, 0, t, 0, mm);
+                backend.gemm(false, false, m, m, m, 1f, r, 0, m, z, 0, m, alpha, t, 0, m);
+                System.arraycopy(t, 0, r, 0, mm);
+                backend.gemm(false, false, m, m, m, 1f, z, 0, m, t, 0, m, alpha, r, 0, m);
+                Kernels.symmetrizeFromUpper(r, 0, m, m);
+            }
         }
+        workspace.q = q;
+        workspace.t = t;
+        applyQ(backend, q, m, n, workspace);
+    }
+
+    /** R = X·Xᵀ (m×m, both halves) of the m×n X. */
+    private static void gramOf(Backend backend, float[] x, int m, int n, float[] r) {
+        backend.syrk(false, m, n, 1f, x, 0, n, 0f, r, 0, m);
+        Kernels.symmetrizeFromUpper(r, 0, m, m);
+    }
+
+    /** X ← Q·X on the workspace's m×n X (computed into its second buffer, then the two swap). */
+    private static void applyQ(Backend backend, float[] q, int m, int n, Workspace workspace) {
+        backend.gemm(false, false, m, n, m, 1f, q, 0, m, workspace.x, 0, n, 0f, workspace.y, 0, n);
+        float[] swap = workspace.x;
+        workspace.x = workspace.y;
+        workspace.y = swap;
     }
 
     /** X ← X / (s·‖X‖_F + eps) (rounded to bfloat16 if asked); false when that divides by zero. */

@@ -1,6 +1,7 @@
 package dev.muon4j.train;
 
 import dev.muon4j.optim.MuonConfig;
+import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.optim.Preset;
 import dev.muon4j.optim.Transforms;
 import dev.muon4j.optim.UpdateRule;
@@ -37,7 +38,17 @@ public enum MuonVariant {
 
     /** The Muon settings of this variant with the run's learning rate, momentum and weight decay. */
     public MuonConfig config(double learningRate, double momentum, double weightDecay) {
-        return preset.muonSettings().learningRate(learningRate).momentum(momentum).weightDecay(weightDecay).build();
+        return config(learningRate, momentum, weightDecay, NewtonSchulzConfig.Method.STANDARD);
+    }
+
+    /**
+     * The Muon settings of this variant with the run's learning rate, momentum, weight decay and Newton–Schulz
+     * method ({@link NewtonSchulzConfig.Method#GRAM} is refused for {@link #TORCH}, whose bfloat16 arithmetic
+     * has no Gram form).
+     */
+    public MuonConfig config(double learningRate, double momentum, double weightDecay, NewtonSchulzConfig.Method nsMethod) {
+        MuonConfig base = preset.muonSettings().learningRate(learningRate).momentum(momentum).weightDecay(weightDecay).build();
+        return base.toBuilder().newtonSchulz(base.newtonSchulz().withMethod(nsMethod)).build();
     }
 
     /** The update rule of the hidden matrices, with cautious weight decay if asked. */

@@ -1,5 +1,6 @@
 package dev.muon4j.train;
 
+import dev.muon4j.optim.NewtonSchulzConfig;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
@@ -34,12 +35,15 @@ import java.util.Objects;
  * @param qkClipThreshold  QK-clip's τ: after each optimizer step, the query and key projections of every attention head
  *                         whose largest pre-softmax logit in that step exceeded τ are scaled down to bring it to τ
  *                         ({@link dev.muon4j.optim.QkClip}; Kimi K2 uses 100); 0 turns it off
+ * @param nsMethod         how Muon's Newton–Schulz is computed: the standard iteration or Gram Newton–Schulz
+ *                         ({@link NewtonSchulzConfig.Method}); same result in exact arithmetic. GRAM runs in float32
+ *                         only, so not with {@link MuonVariant#TORCH}
  */
 public record TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1, double beta2,
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
                           long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
-                          boolean perHeadQk, double qkClipThreshold) {
+                          boolean perHeadQk, double qkClipThreshold, NewtonSchulzConfig.Method nsMethod) {
 
     /** Moonlight's Muon with plain weight decay. */
     public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
@@ -62,10 +66,26 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
                 muonVariant, cautiousWeightDecay, perHeadQk, 0);
     }
 
+    /** With the standard Newton–Schulz iteration. */
+    public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
+                       double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
+                       int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
+                       long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
+                       boolean perHeadQk, double qkClipThreshold) {
+        this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, NewtonSchulzConfig.Method.STANDARD);
+    }
+
     public TrainConfig {
         Objects.requireNonNull(optimizer, "optimizer");
         Objects.requireNonNull(schedule, "schedule");
         Objects.requireNonNull(muonVariant, "Muon variant");
+        Objects.requireNonNull(nsMethod, "Newton–Schulz method");
+        if (nsMethod == NewtonSchulzConfig.Method.GRAM && muonVariant == MuonVariant.TORCH) {
+            throw new IllegalArgumentException("the Gram Newton–Schulz method runs in float32 only; Muon variant TORCH computes "
+                    + "Newton–Schulz in torch's bfloat16 arithmetic, which has no Gram form");
+        }
         nonNegative("learning rate", learningRate);
         nonNegative("Muon learning rate", muonLearningRate);
         nonNegative("weight decay", weightDecay);
@@ -115,21 +135,28 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     public TrainConfig withOptimizer(OptimizerChoice o) {
         return new TrainConfig(o, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
                 minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk,
-                qkClipThreshold);
+                qkClipThreshold, nsMethod);
     }
 
     /** This config with another Muon variant, cautious weight decay and per-head query/key orthogonalization on or off. */
     public TrainConfig withMuon(MuonVariant variant, boolean cautious, boolean perHead) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
                 steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                variant, cautious, perHead, qkClipThreshold);
+                variant, cautious, perHead, qkClipThreshold, nsMethod);
     }
 
     /** This config with QK-clip at threshold τ ({@code tau} 0: off). */
     public TrainConfig withQkClip(double tau) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
                 steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, tau);
+                muonVariant, cautiousWeightDecay, perHeadQk, tau, nsMethod);
+    }
+
+    /** This config with another Newton–Schulz method for Muon's matrices. */
+    public TrainConfig withNsMethod(NewtonSchulzConfig.Method method) {
+        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
+                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, method);
     }
 
     /** Whether QK-clip runs after each optimizer step ({@code qkClipThreshold > 0}). */
@@ -140,7 +167,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     public TrainConfig withSteps(long s) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
                 Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold);
+                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod);
     }
 
     /** Field name → value, for JSON. */
@@ -169,6 +196,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         m.put("cautious_weight_decay", cautiousWeightDecay);
         m.put("per_head_qk", perHeadQk);
         m.put("qk_clip_threshold", qkClipThreshold);
+        m.put("ns_method", nsMethod.name());
         return m;
     }
 }
