@@ -202,9 +202,10 @@ public final class DistributedBenchmark {
     public StateBytes stateBytes(Setting setting, int ranks) throws InterruptedException {
         TrainConfig config = trainConfig(setting.optimizer());
         List<long[]> perRank = LocalRanks.run(ranks, rankTimeout, comm -> {
+            DecoderModel m = model.create();
             try (Backend backend = new VectorBackend(1);
-                 ShardedOptimizer sharded = new ShardedOptimizer(comm, Trainer.settings(backend, config, model),
-                         new DecoderModel(model).parameters(), setting.mode())) {
+                 ShardedOptimizer sharded = new ShardedOptimizer(comm, Trainer.settings(backend, config, m.headRows()),
+                         m.parameters(), setting.mode())) {
                 return new long[] {sharded.stateBytes(), sharded.singleProcessStateBytes()};
             }
         });

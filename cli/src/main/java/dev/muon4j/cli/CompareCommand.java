@@ -4,6 +4,7 @@ import dev.muon4j.backend.Backend;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.experiments.CompareReport;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.Progress;
 import dev.muon4j.train.TrainConfig;
@@ -46,9 +47,9 @@ public final class CompareCommand implements Callable<Integer> {
         // AdamW's run holds two moments per parameter, at least as much as Muon's: the larger of the two.
         options.checkSizes(OptimizerChoice.ADAMW, 1);
         PrintWriter w = spec.commandLine().getOut();
-        LlamaConfig shape = options.model(256);
+        ModelConfig shape = options.model(256);
         TokenDataset data = options.dataset(shape.contextLength());
-        LlamaConfig model = options.model(data.vocabSize());
+        ModelConfig model = options.model(data.vocabSize());
         TrainConfig adamwConfig = options.train(OptimizerChoice.ADAMW, model.contextLength(), 120);
         TrainConfig muonConfig = adamwConfig.withOptimizer(OptimizerChoice.MUON);
         Path dir = out != null ? out
@@ -92,7 +93,7 @@ public final class CompareCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Trainer.Result train(Backend backend, LlamaConfig model, TrainConfig config, TokenDataset data, Path dir, PrintWriter w)
+    private Trainer.Result train(Backend backend, ModelConfig model, TrainConfig config, TokenDataset data, Path dir, PrintWriter w)
             throws java.io.IOException {
         String label = config.optimizer().name().toLowerCase(Locale.ROOT);
         w.println();

@@ -1,6 +1,10 @@
 package dev.muon4j.cli;
 
+import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.MlaConfig;
+import dev.muon4j.nn.ModelConfig;
+import dev.muon4j.nn.MoeConfig;
 import picocli.CommandLine.Option;
 
 /**
@@ -8,6 +12,38 @@ import picocli.CommandLine.Option;
  * {@code bench distributed} (each command has its own {@code --preset}, with its own default).
  */
 public final class ModelShapeOptions {
+    /** How each layer attends. */
+    enum AttentionKind {
+        /** Grouped-query attention (Llama's). */
+        GQA,
+        /** Multi-head Latent Attention (DeepSeek-V2/V3's, Moonlight's). */
+        MLA
+    }
+
+    @Option(names = "--model", defaultValue = "LLAMA", paramLabel = "FAMILY",
+            description = "Model family: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}); deepseek is a DeepSeek-V3-style "
+                    + "Mixture-of-Experts model with Moonlight's proportions (presets tiny and small).")
+    ModelConfig.Family family;
+
+    @Option(names = "--experts", description = "deepseek: routed experts per MoE layer (default: the preset's).")
+    Integer experts;
+
+    @Option(names = "--active-experts", description = "deepseek: routed experts each token goes to (default: the preset's).")
+    Integer activeExperts;
+
+    @Option(names = "--expert-width", description = "deepseek: SwiGLU width of one expert (default: the preset's).")
+    Integer expertWidth;
+
+    @Option(names = "--shared-experts", description = "deepseek: experts every token goes through, 0 for none (default: the preset's).")
+    Integer sharedExperts;
+
+    @Option(names = "--dense-layers", description = "deepseek: first layers that keep the dense SwiGLU (default: the preset's).")
+    Integer denseLayers;
+
+    @Option(names = "--attention", paramLabel = "KIND",
+            description = "deepseek: ${COMPLETION-CANDIDATES} (default: mla, as Moonlight; the MLA dimensions are the preset's).")
+    AttentionKind attention;
+
     @Option(names = "--layers", description = "Decoder blocks (default: the preset's).")
     Integer layers;
 
@@ -65,6 +101,51 @@ public final class ModelShapeOptions {
         }
         return new LlamaConfig(vocabSize, w, or(layers, p.layers()), h, k, or(mlpWidth, p.mlpWidth()),
                 or(context, p.contextLength()), tied || p.tiedHead(), p.ropeTheta(), p.normEps(), initStd != null ? initStd : p.initStd());
+    }
+
+    /**
+     * The model of {@code family}: {@link #apply}'s dense model, or the preset's Mixture-of-Experts model
+     * over that trunk with any MoE flags applied.
+     *
+     * @throws IllegalArgumentException naming the flag and its value
+     */
+    ModelConfig model(ModelPreset preset, int vocabSize) {
+        LlamaConfig trunk = apply(preset, vocabSize);
+        if (family == ModelConfig.Family.LLAMA) {
+            for (Object[] f : new Object[][] {{"--experts", experts}, {"--active-experts", activeExperts}, {"--expert-width", expertWidth},
+                    {"--shared-experts", sharedExperts}, {"--dense-layers", denseLayers}, {"--attention", attention}}) {
+                if (f[1] != null) {
+                    throw new IllegalArgumentException(f[0] + " applies to --model deepseek only");
+                }
+            }
+            return trunk;
+        }
+        DeepSeekConfig p = preset.deepSeek();
+        atLeastOne("--experts", experts);
+        atLeastOne("--active-experts", activeExperts);
+        atLeastOne("--expert-width", expertWidth);
+        if (sharedExperts != null && sharedExperts < 0) {
+            throw new IllegalArgumentException("--shared-experts must be at least 0, got " + sharedExperts);
+        }
+        if (denseLayers != null && (denseLayers < 0 || denseLayers > trunk.layers())) {
+            throw new IllegalArgumentException("--dense-layers must be in 0.." + trunk.layers() + " (the layers), got " + denseLayers);
+        }
+        int e = or(experts, p.moe().experts());
+        int k = or(activeExperts, Math.min(e, p.moe().activeExperts()));
+        if (k > e) {
+            throw new IllegalArgumentException("--active-experts " + k + " is more than the " + e + " experts");
+        }
+        MoeConfig moe = new MoeConfig(e, k, or(expertWidth, p.moe().expertWidth()), or(sharedExperts, p.moe().sharedExperts()),
+                p.moe().routedScale(), or(denseLayers, Math.min(trunk.layers(), p.moe().firstDenseLayers())));
+        MlaConfig mla = null;
+        if (attention != AttentionKind.GQA) {
+            // The preset's latent shape, following the trunk's head dimension and width when they were changed.
+            int d = trunk.headDim();
+            MlaConfig base = p.mla();
+            boolean reshaped = d != p.trunk().headDim() || trunk.width() != p.trunk().width();
+            mla = reshaped ? new MlaConfig(0, Math.max(1, trunk.width() / 4), d, Math.max(2, d / 2 / 2 * 2), d) : base;
+        }
+        return new DeepSeekConfig(trunk, moe, mla);
     }
 
     private static void atLeastOne(String flag, Integer value) {

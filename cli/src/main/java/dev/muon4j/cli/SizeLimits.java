@@ -3,6 +3,7 @@ package dev.muon4j.cli;
 import dev.muon4j.nn.ArrayKind;
 import dev.muon4j.nn.ArrayKind.Dimension;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.OptimizerChoice;
 import java.util.ArrayList;
 import java.util.List;
@@ -236,7 +237,7 @@ final class SizeLimits {
      *                  at least its ⌈1/ranks⌉ share of the state and a pass over ⌈batch / ranks⌉ sequences)
      * @return the parts
      */
-    static Heap trainingHeap(LlamaConfig model, OptimizerChoice optimizer, int batch, int ranks, boolean together) {
+    static Heap trainingHeap(ModelConfig model, OptimizerChoice optimizer, int batch, int ranks, boolean together) {
         long parameters = model.parameterCount();
         long hidden = model.hiddenMatrixParameterCount();
         boolean adamw = optimizer == OptimizerChoice.ADAMW;

@@ -9,6 +9,7 @@ import dev.muon4j.distributed.MpiCollectives;
 import dev.muon4j.distributed.PeerFailureException;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.train.ChangedSettingsException;
 import dev.muon4j.train.HealthCheck;
@@ -215,7 +216,7 @@ public final class TrainCommand implements Callable<Integer> {
             java.util.Map.entry("seed", "seed"), java.util.Map.entry("muon-variant", "muon_variant"),
             java.util.Map.entry("cautious-weight-decay", "cautious_weight_decay"), java.util.Map.entry("per-head-qk", "per_head_qk"),
             java.util.Map.entry("qk-clip", "qk_clip_threshold"), java.util.Map.entry("ns-method", "ns_method"),
-            java.util.Map.entry("data", "data"));
+            java.util.Map.entry("router-bias-rate", "router_bias_rate"), java.util.Map.entry("data", "data"));
 
     private java.util.Set<String> allowedChanges() {
         java.util.Set<String> names = new java.util.TreeSet<>();
@@ -281,9 +282,9 @@ public final class TrainCommand implements Callable<Integer> {
     }
 
     private void train(PrintWriter out, Backend backend, Collectives comm, int n) throws Exception {
-        LlamaConfig shape = options.model(256);
+        ModelConfig shape = options.model(256);
         TokenDataset data = options.dataset(shape.contextLength());
-        LlamaConfig model = options.model(data.vocabSize());
+        ModelConfig model = options.model(data.vocabSize());
         TrainConfig config = options.train(optimizer, model.contextLength(), 300);
         Path dir = runDir != null ? runDir : defaultRunDir();
         out.println("backend: " + backend.description());

@@ -4,6 +4,7 @@ import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.data.TokenizerKind;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.train.MuonVariant;
 import dev.muon4j.train.OptimizerChoice;
@@ -26,6 +27,11 @@ public final class TrainingOptions {
 
     @Mixin
     ModelShapeOptions shape;
+
+    @Option(names = "--router-bias-rate", defaultValue = "0.001", paramLabel = "GAMMA",
+            description = "deepseek: how far each expert's choice bias moves per step towards balanced loads "
+                    + "(auxiliary-loss-free balancing; DeepSeek-V3's 0.001); 0 turns it off (default: ${DEFAULT-VALUE}).")
+    double routerBiasRate;
 
     @Option(names = "--data", paramLabel = "PATH", arity = "1..*",
             description = "Text files or directories of .txt files (default: the shipped Gutenberg sample).")
@@ -143,14 +149,14 @@ public final class TrainingOptions {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "--batch %d × --accumulate %d = %,d sequences per step, "
                     + "more than the trainer counts (%,d)", batch, accumulate, (long) batch * accumulate, Integer.MAX_VALUE));
         }
-        LlamaConfig model = model(tokenizer.create().vocabSize());
+        ModelConfig model = model(tokenizer.create().vocabSize());
         long tokensPerStep = (long) batch * accumulate * model.contextLength();
         if (steps != null && steps > Long.MAX_VALUE / tokensPerStep) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "--steps %d is too many: with %,d tokens per step "
                             + "(--batch %d × --accumulate %d × context %d) the run's token count exceeds %,d; the most steps are %,d",
                     steps, tokensPerStep, batch, accumulate, model.contextLength(), Long.MAX_VALUE, Long.MAX_VALUE / tokensPerStep));
         }
-        SizeLimits.checkArrays(model, batch, ranks, new SizeLimits.Flags(preset.config(), Integer.parseInt(DEFAULT_BATCH), true));
+        SizeLimits.checkArrays(model.trunk(), batch, ranks, new SizeLimits.Flags(preset.config(), Integer.parseInt(DEFAULT_BATCH), true));
         SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(model, optimizer, b, ranks, false), batch, Runtime.getRuntime().maxMemory(),
                 "--batch, --context or the model size");
     }
@@ -161,9 +167,9 @@ public final class TrainingOptions {
         }
     }
 
-    /** The model config: the preset with any flags applied, the vocabulary set from the tokenizer. */
-    LlamaConfig model(int vocabSize) {
-        return shape.apply(preset, vocabSize);
+    /** The model config: the preset of the chosen family with any flags applied, the vocabulary set from the tokenizer. */
+    ModelConfig model(int vocabSize) {
+        return shape.model(preset, vocabSize);
     }
 
     /** Loads the corpus and tokenizes it. */
@@ -189,6 +195,6 @@ public final class TrainingOptions {
         long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
         return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
                 0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay, perHeadQk)
-                .withQkClip(qkClip).withNsMethod(nsMethod);
+                .withQkClip(qkClip).withNsMethod(nsMethod).withRouterBiasRate(routerBiasRate);
     }
 }

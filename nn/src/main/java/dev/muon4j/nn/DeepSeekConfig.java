@@ -45,6 +45,98 @@ public record DeepSeekConfig(LlamaConfig trunk, MoeConfig moe, MlaConfig mla) im
     }
 
     @Override
+    public int vocabSize() {
+        return trunk.vocabSize();
+    }
+
+    @Override
+    public int contextLength() {
+        return trunk.contextLength();
+    }
+
+    /** The Mixture-of-Experts layers: every layer from the first dense ones on. */
+    public int expertLayers() {
+        return trunk.layers() - moe.firstDenseLayers();
+    }
+
+    @Override
+    public long parameterCount() {
+        long c = trunk.width();
+        long embeddings = LlamaConfig.product(trunk.tiedHead() ? 1 : 2, trunk.vocabSize(), c);
+        long norms = LlamaConfig.product(2L * trunk.layers() + 1, c);
+        long latentNorms = mla == null ? 0 : LlamaConfig.product(trunk.layers(), mla.kvRank() + (long) mla.queryRank());
+        return LlamaConfig.sum(embeddings, norms, latentNorms, hiddenMatrixParameterCount());
+    }
+
+    @Override
+    public long hiddenMatrixParameterCount() {
+        long c = trunk.width();
+        long heads = trunk.heads();
+        long attention;
+        if (mla == null) {
+            attention = LlamaConfig.product(2L * heads + 2L * trunk.kvHeads(), trunk.headDim(), c);
+        } else {
+            long q = mla.hasQueryRank()
+                    ? LlamaConfig.sum(LlamaConfig.product(mla.queryRank(), c), LlamaConfig.product(heads, mla.queryHeadDim(), mla.queryRank()))
+                    : LlamaConfig.product(heads, mla.queryHeadDim(), c);
+            attention = LlamaConfig.sum(q, LlamaConfig.product(mla.kvRank() + (long) mla.ropeHeadDim(), c),
+                    LlamaConfig.product(heads, (long) mla.nopeHeadDim() + mla.valueHeadDim(), mla.kvRank()),
+                    LlamaConfig.product(c, heads, mla.valueHeadDim()));
+        }
+        long dense = LlamaConfig.product(3, trunk.mlpWidth(), c);
+        long experts = LlamaConfig.sum(LlamaConfig.product(moe.experts(), c),
+                LlamaConfig.product(3, moe.experts(), moe.expertWidth(), c),
+                LlamaConfig.product(3, moe.sharedExperts(), moe.expertWidth(), c));
+        return LlamaConfig.sum(LlamaConfig.product(trunk.layers(), attention), LlamaConfig.product(moe.firstDenseLayers(), dense),
+                LlamaConfig.product(expertLayers(), experts));
+    }
+
+    @Override
+    public long largestHiddenMatrix() {
+        long c = trunk.width();
+        long attention = mla == null ? c * c : Math.max(LlamaConfig.product(trunk.heads(), mla.queryHeadDim(), c),
+                LlamaConfig.product(c, trunk.heads(), mla.valueHeadDim()));
+        long dense = moe.firstDenseLayers() > 0 ? LlamaConfig.product(trunk.mlpWidth(), c) : 0;
+        long stack = expertLayers() > 0 ? LlamaConfig.product(moe.experts(), moe.expertWidth(), c) : 0;
+        return Math.max(Math.max(attention, dense), stack);
+    }
+
+    /**
+     * An upper bound of the floats one training forward and backward pass holds: the trunk's exact
+     * count ({@link LlamaConfig#trainingStepFloats}, with grouped-query attention and a dense SwiGLU in
+     * every layer) plus, without subtracting what they replace, each MoE layer's tensors and, with
+     * latent attention, each layer's latent tensors. With N = B·T, M = N·K routed rows:
+     * <pre>
+     * MoE layer = 2·(2·N·E + N·K + 2·M·C + 3·M·F + N·C + 3·N·S·F + 2·N·C) + M·F + N·S·F   (router logits and scores, gates,
+     *             gathered rows and expert outputs, gate/up/SwiGLU, combine, shared experts; gradients; σ scratch)
+     * MLA layer = 2·N·(3·H·(Dn + Dr) + 2·(R_kv + Dr) + R_kv + 2·H·(Dn + Dv) + 2·H·Dv + 2·R_q) + N·3  (queries, latents and
+     *             their norms, the rotary key and its copies, keys, values, output; gradients; norm scratch)
+     * </pre>
+     */
+    @Override
+    public long trainingStepFloats(int batch) {
+        long n = LlamaConfig.product(batch, trunk.contextLength());
+        long m = LlamaConfig.product(n, moe.activeExperts());
+        long c = trunk.width();
+        long f = moe.expertWidth();
+        long moeLayer = LlamaConfig.sum(LlamaConfig.product(2, LlamaConfig.sum(LlamaConfig.product(2, n, moe.experts()),
+                        LlamaConfig.product(n, moe.activeExperts()), LlamaConfig.product(2, m, c), LlamaConfig.product(3, m, f),
+                        LlamaConfig.product(3, n, c), LlamaConfig.product(3, n, moe.sharedExperts(), f))),
+                LlamaConfig.product(m, f), LlamaConfig.product(n, moe.sharedExperts(), f));
+        long mlaLayer = 0;
+        if (mla != null) {
+            long h = trunk.heads();
+            mlaLayer = LlamaConfig.sum(LlamaConfig.product(2, n, LlamaConfig.sum(LlamaConfig.product(3, h, mla.queryHeadDim()),
+                            LlamaConfig.product(2, mla.kvRank() + (long) mla.ropeHeadDim()), mla.kvRank(),
+                            LlamaConfig.product(2, h, (long) mla.nopeHeadDim() + mla.valueHeadDim()),
+                            LlamaConfig.product(2, h, mla.valueHeadDim()), LlamaConfig.product(2, mla.queryRank()))),
+                    LlamaConfig.product(3, n));
+        }
+        return LlamaConfig.sum(trunk.trainingStepFloats(batch), LlamaConfig.product(expertLayers(), moeLayer),
+                LlamaConfig.product(trunk.layers(), mlaLayer));
+    }
+
+    @Override
     public FeedForward feedForward(int layer, String prefix) {
         if (layer < moe.firstDenseLayers()) {
             return new SwiGlu(prefix, trunk.width(), trunk.mlpWidth());

@@ -278,7 +278,7 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
     }
 
     /** The product of non-negative factors, or {@link Long#MAX_VALUE} when it does not fit a long. */
-    private static long product(long... factors) {
+    static long product(long... factors) {
         long p = 1;
         for (long f : factors) {
             if (f != 0 && p > Long.MAX_VALUE / f) {
@@ -290,7 +290,7 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
     }
 
     /** The sum of non-negative terms, or {@link Long#MAX_VALUE} when it does not fit a long. */
-    private static long sum(long... terms) {
+    static long sum(long... terms) {
         long s = 0;
         for (long t : terms) {
             s = t > Long.MAX_VALUE - s ? Long.MAX_VALUE : s + t;

@@ -13,6 +13,27 @@ public sealed interface ModelConfig permits LlamaConfig, DeepSeekConfig {
     /** The shared shape: for a dense Llama, the config itself. */
     LlamaConfig trunk();
 
+    /** V, the vocabulary size. */
+    int vocabSize();
+
+    /** T, the longest sequence. */
+    int contextLength();
+
+    /** Number of parameters of a model with this config (saturating at {@link Long#MAX_VALUE}). */
+    long parameterCount();
+
+    /** Number of parameters in the matrices Muon updates: every projection, the experts and the routers (saturating). */
+    long hiddenMatrixParameterCount();
+
+    /** Elements of the largest matrix parameter (a stack of experts counts whole: the sharded optimizer's scratch holds it). */
+    long largestHiddenMatrix();
+
+    /**
+     * The floats a graph's pool holds after one training forward and backward pass over {@code batch}
+     * sequences of the full context: exact for {@link LlamaConfig}, an upper bound for {@link DeepSeekConfig}.
+     */
+    long trainingStepFloats(int batch);
+
     /** The rotary table every layer's attention shares: over the trunk's head dimension, its context and θ. */
     default Rope rope() {
         LlamaConfig t = trunk();

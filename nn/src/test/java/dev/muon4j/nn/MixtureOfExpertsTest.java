@@ -442,4 +442,43 @@ class MixtureOfExpertsTest {
         assertEquals(0, sum(model.expertLoads()));
         assertThrows(IllegalArgumentException.class, () -> model.balanceExperts(0.5, new float[3]));
     }
+
+    /**
+     * The size arithmetic of a DeepSeek config against real models: the parameter counts exactly,
+     * and the floats of a training pass as an upper bound within twice the measured peak.
+     */
+    @Test
+    void deepSeekSizesAreTheModelsParameterCountsAndBoundItsTrainingPass() {
+        LlamaConfig trunk = new LlamaConfig(24, 16, 3, 4, 2, 20, 6, false, 10000, 1e-5, 0.02);
+        DeepSeekConfig[] configs = {
+                new DeepSeekConfig(trunk, new MoeConfig(6, 2, 8, 1, 2.446, 1)),
+                new DeepSeekConfig(trunk, new MoeConfig(5, 3, 4, 0, 1.0, 0), new MlaConfig(0, 8, 4, 2, 6)),
+                new DeepSeekConfig(trunk, new MoeConfig(4, 1, 6, 2, 1.5, 2), new MlaConfig(6, 8, 4, 4, 4))};
+        for (DeepSeekConfig config : configs) {
+            DecoderModel model = config.create();
+            long all = model.parameters().stream().mapToLong(Parameter::size).sum();
+            long hidden = model.parameters().stream().filter(p -> p.role() == dev.muon4j.optim.ParamRole.HIDDEN_MATRIX)
+                    .mapToLong(Parameter::size).sum();
+            long largest = model.parameters().stream().filter(p -> p.layout() != null).mapToLong(Parameter::size).max().orElseThrow();
+            assertEquals(all, config.parameterCount(), config + ": parameters");
+            assertEquals(hidden, config.hiddenMatrixParameterCount(), config + ": hidden matrices");
+            assertEquals(largest, config.largestHiddenMatrix(), config + ": largest matrix parameter");
+            model.initialize(2);
+            for (int batch : new int[] {1, 3}) {
+                Random r = new Random(batch);
+                int[] inputs = new int[batch * trunk.contextLength()];
+                int[] targets = new int[inputs.length];
+                for (int i = 0; i < inputs.length; i++) {
+                    inputs[i] = r.nextInt(trunk.vocabSize());
+                    targets[i] = r.nextInt(trunk.vocabSize());
+                }
+                try (Graph g = new Graph(backend)) {
+                    g.backward(model.loss(g, inputs, targets, batch, trunk.contextLength()));
+                    long bound = config.trainingStepFloats(batch);
+                    assertTrue(bound >= g.peakFloats() && bound <= 2 * g.peakFloats(),
+                            config + ", batch " + batch + ": bound " + bound + ", measured " + g.peakFloats());
+                }
+            }
+        }
+    }
 }

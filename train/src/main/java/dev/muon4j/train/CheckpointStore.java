@@ -5,6 +5,7 @@ import dev.muon4j.io.AtomicFiles;
 import dev.muon4j.io.Json;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
+import dev.muon4j.nn.ExpertTensors;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.Parameter;
@@ -261,8 +262,12 @@ public final class CheckpointStore {
         Objects.requireNonNull(state, "optimizer state");
         Map<String, TensorData> tensors = new LinkedHashMap<>();
         for (Parameter p : params) {
-            if (tensors.put(p.name(), TensorData.f32(p.shape(), p.value())) != null) {
-                throw new IllegalArgumentException("two parameters are named " + p.name());
+            for (ExpertTensors.Piece piece : ExpertTensors.pieces(p)) {
+                float[] values = piece.offset() == 0 && piece.length() == p.size() ? p.value()
+                        : Arrays.copyOfRange(p.value(), piece.offset(), piece.offset() + piece.length());
+                if (tensors.put(piece.name(), TensorData.f32(piece.shape(), values)) != null) {
+                    throw new IllegalArgumentException("two parameters are named " + piece.name());
+                }
             }
         }
         byte[] configJson = jsonBytes(Objects.requireNonNull(config, "config"), CONFIG_FILE);
@@ -677,12 +682,15 @@ public final class CheckpointStore {
         List<String> mismatched = new ArrayList<>();
         Set<String> expected = new HashSet<>();
         for (Parameter p : params) {
-            expected.add(p.name());
-            TensorData t = weights.get(p.name());
-            if (t == null) {
-                missing.add(p.name());
-            } else if (!Arrays.equals(t.shape(), p.shape())) {
-                mismatched.add(p.name() + " (checkpoint " + Arrays.toString(t.shape()) + ", model " + Arrays.toString(p.shape()) + ")");
+            for (ExpertTensors.Piece piece : ExpertTensors.pieces(p)) {
+                expected.add(piece.name());
+                TensorData t = weights.get(piece.name());
+                if (t == null) {
+                    missing.add(piece.name());
+                } else if (!Arrays.equals(t.shape(), piece.shape())) {
+                    mismatched.add(piece.name() + " (checkpoint " + Arrays.toString(t.shape()) + ", model "
+                            + Arrays.toString(piece.shape()) + ")");
+                }
             }
         }
         List<String> unexpected = weights.keySet().stream().filter(n -> !expected.contains(n)).toList();
@@ -717,8 +725,10 @@ public final class CheckpointStore {
     public static void restoreWeights(Checkpoint checkpoint, List<Parameter> params) {
         checkModel(checkpoint, params);
         for (Parameter p : params) {
-            float[] source = checkpoint.weights().get(p.name()).data();
-            System.arraycopy(source, 0, p.value(), 0, source.length);
+            for (ExpertTensors.Piece piece : ExpertTensors.pieces(p)) {
+                float[] source = checkpoint.weights().get(piece.name()).data();
+                System.arraycopy(source, 0, p.value(), piece.offset(), piece.length());
+            }
         }
     }
 }

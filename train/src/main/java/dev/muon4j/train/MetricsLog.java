@@ -17,7 +17,9 @@ import java.util.Map;
 /**
  * Training metrics as JSON lines: one object per optimizer step
  * ({@code {"step","tokens","loss","lr","grad_norm","seconds"}}, with QK-clip also {@code "max_logit"} and
- * {@code "clipped_heads"}) and one per validation
+ * {@code "clipped_heads"}; for a Mixture-of-Experts model also, per MoE layer, {@code "expert_load_max_mean"}
+ * (the largest expert's load over the mean), {@code "expert_share"} (each expert's share of the routed tokens)
+ * and {@code "router_bias"} (each expert's choice bias after the step)) and one per validation
  * ({@code {"step","tokens","val_loss"}}), and event lines ({@code {"step","event",…}}: a resume that
  * changed settings, with {@code "changed": {name: {"from", "to"}}}). Each line is flushed as written. On resume the file is
  * cut back (atomically) to the lines of steps up to the checkpoint, so it reads as if the run had
@@ -85,7 +87,16 @@ public final class MetricsLog {
             }
             m.put("clipped_heads", p.qkClip().clippedHeads());
         }
+        if (p.experts() != null) {
+            m.put("expert_load_max_mean", list(p.experts().maxOverMean()));
+            m.put("expert_share", java.util.Arrays.stream(p.experts().shares()).map(MetricsLog::list).toList());
+            m.put("router_bias", java.util.Arrays.stream(p.experts().biases()).map(MetricsLog::list).toList());
+        }
         append(m);
+    }
+
+    private static List<Double> list(double[] values) {
+        return java.util.Arrays.stream(values).boxed().toList();
     }
 
     /** An event line, {@code {"step": step, "event": name, ...details}}, e.g. a resume with changed settings. */

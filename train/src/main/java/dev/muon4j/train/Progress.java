@@ -32,13 +32,21 @@ public final class Progress {
 
     /** Reports step {@code step} (1-based, of totalSteps) with the latest loss and rates. */
     public void update(long step, double loss, double tokensPerSecond, double secondsLeft, Double validationLoss) {
+        update(step, loss, tokensPerSecond, secondsLeft, validationLoss, null);
+    }
+
+    /**
+     * As {@link #update(long, double, double, double, Double)}, with a Mixture-of-Experts model's
+     * worst expert load over the mean load ({@code null} for a dense model).
+     */
+    public void update(long step, double loss, double tokensPerSecond, double secondsLeft, Double validationLoss, Double expertLoad) {
         long now = System.nanoTime();
         boolean last = step >= totalSteps;
         if (!interactive && !last && lastPrint != Long.MIN_VALUE && (now - lastPrint) / 1e9 < quietSeconds) {
             return;
         }
         lastPrint = now;
-        String line = line(step, loss, tokensPerSecond, secondsLeft, validationLoss);
+        String line = line(step, loss, tokensPerSecond, secondsLeft, validationLoss, expertLoad);
         if (interactive) {
             String padded = line + " ".repeat(Math.max(0, lastLength - line.length()));
             out.print("\r" + padded);
@@ -61,12 +69,17 @@ public final class Progress {
     }
 
     String line(long step, double loss, double tokensPerSecond, double secondsLeft, Double validationLoss) {
+        return line(step, loss, tokensPerSecond, secondsLeft, validationLoss, null);
+    }
+
+    String line(long step, double loss, double tokensPerSecond, double secondsLeft, Double validationLoss, Double expertLoad) {
         int width = 20;
         int filled = (int) Math.min(width, Math.round(width * (double) step / totalSteps));
         String bar = "#".repeat(filled) + ".".repeat(width - filled);
         String val = validationLoss == null ? "" : String.format(Locale.ROOT, " val %.4f", validationLoss);
-        return String.format(Locale.ROOT, "%s step %d/%d [%s] %3.0f%% loss %.4f%s | %,.0f tok/s | ETA %s",
-                label, step, totalSteps, bar, 100.0 * step / totalSteps, loss, val, tokensPerSecond, duration(secondsLeft));
+        String load = expertLoad == null ? "" : String.format(Locale.ROOT, " | load %.2f", expertLoad);
+        return String.format(Locale.ROOT, "%s step %d/%d [%s] %3.0f%% loss %.4f%s%s | %,.0f tok/s | ETA %s",
+                label, step, totalSteps, bar, 100.0 * step / totalSteps, loss, val, load, tokensPerSecond, duration(secondsLeft));
     }
 
     /** "1h02m", "3m07s", "42s". */

@@ -38,12 +38,29 @@ import java.util.Objects;
  * @param nsMethod         how Muon's Newton–Schulz is computed: the standard iteration or Gram Newton–Schulz
  *                         ({@link NewtonSchulzConfig.Method}); same result in exact arithmetic. GRAM runs in float32
  *                         only, so not with {@link MuonVariant#TORCH}
+ * @param routerBiasRate   γ of the Mixture-of-Experts routers' auxiliary-loss-free load balancing: after each step
+ *                         every expert's choice bias moves by γ towards balance ({@link dev.muon4j.nn.MixtureOfExperts#balance});
+ *                         DeepSeek-V3 uses 0.001 (arXiv 2412.19437, §4.2); 0 turns it off; no effect on a dense model
  */
 public record TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1, double beta2,
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
                           long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
-                          boolean perHeadQk, double qkClipThreshold, NewtonSchulzConfig.Method nsMethod) {
+                          boolean perHeadQk, double qkClipThreshold, NewtonSchulzConfig.Method nsMethod, double routerBiasRate) {
+
+    /** DeepSeek-V3's bias update speed γ for the first 14.3T of its tokens (arXiv 2412.19437, §4.2). */
+    public static final double DEFAULT_ROUTER_BIAS_RATE = 0.001;
+
+    /** With DeepSeek-V3's router bias rate. */
+    public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
+                       double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
+                       int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
+                       long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
+                       boolean perHeadQk, double qkClipThreshold, NewtonSchulzConfig.Method nsMethod) {
+        this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
+                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, DEFAULT_ROUTER_BIAS_RATE);
+    }
 
     /** Moonlight's Muon with plain weight decay. */
     public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
@@ -135,28 +152,35 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     public TrainConfig withOptimizer(OptimizerChoice o) {
         return new TrainConfig(o, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
                 minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk,
-                qkClipThreshold, nsMethod);
+                qkClipThreshold, nsMethod, routerBiasRate);
     }
 
     /** This config with another Muon variant, cautious weight decay and per-head query/key orthogonalization on or off. */
     public TrainConfig withMuon(MuonVariant variant, boolean cautious, boolean perHead) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
                 steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                variant, cautious, perHead, qkClipThreshold, nsMethod);
+                variant, cautious, perHead, qkClipThreshold, nsMethod, routerBiasRate);
     }
 
     /** This config with QK-clip at threshold τ ({@code tau} 0: off). */
     public TrainConfig withQkClip(double tau) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
                 steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, tau, nsMethod);
+                muonVariant, cautiousWeightDecay, perHeadQk, tau, nsMethod, routerBiasRate);
     }
 
     /** This config with another Newton–Schulz method for Muon's matrices. */
     public TrainConfig withNsMethod(NewtonSchulzConfig.Method method) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
                 steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, method);
+                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, method, routerBiasRate);
+    }
+
+    /** This config with the routers' bias update speed γ (0: off). */
+    public TrainConfig withRouterBiasRate(double gamma) {
+        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
+                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
+                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, gamma);
     }
 
     /** Whether QK-clip runs after each optimizer step ({@code qkClipThreshold > 0}). */
@@ -167,7 +191,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     public TrainConfig withSteps(long s) {
         return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
                 Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod);
+                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, routerBiasRate);
     }
 
     /** Field name → value, for JSON. */
@@ -197,6 +221,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         m.put("per_head_qk", perHeadQk);
         m.put("qk_clip_threshold", qkClipThreshold);
         m.put("ns_method", nsMethod.name());
+        m.put("router_bias_rate", routerBiasRate);
         return m;
     }
 }

@@ -9,7 +9,8 @@ import dev.muon4j.data.BatchSampler;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.distributed.Collectives;
 import dev.muon4j.distributed.ShardedOptimizer;
-import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.Attention;
+import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.nn.LanguageModel;
 import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.optim.AdamWConfig;
@@ -65,10 +66,44 @@ public final class Trainer {
      *
      * @param qkClip what QK-clip saw and did in this step; null when it is off
      */
-    public record StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds, QkClipPoint qkClip) {
+    public record StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds, QkClipPoint qkClip,
+                            ExpertLoadPoint experts) {
         /** A step without QK-clip. */
         public StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds) {
-            this(step, tokens, loss, lr, gradNorm, seconds, null);
+            this(step, tokens, loss, lr, gradNorm, seconds, null, null);
+        }
+
+        /** A step of a dense model. */
+        public StepPoint(long step, long tokens, double loss, double lr, double gradNorm, double seconds, QkClipPoint qkClip) {
+            this(step, tokens, loss, lr, gradNorm, seconds, qkClip, null);
+        }
+    }
+
+    /**
+     * One step's routing in a Mixture-of-Experts model, over every rank: per MoE layer, each expert's
+     * share of the routed tokens (loads[layer][e] / Σ loads[layer]) and its choice bias after the
+     * step's balancing.
+     *
+     * @param shares each MoE layer's experts' shares of its routed tokens (summing to 1)
+     * @param biases each MoE layer's experts' choice biases after the step
+     */
+    public record ExpertLoadPoint(double[][] shares, double[][] biases) {
+        /** Per layer, the largest expert's load over the mean load: 1 is perfect balance, E all on one expert. */
+        public double[] maxOverMean() {
+            double[] r = new double[shares.length];
+            for (int l = 0; l < shares.length; l++) {
+                double max = 0;
+                for (double v : shares[l]) {
+                    max = Math.max(max, v);
+                }
+                r[l] = max * shares[l].length;
+            }
+            return r;
+        }
+
+        /** The worst layer's {@link #maxOverMean()}. */
+        public double worstMaxOverMean() {
+            return java.util.Arrays.stream(maxOverMean()).max().orElse(Double.NaN);
         }
     }
 
@@ -143,7 +178,7 @@ public final class Trainer {
     }
 
     private final Backend backend;
-    private final LlamaConfig modelConfig;
+    private final ModelConfig modelConfig;
     private final TrainConfig config;
     private final TokenDataset data;
     private final Path runDir;
@@ -153,7 +188,7 @@ public final class Trainer {
     private final DataParallel parallel;
     private Consumer<List<Parameter>> finalParameters;  // sees the model's parameters at the end of a run (tests)
 
-    public Trainer(Backend backend, LlamaConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
+    public Trainer(Backend backend, ModelConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
                    Consumer<String> log, Progress progress) {
         this(backend, modelConfig, config, data, runDir, log, progress, null);
     }
@@ -162,7 +197,7 @@ public final class Trainer {
      * A trainer that is one rank of a data-parallel group ({@code parallel} null: a single process).
      * Every rank passes the same configs and data; {@code log} and {@code progress} are used on rank 0 only.
      */
-    public Trainer(Backend backend, LlamaConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
+    public Trainer(Backend backend, ModelConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
                    Consumer<String> log, Progress progress, DataParallel parallel) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.modelConfig = Objects.requireNonNull(modelConfig, "model config");
@@ -198,17 +233,22 @@ public final class Trainer {
      * The optimizer settings this config asks for (for one process, or for every rank of a sharded one).
      *
      * @throws IllegalArgumentException when the config asks for per-head orthogonalization, which needs
-     *                                  the model's head dimension: use {@link #settings(Backend, TrainConfig, LlamaConfig)}
+     *                                  the model's per-head projections: use {@link #settings(Backend, TrainConfig, List)}
      */
     public static HybridOptimizer.Builder settings(Backend backend, TrainConfig config) {
         if (config.perHeadQk()) {
-            throw new IllegalArgumentException("per-head query/key orthogonalization needs the model's head dimension");
+            throw new IllegalArgumentException("per-head query/key orthogonalization needs the model's per-head projections");
         }
-        return settings(backend, config, null);
+        return settings(backend, config, List.of());
     }
 
-    /** The optimizer settings this config asks for, for this model (per-head rules use its head dimension). */
-    public static HybridOptimizer.Builder settings(Backend backend, TrainConfig config, LlamaConfig model) {
+    /**
+     * The optimizer settings this config asks for, for a model whose per-head projections are
+     * {@code headRows} ({@link dev.muon4j.nn.LanguageModel#headRows()}): with per-head orthogonalization
+     * each is split into its heads' row blocks (W_q (H·D × C) and W_k (K·D × C) into D-row blocks; with
+     * latent attention the query and key-value up-projections into their heads' blocks).
+     */
+    public static HybridOptimizer.Builder settings(Backend backend, TrainConfig config, List<Attention.HeadRows> headRows) {
         AdamWConfig adamw = AdamWConfig.builder().learningRate(config.learningRate()).weightDecay(config.weightDecay())
                 .beta1(config.beta1()).beta2(config.beta2()).build();
         MuonConfig muon = config.muonVariant().config(config.muonLearningRate(), config.muonMomentum(), config.weightDecay(),
@@ -218,9 +258,9 @@ public final class Trainer {
                 .schedule(schedule(config)).clipGradientNorm(config.clipNorm())
                 .muonRule(muonRule);
         if (config.perHeadQk() && config.optimizer() == OptimizerChoice.MUON) {
-            // W_q is (H·D × C), W_k (K·D × C): both split into D-row blocks, one per head.
-            dev.muon4j.optim.UpdateRule perHead = muonRule.withRowBlocks(model.headDim());
-            b.rule("*.self_attn.q_proj.weight", perHead).rule("*.self_attn.k_proj.weight", perHead);
+            for (Attention.HeadRows h : headRows) {
+                b.rule(h.parameter().name(), muonRule.withRowBlocks(h.rowsPerHead()));
+            }
         }
         if (config.optimizer() == OptimizerChoice.ADAMW) {
             b.routeAll(Route.ADAMW);
@@ -246,7 +286,7 @@ public final class Trainer {
     public static final java.util.Set<String> RESUME_SETTINGS = java.util.Set.of("optimizer", "learning_rate",
             "muon_learning_rate", "weight_decay", "beta1", "beta2", "muon_momentum", "schedule", "warmup_steps", "steps",
             "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "per_head_qk",
-            "qk_clip_threshold", "ns_method", "data");
+            "qk_clip_threshold", "ns_method", "router_bias_rate", "data");
 
     /** Trains; with {@code resume}, continues from the run directory's latest checkpoint, which must exist. */
     public Result run(boolean resume) throws IOException {
@@ -289,9 +329,9 @@ public final class Trainer {
         int rank = group.rank();
         int ranks = group.size();
         boolean root = rank == 0;
-        LanguageModel model = new DecoderModel(modelConfig);
+        LanguageModel model = modelConfig.create();
         model.initialize(config.seed());
-        HybridOptimizer.Builder settings = settings(backend, config, modelConfig);
+        HybridOptimizer.Builder settings = settings(backend, config, model.headRows());
         ShardedOptimizer sharded = ranks > 1 ? new ShardedOptimizer(group.comm, settings, model.parameters(), parallel.mode()) : null;
         HybridOptimizer single = ranks > 1 ? null : settings.build(model.parameters());
         Optimizer optimizer = ranks > 1 ? sharded : single;
@@ -313,6 +353,9 @@ public final class Trainer {
             if (start > 0) {
                 if (ranks > 1) {
                     sharded.broadcastParameters(0);
+                    for (Parameter b : model.buffers()) {
+                        group.broadcast(b.value(), 0);
+                    }
                     sharded.loadStateFrom(0, state[0]);
                 } else {
                     single.loadState(state[0]);
@@ -363,7 +406,7 @@ public final class Trainer {
         CheckpointStore.Checkpoint cp = latest.get();
         checkSameModel(cp);
         Map<String, Object> changes = checkSettings(cp, options);
-        CheckpointStore.restoreWeights(cp, model.parameters());
+        CheckpointStore.restoreWeights(cp, savedTensors(model));
         state[0] = cp.optimizer();
         long at = cp.step();
         evals.addAll(metrics.truncateAfter(at));
@@ -459,6 +502,7 @@ public final class Trainer {
                 long t0 = System.nanoTime();
                 model.zeroGradients();
                 model.resetMaxLogits();
+                model.resetExpertLoads();
                 double lossSum = 0;
                 for (int micro = 0; micro < config.accumulation(); micro++) {
                     Batch batch = sampler.batch(step * config.accumulation() + micro, rank, ranks);
@@ -487,9 +531,10 @@ public final class Trainer {
                 }
                 long commBefore = group.nanos;
                 QkClipPoint qkClip = config.qkClip() ? qkClip(model, group) : null;
+                ExpertLoadPoint experts = balanceExperts(model, group);
                 long optimizerNanos = System.nanoTime() - t1 - (group.nanos - commBefore);
                 // Every rank checks what it holds; the ranks agree on the loss, on any failed check and on a stop request.
-                String problem = firstNonFinite(model.parameters()).orElseGet(
+                String problem = firstNonFinite(savedTensors(model)).orElseGet(
                         () -> optimizer.findNonFiniteState().map(s -> "optimizer state: " + s).orElse(null));
                 Group.Agreement agreed = group.agree(lossSum, problem != null, options.stopRequested().getAsBoolean());
                 long agreeNanos = group.nanos - commBefore;
@@ -518,7 +563,7 @@ public final class Trainer {
                             + "; lower the learning rate (" + config.learningRate() + "); " + lastGood(lastSaved));
                 }
                 double lr = config.learningRate() * r.lrFactor();
-                StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds, qkClip);
+                StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds, qkClip, experts);
                 points.add(point);
                 if (root) {
                     metrics.step(point);
@@ -565,7 +610,7 @@ public final class Trainer {
                         OptimizerState state = sharded != null ? sharded.saveStateOn(0) : single.saveState();
                         long saved = done;
                         group.onRoot(() -> {
-                            store.save(saved, model.parameters(), state, checkpointConfig(), trainerState(saved, saved * tokensPerStep));
+                            store.save(saved, savedTensors(model), state, checkpointConfig(), trainerState(saved, saved * tokensPerStep));
                             return 0;
                         }, "rank 0 failed to write the checkpoint of step " + done + " (its error says why)");
                         lastSaved = done;
@@ -574,7 +619,8 @@ public final class Trainer {
                 }
                 double rate = trainedTokens / trainSeconds;
                 if (progress != null) {
-                    progress.update(done, loss, rate, (config.steps() - done) * tokensPerStep / rate, lastVal);
+                    progress.update(done, loss, rate, (config.steps() - done) * tokensPerStep / rate, lastVal,
+                            experts == null ? null : experts.worstMaxOverMean());
                 }
                 if (agreed.stop() && done < end) {
                     log.accept("stopped on request after step " + done + "; " + (lastSaved == done
@@ -605,10 +651,55 @@ public final class Trainer {
         return new QkClipPoint(largest, clipped);
     }
 
+    /**
+     * Auxiliary-loss-free load balancing after the optimizer step: the step's tokens per expert, summed
+     * over the ranks (every rank gets the same counts, so every rank moves the same biases by the same
+     * amounts), move each Mixture-of-Experts router's choice biases by γ. Null for a dense model.
+     */
+    private ExpertLoadPoint balanceExperts(LanguageModel model, Group group) {
+        float[] local = model.expertLoads();
+        if (local.length == 0) {
+            return null;
+        }
+        float[] loads = group.sum(local);
+        if (config.routerBiasRate() > 0) {
+            model.balanceExperts(config.routerBiasRate(), loads);
+        }
+        List<Parameter> biases = model.buffers();
+        double[][] shares = new double[biases.size()][];
+        double[][] bias = new double[biases.size()][];
+        int at = 0;
+        for (int layer = 0; layer < biases.size(); layer++) {
+            float[] b = biases.get(layer).value();
+            double total = 0;
+            for (int e = 0; e < b.length; e++) {
+                total += loads[at + e];
+            }
+            shares[layer] = new double[b.length];
+            bias[layer] = new double[b.length];
+            for (int e = 0; e < b.length; e++) {
+                shares[layer][e] = total > 0 ? loads[at + e] / total : 0;
+                bias[layer][e] = b[e];
+            }
+            at += b.length;
+        }
+        return new ExpertLoadPoint(shares, bias);
+    }
+
     /** Where the last checkpoint stands, for error messages. */
     private String lastGood(long lastSaved) {
         return lastSaved < 0 ? "no checkpoint of this run was written"
                 : "the last checkpoint, " + runDir.resolve(CheckpointStore.dirName(lastSaved)) + ", is intact";
+    }
+
+    /** What a checkpoint's weights file holds: the parameters, then the buffers (the routers' choice biases). */
+    static List<Parameter> savedTensors(LanguageModel model) {
+        if (model.buffers().isEmpty()) {
+            return model.parameters();
+        }
+        List<Parameter> all = new ArrayList<>(model.parameters());
+        all.addAll(model.buffers());
+        return all;
     }
 
     /** "parameter P element i is v" for the first NaN or infinite value among the parameters' values. */
@@ -702,6 +793,8 @@ public final class Trainer {
         final dev.muon4j.distributed.RankOrderedSum sums;
         private final Arena arena;
         private dev.muon4j.distributed.RankOrderedSum maxima;  // for max(), sized on first use
+        private dev.muon4j.distributed.RankOrderedSum totals;  // for sum(float[]), sized on first use
+        private int totalsLength;
         long nanos;
         long lossBytes;
         long logitBytes;
@@ -731,6 +824,51 @@ public final class Trainer {
             nanos += System.nanoTime() - t;
             lossBytes = sums.bytesPerGather(1);
             return s;
+        }
+
+        /**
+         * The elementwise sum over ranks of {@code values} (every rank passes the same length), added in
+         * rank order in double and rounded to float: the same bits on every rank.
+         */
+        float[] sum(float[] values) {
+            if (size() == 1) {
+                return values.clone();
+            }
+            if (totals == null || totalsLength != values.length) {
+                totals = new dev.muon4j.distributed.RankOrderedSum(comm, arena, values.length);
+                totalsLength = values.length;
+            }
+            double[] mine = new double[values.length];
+            for (int i = 0; i < values.length; i++) {
+                mine[i] = values[i];
+            }
+            long t = System.nanoTime();
+            double[] all = totals.gather(mine);
+            nanos += System.nanoTime() - t;
+            float[] sum = new float[values.length];
+            for (int i = 0; i < values.length; i++) {
+                double s = 0;
+                for (int r = 0; r < size(); r++) {
+                    s += all[r * values.length + i];
+                }
+                sum[i] = (float) s;
+            }
+            return sum;
+        }
+
+        /**
+         * Rank {@code root}'s {@code values} on every rank, in place.
+         */
+        void broadcast(float[] values, int root) {
+            if (size() == 1 || values.length == 0) {
+                return;
+            }
+            MemorySegment seg = arena.allocate(ValueLayout.JAVA_FLOAT, values.length);
+            MemorySegment.copy(values, 0, seg, ValueLayout.JAVA_FLOAT, 0, values.length);
+            long t = System.nanoTime();
+            comm.broadcast(seg, values.length, root);
+            nanos += System.nanoTime() - t;
+            MemorySegment.copy(seg, ValueLayout.JAVA_FLOAT, 0, values, 0, values.length);
         }
 
         /**
@@ -883,7 +1021,7 @@ public final class Trainer {
         if (!(model instanceof Map<?, ?> m)) {
             throw new IllegalArgumentException("checkpoint " + cp.dir() + " has no model config");
         }
-        LlamaConfig saved = LlamaConfig.fromMap((Map<String, ?>) m);
+        ModelConfig saved = ModelConfig.fromMap((Map<String, ?>) m);
         if (!saved.equals(modelConfig)) {
             throw new IllegalArgumentException("checkpoint " + cp.dir() + " is from another model: saved " + saved
                     + ", asked for " + modelConfig);
