@@ -17,6 +17,7 @@ public final class Transforms {
         long t0 = System.nanoTime();
         NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, batch, rows, cols, u, uOff, step.workspace());
         step.addNewtonSchulzNanos(System.nanoTime() - t0);
+        step.addNewtonSchulzMatrices(batch);
     }
 
     /** Buffer name of Muon's momentum (as PyTorch names it). */
