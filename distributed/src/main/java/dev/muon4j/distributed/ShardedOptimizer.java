@@ -21,6 +21,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -48,7 +49,8 @@ import java.util.Set;
  *       in {@link Mode#DISTRIBUTED_MUON}, at most one per boundary between two ranks' shards) has
  *       its update input U gathered from its owners to the runner (uneven gather), orthogonalized
  *       there, and each owner's slice of the result sent back (uneven scatter); every owner then
- *       applies the stages after them to its own slice;</li>
+ *       applies the stages after them to its own slice. Split matrices go first, so no rank waits
+ *       in their collectives for another to finish its own matrices;</li>
  *   <li>the owned parameter values are all-gathered so every rank holds the new parameters.</li>
  * </ol>
  * A rank whose share of the batch is empty passes zero gradients and takes part as usual.
@@ -148,7 +150,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final List<ParamState> slots;            // per piece of this rank: its rule's state for the piece's elements
     private final List<String> slicedNames;          // every element-sized buffer name any rule keeps, in first-seen order
     private final List<Set<String>> sliced;          // per parameter: its buffers that are split like its elements
-    private final List<MatrixUnit> units;            // every unit of matrix work, in parameter and matrix order
+    private final List<MatrixUnit> units;            // every unit of matrix work: the split ones, then the others; each in parameter and matrix order
     private final List<MatrixBuffer> matrixBuffers;  // every unit's part of every matrix-stage buffer, in parameter, rule and unit order
     private final long matrixSection;                // floats each rank sends when matrix-stage state is saved
     private final long matrixTotal;                  // floats of all matrix-stage buffers together
@@ -252,6 +254,9 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                 work.add(new MatrixUnit(i, u, u * unitLength, unitLength, counts, runner));
             }
         }
+        // Split units first: their collectives then wait on no rank's other work (in parameter order, the owner of a
+        // boundary's matrix would wait for the other owner to orthogonalize everything before it).
+        work.sort(Comparator.comparing((MatrixUnit unit) -> !unit.split()));
         this.units = List.copyOf(work);
         // Each unit's part of each matrix-stage buffer is kept, and sent when saved, by the unit's runner.
         List<MatrixBuffer> travel = new ArrayList<>();
