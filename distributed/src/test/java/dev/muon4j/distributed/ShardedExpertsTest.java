@@ -28,8 +28,9 @@ import org.junit.jupiter.params.provider.CsvSource;
  * in-process ranks in both modes, a model with two stacks of 6 experts (8×12 and 12×8), two plain
  * matrices and AdamW parameters equals one process bit for bit, with Muon (Moonlight) and NorMuon
  * (per-row state of every expert); its state saved on one rank count and mode loads on another and
- * continues bit for bit; every expert is orthogonalized exactly once per step across all ranks; and a
- * split expert moves only its own parts, never more than gathering the whole stack moved.
+ * continues bit for bit; every expert is orthogonalized exactly once per step across all ranks; a
+ * split expert moves only its own parts, never more than gathering the whole stack moved; and a
+ * stage whose state ties the experts together keeps each stack on one rank.
  */
 class ShardedExpertsTest {
     private static final int STEPS = 4;
@@ -207,6 +208,85 @@ class ShardedExpertsTest {
                 ShardTestSupport.assertBitIdentical(whole.params(), runs.get(r)[1].params(), what + ", rank " + r);
                 assertStateBitIdentical(whole.state(), runs.get(r)[1].state(), what + ", rank " + r + " state");
             }
+        }
+    }
+
+    /**
+     * A matrix stage whose state couples a stack's matrices: one float counting the matrices it has
+     * scaled, each matrix scaled by 1 / (1 + count / 64) at its turn, so the result depends on the order
+     * matrices are run in.
+     */
+    record Countdown() implements dev.muon4j.optim.UpdateTransform {
+        @Override
+        public String name() {
+            return "countdown";
+        }
+
+        @Override
+        public Scope scope() {
+            return Scope.MATRIX;
+        }
+
+        @Override
+        public java.util.Map<String, Integer> state(Parameter parameter) {
+            return java.util.Map.of("matrices_scaled", 1);
+        }
+
+        @Override
+        public void apply(dev.muon4j.optim.StepContext step, dev.muon4j.optim.ParamState slot, int from, float[] u, int uOff, int len) {
+            float[] count = slot.buffer("matrices_scaled");
+            int size = slot.parameter().layout().matrixSize();
+            for (int k = 0; k < len; k += size) {
+                count[0] += 1;
+                dev.muon4j.backend.Kernels.scale(u, uOff + k, size, 1f / (1 + count[0] / 64));
+            }
+        }
+    }
+
+    /**
+     * A matrix stage keeping state of a length that is not a multiple of the expert count ties a
+     * stack's experts together: the stack is then one unit, run whole on one rank in matrix order, and
+     * N ranks in either mode equal one process bit for bit, state included.
+     */
+    @ParameterizedTest(name = "{0} ranks, {1}")
+    @CsvSource({"2, DISTRIBUTED_MUON", "4, DISTRIBUTED_MUON", "2, WHOLE_MATRIX", "3, WHOLE_MATRIX"})
+    void aStageCouplingTheExpertsRunsTheStackOnOneRank(int ranks, ShardedOptimizer.Mode mode) throws Exception {
+        java.util.function.Function<Backend, HybridOptimizer.Builder> settings = backend -> {
+            HybridOptimizer.Builder b = ConformanceCase.MOONLIGHT.settings(backend);
+            dev.muon4j.optim.UpdateRule muon = dev.muon4j.optim.UpdateRule.muon(b.muonConfig());
+            List<dev.muon4j.optim.UpdateTransform> stages = new java.util.ArrayList<>(muon.transforms());
+            stages.add(2, new Countdown());
+            return b.muonRule(new dev.muon4j.optim.UpdateRule("countdown_muon", Route.MUON, stages));
+        };
+        List<Parameter> single = model();
+        OptimizerState want;
+        try (Backend backend = new VectorBackend(1)) {
+            HybridOptimizer opt = settings.apply(backend).build(single);
+            for (int s = 0; s < STEPS; s++) {
+                ConformanceCase.meanGradient(single, s, ranks);
+                opt.step();
+            }
+            want = opt.saveState();
+        }
+        assertEquals(STEPS * EXPERTS, want.entries().get(UP).buffers().get("matrices_scaled")[0], "one process counts every expert");
+        List<Ranked> runs = ShardTestSupport.runRanksOk(ranks, (comm, backend) -> {
+            List<Parameter> params = model();
+            try (ShardedOptimizer opt = new ShardedOptimizer(comm, settings.apply(backend), params, mode)) {
+                for (int s = 0; s < STEPS; s++) {
+                    ConformanceCase.fillGradients(params, s, comm.rank(), ranks);
+                    opt.step();
+                }
+                return new Ranked(new Run(params, opt.saveState()), null, opt.layout());
+            }
+        });
+        for (int r = 0; r < ranks; r++) {
+            ShardTestSupport.assertBitIdentical(single, runs.get(r).run().params(), ranks + " ranks, " + mode + ", rank " + r);
+            assertStateBitIdentical(want, runs.get(r).run().state(), ranks + " ranks, " + mode + ", rank " + r + " state");
+        }
+        if (mode == ShardedOptimizer.Mode.WHOLE_MATRIX) {
+            ShardLayout layout = runs.get(0).layout();
+            assertTrue(layout.wholeOwner(ShardTestSupport.index(layout.parameters(), UP)) >= 0, "the up stack has one owner");
+            assertTrue(layout.wholeOwner(ShardTestSupport.index(layout.parameters(), DOWN)) >= 0, "the down stack has one owner");
         }
     }
 
