@@ -6,7 +6,7 @@ import java.util.Objects;
 /**
  * What every transform of one optimizer step shares: the backend for matrix products, the step
  * number (from 1) for bias corrections, the schedule's learning-rate factor, scratch space for
- * Newton–Schulz, and the time spent in Newton–Schulz.
+ * Newton–Schulz, and the time spent in Newton–Schulz and the matrices it orthogonalized.
  */
 public final class StepContext {
     private final Backend backend;
@@ -14,6 +14,7 @@ public final class StepContext {
     private long step;
     private double lrFactor;
     private long newtonSchulzNanos;
+    private long newtonSchulzMatrices;
 
     public StepContext(Backend backend) {
         this.backend = Objects.requireNonNull(backend, "backend");
@@ -27,6 +28,7 @@ public final class StepContext {
         this.step = step;
         this.lrFactor = lrFactor;
         this.newtonSchulzNanos = 0;
+        this.newtonSchulzMatrices = 0;
     }
 
     public Backend backend() {
@@ -56,5 +58,15 @@ public final class StepContext {
     /** Time spent in Newton–Schulz since {@link #begin}. */
     public long newtonSchulzNanos() {
         return newtonSchulzNanos;
+    }
+
+    /** Counts {@code matrices} more inputs of Newton–Schulz (matrices, or row blocks orthogonalized alone). */
+    public void addNewtonSchulzMatrices(long matrices) {
+        newtonSchulzMatrices += matrices;
+    }
+
+    /** Matrices (or row blocks) Newton–Schulz orthogonalized since {@link #begin}. */
+    public long newtonSchulzMatrices() {
+        return newtonSchulzMatrices;
     }
 }

@@ -21,6 +21,7 @@ public final class Transforms {
         long t0 = System.nanoTime();
         NewtonSchulz.orthogonalizeBatch(step.backend(), config, u, uOff, batch, rows, cols, u, uOff, step.workspace());
         step.addNewtonSchulzNanos(System.nanoTime() - t0);
+        step.addNewtonSchulzMatrices(batch);
     }
 
     /** Settings as {@link UpdateTransform#settings} records them: alternating names and values, in order. */

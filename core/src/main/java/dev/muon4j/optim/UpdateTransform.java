@@ -43,8 +43,11 @@ public interface UpdateTransform {
     /**
      * The state buffers this transform keeps for {@code parameter}: name → length. Elementwise
      * transforms keep parameter-sized buffers (sliced with the parameter); matrix transforms may keep
-     * buffers of any length. Names are unique within a rule and are the names in saved state.
-     * None by default: a stateless stage.
+     * buffers of any length, indexed across the whole parameter. A matrix transform's buffer whose
+     * length is a multiple of the parameter's matrix count is read as one equal part per matrix (part
+     * e belongs to matrix e, as NorMuon's rows of expert e), so a sharded optimizer may run each matrix
+     * of a stack on a different rank; a buffer of another length ties the stack's matrices together.
+     * Names are unique within a rule and are the names in saved state. None by default: a stateless stage.
      */
     default Map<String, Integer> state(Parameter parameter) {
         return Map.of();
@@ -52,8 +55,9 @@ public interface UpdateTransform {
 
     /**
      * Transforms the update in place. {@code u[uOff + i]} is the update of the parameter's element
-     * {@code from + i}, for {@code i < len}; for {@link Scope#MATRIX} transforms {@code from} is 0 and
-     * {@code len} the parameter's size.
+     * {@code from + i}, for {@code i < len}; for {@link Scope#MATRIX} transforms {@code from} and
+     * {@code len} are multiples of the matrix size (whole consecutive matrices; one at a time as
+     * {@link UpdateRule#apply} and the sharded optimizer run them).
      *
      * @param step  the step being taken
      * @param slot  the parameter, its hyperparameters and its state

@@ -85,6 +85,33 @@ public interface Collectives extends AutoCloseable {
     void allGatherV(MemorySegment send, long count, MemorySegment recv, long[] counts);
 
     /**
+     * Gather with uneven counts to one rank: rank {@code r} contributes {@code counts[r]} floats (its
+     * {@code count}, which must equal {@code counts[rank()]}); afterwards {@code recv} on rank
+     * {@code root} holds all contributions concatenated in rank order, rank {@code r}'s data at float
+     * offset {@code counts[0] + ... + counts[r-1]}. Other ranks' {@code recv} is not touched and may be null.
+     *
+     * @param send   holds at least {@code count} floats; not modified
+     * @param count  this rank's count, equal to {@code counts[rank()]}
+     * @param recv   on root: holds at least {@code sum(counts)} floats; overwritten. Elsewhere ignored
+     * @param counts per-rank counts, length {@code size()}, each {@code >= 0}, identical on all ranks
+     * @param root   the rank that receives, in {@code [0, size())}
+     */
+    void gatherV(MemorySegment send, long count, MemorySegment recv, long[] counts, int root);
+
+    /**
+     * Scatter with uneven counts from one rank, the inverse of {@link #gatherV}: {@code send} on rank
+     * {@code root} holds {@code sum(counts)} floats; afterwards {@code recv} on rank {@code r} holds
+     * the {@code counts[r]} floats at float offset {@code counts[0] + ... + counts[r-1]} of it.
+     *
+     * @param send   on root: holds at least {@code sum(counts)} floats; not modified. Elsewhere ignored, may be null
+     * @param counts per-rank counts, length {@code size()}, each {@code >= 0}, identical on all ranks
+     * @param recv   holds at least {@code count} floats; overwritten
+     * @param count  this rank's count, equal to {@code counts[rank()]}
+     * @param root   the rank that sends, in {@code [0, size())}
+     */
+    void scatterV(MemorySegment send, long[] counts, MemorySegment recv, long count, int root);
+
+    /**
      * Broadcast: afterwards {@code buf[0..count)} on every rank equals {@code buf[0..count)} of
      * rank {@code root}.
      *

@@ -83,7 +83,7 @@ public final class InProcessCollectives implements Collectives {
                     mismatch = "rank 0 called " + op[0] + " but rank " + r + " called " + op[r];
                     return;
                 }
-                if (count[r] != count[0] && !op[0].equals("allGatherV")) {
+                if (count[r] != count[0] && !op[0].endsWith("V")) {
                     mismatch = op[0] + ": rank 0 passed count " + count[0] + " but rank " + r + " passed " + count[r];
                     return;
                 }
@@ -287,6 +287,45 @@ public final class InProcessCollectives implements Collectives {
                 MemorySegment.copy(g.a[r], 0, recv, r * bytes, bytes);
             }
         }
+        await(g.exit, op, "exit");
+    }
+
+    @Override
+    public void gatherV(MemorySegment send, long count, MemorySegment recv, long[] counts, int root) {
+        String op = "gatherV";
+        Collectives.checkRoot(op, root, g.size);
+        long total = Collectives.checkCounts(op, counts, g.size, rank, count);
+        Collectives.checkSegment(op, "send", send, count);
+        if (rank == root) {
+            Collectives.checkSegment(op, "recv", recv, total);
+        }
+        publish(op, count, root, counts.clone(), send, null);
+        if (rank == root) {
+            long off = 0;
+            for (int r = 0; r < g.size; r++) {
+                long bytes = counts[r] * FLOAT_BYTES;
+                MemorySegment.copy(g.a[r], 0, recv, off, bytes);
+                off += bytes;
+            }
+        }
+        await(g.exit, op, "exit");
+    }
+
+    @Override
+    public void scatterV(MemorySegment send, long[] counts, MemorySegment recv, long count, int root) {
+        String op = "scatterV";
+        Collectives.checkRoot(op, root, g.size);
+        long total = Collectives.checkCounts(op, counts, g.size, rank, count);
+        Collectives.checkSegment(op, "recv", recv, count);
+        if (rank == root) {
+            Collectives.checkSegment(op, "send", send, total);
+        }
+        publish(op, count, root, counts.clone(), rank == root ? send : null, null);
+        long off = 0;
+        for (int r = 0; r < rank; r++) {
+            off += counts[r];
+        }
+        MemorySegment.copy(g.a[root], off * FLOAT_BYTES, recv, 0, count * FLOAT_BYTES);
         await(g.exit, op, "exit");
     }
 

@@ -13,6 +13,9 @@ import java.util.Objects;
  *       forwards every block except the one its successor already has);</li>
  *   <li>all-reduce of n: send and receive ⌈2·(p−1)/p·n⌉ (reduce-scatter, then all-gather);</li>
  *   <li>gather of n per rank to a root: every other rank sends n, the root receives (p−1)·n;</li>
+ *   <li>uneven gather of counts c to a root: every other rank sends its c[rank], the root receives
+ *       Σc − c[root]; uneven scatter from a root, the reverse: the root sends Σc − c[root], every
+ *       other rank receives its c[rank];</li>
  *   <li>broadcast of n: every rank but the root receives n, every rank but the last in the
  *       pipeline (the one before the root) sends n.</li>
  * </ul>
@@ -120,6 +123,28 @@ public final class MeteredCollectives implements Collectives {
         long t = System.nanoTime();
         inner.gather(send, count, recv, root);
         count(rank() == root ? 0 : count, rank() == root ? (long) (size() - 1) * count : 0, t);
+    }
+
+    @Override
+    public void gatherV(MemorySegment send, long count, MemorySegment recv, long[] counts, int root) {
+        long t = System.nanoTime();
+        inner.gatherV(send, count, recv, counts, root);
+        count(rank() == root ? 0 : count, rank() == root ? sum(counts) - count : 0, t);
+    }
+
+    @Override
+    public void scatterV(MemorySegment send, long[] counts, MemorySegment recv, long count, int root) {
+        long t = System.nanoTime();
+        inner.scatterV(send, counts, recv, count, root);
+        count(rank() == root ? sum(counts) - count : 0, rank() == root ? 0 : count, t);
+    }
+
+    private static long sum(long[] counts) {
+        long total = 0;
+        for (long c : counts) {
+            total += c;
+        }
+        return total;
     }
 
     @Override

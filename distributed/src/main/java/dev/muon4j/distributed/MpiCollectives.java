@@ -50,12 +50,12 @@ public final class MpiCollectives implements Collectives {
         static final Throwable FAILURE;
         static final MethodHandle initialized, finalized, init, finalize_, commRank, commSize,
                 setErrhandler, allreduce, reduceScatterBlock, allgather, allgatherv, bcast, barrier,
-                errorString, abort, gather;
+                errorString, abort, gather, gatherv, scatterv;
         static final MemorySegment commWorld, floatType, opSum, errorsReturn;
 
         static {
             Throwable failure = null;
-            MethodHandle[] h = new MethodHandle[16];
+            MethodHandle[] h = new MethodHandle[18];
             MemorySegment[] s = new MemorySegment[4];
             try {
                 Linker linker = Linker.nativeLinker();
@@ -86,6 +86,8 @@ public final class MpiCollectives implements Collectives {
                 h[13] = fn(linker, lib, "MPI_Error_string", INT, ADDR, ADDR);
                 h[14] = fn(linker, lib, "MPI_Abort", ADDR, INT);
                 h[15] = fn(linker, lib, "MPI_Gather", ADDR, INT, ADDR, ADDR, INT, ADDR, INT, ADDR);
+                h[16] = fn(linker, lib, "MPI_Gatherv", ADDR, INT, ADDR, ADDR, ADDR, ADDR, ADDR, INT, ADDR);
+                h[17] = fn(linker, lib, "MPI_Scatterv", ADDR, ADDR, ADDR, ADDR, ADDR, INT, ADDR, INT, ADDR);
                 s[0] = sym(lib, "ompi_mpi_comm_world");
                 s[1] = sym(lib, "ompi_mpi_float");
                 s[2] = sym(lib, "ompi_mpi_op_sum");
@@ -97,6 +99,7 @@ public final class MpiCollectives implements Collectives {
             initialized = h[0]; finalized = h[1]; init = h[2]; finalize_ = h[3]; commRank = h[4];
             commSize = h[5]; setErrhandler = h[6]; allreduce = h[7]; reduceScatterBlock = h[8];
             allgather = h[9]; allgatherv = h[10]; bcast = h[11]; barrier = h[12]; errorString = h[13]; abort = h[14]; gather = h[15];
+            gatherv = h[16]; scatterv = h[17];
             commWorld = s[0]; floatType = s[1]; opSum = s[2]; errorsReturn = s[3];
         }
 
@@ -373,6 +376,76 @@ public final class MpiCollectives implements Collectives {
             }
         } catch (Throwable t) {
             throw rethrow(t);
+        }
+    }
+
+    @Override
+    public void gatherV(MemorySegment send, long count, MemorySegment recv, long[] counts, int root) {
+        String op = "gatherV";
+        open(op);
+        Collectives.checkRoot(op, root, size);
+        long total = Collectives.checkCounts(op, counts, size, rank, count);
+        Collectives.checkSegment(op, "send", send, count);
+        intCount(op, "sum of counts (MPI displacements are ints)", total);
+        nativeSeg(op, "send", send);
+        if (rank == root) {
+            Collectives.checkSegment(op, "recv", recv, total);
+            nativeSeg(op, "recv", recv);
+        }
+        MemorySegment target = rank == root ? recv : MemorySegment.NULL;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment c = a.allocate(INT, size);
+            MemorySegment d = a.allocate(INT, size);
+            fillCounts(counts, c, d);
+            enter("gatherV");
+            try {
+                check("MPI_Gatherv",
+                        (int) Lib.gatherv.invokeExact(send, (int) count, Lib.floatType, target, c, d, Lib.floatType, root, Lib.commWorld));
+            } finally {
+                leave();
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    @Override
+    public void scatterV(MemorySegment send, long[] counts, MemorySegment recv, long count, int root) {
+        String op = "scatterV";
+        open(op);
+        Collectives.checkRoot(op, root, size);
+        long total = Collectives.checkCounts(op, counts, size, rank, count);
+        Collectives.checkSegment(op, "recv", recv, count);
+        intCount(op, "sum of counts (MPI displacements are ints)", total);
+        nativeSeg(op, "recv", recv);
+        if (rank == root) {
+            Collectives.checkSegment(op, "send", send, total);
+            nativeSeg(op, "send", send);
+        }
+        MemorySegment source = rank == root ? send : MemorySegment.NULL;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment c = a.allocate(INT, size);
+            MemorySegment d = a.allocate(INT, size);
+            fillCounts(counts, c, d);
+            enter("scatterV");
+            try {
+                check("MPI_Scatterv",
+                        (int) Lib.scatterv.invokeExact(source, c, d, Lib.floatType, recv, (int) count, Lib.floatType, root, Lib.commWorld));
+            } finally {
+                leave();
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** MPI's int counts and displacements (rank order, packed) of {@code counts}, already checked to fit. */
+    private void fillCounts(long[] counts, MemorySegment c, MemorySegment d) {
+        int off = 0;
+        for (int r = 0; r < size; r++) {
+            c.setAtIndex(INT, r, (int) counts[r]);
+            d.setAtIndex(INT, r, off);
+            off += (int) counts[r];
         }
     }
 

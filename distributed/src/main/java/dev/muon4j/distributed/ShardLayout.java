@@ -19,9 +19,11 @@ import java.util.List;
  *       Muon): the parameters, in order, end to end, cut into {@code ⌈total / ranks⌉}-element
  *       shards; a parameter may straddle ranks, and {@link #counts(int)} gives how much of it each
  *       rank owns (what an uneven all-gather of its pieces needs);</li>
- *   <li>{@link #wholeMatrices whole-matrix}: the chosen parameters (Muon's matrices) are each owned
- *       whole by one rank, balanced greedily by size; the rest are cut element-wise into the
- *       space left, so shards stay about equal.</li>
+ *   <li>{@link #wholeMatrices(List, int, int[]) whole-matrix}: the chosen parameters (Muon's
+ *       matrices) are cut into units (a plain matrix is one unit; a stack of experts one unit per
+ *       expert), each unit owned whole by one rank, balanced greedily by size; the rest are cut
+ *       element-wise into the space left, so shards stay about equal. A rank's units of one stack
+ *       are consecutive (one piece), so a stack may be split over ranks only at matrix boundaries.</li>
  * </ul>
  */
 public final class ShardLayout {
@@ -45,22 +47,48 @@ public final class ShardLayout {
 
     /** The element-wise layout: parameters end to end, cut into equal shards. */
     public ShardLayout(List<Parameter> parameters, int ranks) {
-        this(parameters, ranks, new boolean[parameters.size()]);
+        this(parameters, ranks, new int[parameters.size()]);
     }
 
     /**
-     * The whole-matrix layout: each parameter with {@code whole[i]} set is owned entirely by one
-     * rank (largest first, each to the least-loaded rank, ties to the lower rank); the others fill
-     * the remaining space of the shards, in order, element-wise.
+     * The whole-matrix layout with every chosen parameter one unit: each parameter with
+     * {@code whole[i]} set is owned entirely by one rank; see {@link #wholeMatrices(List, int, int[])}.
      */
     public static ShardLayout wholeMatrices(List<Parameter> parameters, int ranks, boolean[] whole) {
         if (whole.length != parameters.size()) {
             throw new IllegalArgumentException("whole-matrix flags: " + whole.length + " for " + parameters.size() + " parameters");
         }
-        return new ShardLayout(parameters, ranks, whole.clone());
+        int[] units = new int[whole.length];
+        for (int i = 0; i < whole.length; i++) {
+            units[i] = whole[i] ? 1 : 0;
+        }
+        return new ShardLayout(parameters, ranks, units);
     }
 
-    private ShardLayout(List<Parameter> parameters, int ranks, boolean[] whole) {
+    /**
+     * The whole-matrix layout: parameter {@code i} with {@code units[i] > 0} is cut into that many
+     * equal runs of consecutive elements (its matrices: 1 for a plain matrix, the expert count for a
+     * stack), each owned whole by one rank: all units of all such parameters, largest first (then by
+     * parameter and position), each to the least-loaded rank, ties to the lower rank. The units one
+     * rank gets of a parameter are then renumbered so that they are consecutive, rank by rank in rank
+     * order (units of one parameter are equal, so no rank's load changes): a rank holds at most one
+     * piece of each parameter. Parameters with {@code units[i] == 0} fill the remaining space of the
+     * shards, in order, element-wise.
+     */
+    public static ShardLayout wholeMatrices(List<Parameter> parameters, int ranks, int[] units) {
+        if (units.length != parameters.size()) {
+            throw new IllegalArgumentException("whole-matrix units: " + units.length + " for " + parameters.size() + " parameters");
+        }
+        for (int i = 0; i < units.length; i++) {
+            if (units[i] < 0 || (units[i] > 0 && parameters.get(i).size() % units[i] != 0)) {
+                throw new IllegalArgumentException("parameter " + parameters.get(i).name() + " (" + parameters.get(i).size()
+                        + " elements) cannot be cut into " + units[i] + " equal units");
+            }
+        }
+        return new ShardLayout(parameters, ranks, units.clone());
+    }
+
+    private ShardLayout(List<Parameter> parameters, int ranks, int[] units) {
         if (ranks < 1) {
             throw new IllegalArgumentException("a shard layout needs at least 1 rank, got " + ranks);
         }
@@ -80,23 +108,43 @@ public final class ShardLayout {
         for (int r = 0; r < ranks; r++) {
             lists.add(new ArrayList<>());
         }
-        List<Integer> wholeOnes = new ArrayList<>();
-        for (int i = 0; i < whole.length; i++) {
-            if (whole[i]) {
-                wholeOnes.add(i);
+        // Greedy over every unit: (parameter, unit size), largest first, then by parameter; units of one parameter are equal.
+        List<int[]> wholeUnits = new ArrayList<>();
+        for (int i = 0; i < units.length; i++) {
+            for (int u = 0; u < units[i]; u++) {
+                wholeUnits.add(new int[] {i, parameters.get(i).size() / units[i]});
             }
         }
-        wholeOnes.sort(Comparator.comparingInt((Integer i) -> -parameters.get(i).size()).thenComparingInt(i -> i));
-        for (int i : wholeOnes) {
+        wholeUnits.sort(Comparator.comparingInt((int[] u) -> -u[1]).thenComparingInt(u -> u[0]));
+        int[][] given = new int[units.length][ranks];     // units of each parameter each rank got
+        List<List<Integer>> received = new ArrayList<>(); // per rank: parameters in the order it first got one of their units
+        for (int r = 0; r < ranks; r++) {
+            received.add(new ArrayList<>());
+        }
+        for (int[] unit : wholeUnits) {
             int best = 0;
             for (int r = 1; r < ranks; r++) {
                 if (load[r] < load[best]) {
                     best = r;
                 }
             }
-            int size = parameters.get(i).size();
-            lists.get(best).add(new Piece(i, 0, (int) load[best], size));
-            load[best] += size;
+            if (given[unit[0]][best]++ == 0) {
+                received.get(best).add(unit[0]);
+            }
+            load[best] += unit[1];
+        }
+        for (int r = 0; r < ranks; r++) {
+            int at = 0;
+            for (int i : received.get(r)) {
+                int unitSize = parameters.get(i).size() / units[i];
+                int first = 0;
+                for (int q = 0; q < r; q++) {
+                    first += given[i][q];
+                }
+                int length = given[i][r] * unitSize;
+                lists.get(r).add(new Piece(i, first * unitSize, at, length));
+                at += length;
+            }
         }
         long shard = (total + ranks - 1) / ranks;
         for (long l : load) {
@@ -109,7 +157,7 @@ public final class ShardLayout {
         this.shardSize = (int) Math.max(1, shard);
         int rank = 0;
         for (int i = 0; i < parameters.size(); i++) {
-            if (whole[i]) {
+            if (units[i] > 0) {
                 continue;
             }
             int size = parameters.get(i).size();

@@ -21,6 +21,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -41,37 +42,54 @@ import java.util.Set;
  *   <li>non-finite gradients (which parameter) and the global gradient norm are agreed by
  *       all-reduce; clipping scales the owned gradient;</li>
  *   <li>AdamW elements are updated locally (their moments are owned, never communicated);</li>
- *   <li>Muon matrices: momentum is updated on the owned elements; then, by {@link Mode}, either
- *       the matrix's update input U is all-gathered from its owners and every owner runs
- *       Newton–Schulz on the whole and applies its own slice ({@link Mode#DISTRIBUTED_MUON},
- *       Moonlight's Algorithm 1), or the one rank owning the matrix does it alone
- *       ({@link Mode#WHOLE_MATRIX});</li>
+ *   <li>Muon matrices: momentum is updated on the owned elements; then the matrix stages
+ *       (Newton–Schulz, NorMuon's row normalisation) run once per matrix, on one rank, its
+ *       <em>runner</em>: the rank owning the most of the matrix (ties to the lower rank). A matrix
+ *       one rank owns whole is run there with no communication; a matrix split between ranks (only
+ *       in {@link Mode#DISTRIBUTED_MUON}, at most one per boundary between two ranks' shards) has
+ *       its update input U gathered from its owners to the runner (uneven gather), orthogonalized
+ *       there, and each owner's slice of the result sent back (uneven scatter); every owner then
+ *       applies the stages after them to its own slice. Split matrices go first, so no rank waits
+ *       in their collectives for another to finish its own matrices;</li>
  *   <li>the owned parameter values are all-gathered so every rank holds the new parameters.</li>
  * </ol>
  * A rank whose share of the batch is empty passes zero gradients and takes part as usual.
- * Timings and traffic of the last step are in {@link #lastStep()}.
+ * Timings, traffic and the matrices orthogonalized in the last step are in {@link #lastStep()}.
+ *
+ * <p>The unit of matrix work is one matrix: a parameter stacking several
+ * ({@link dev.muon4j.optim.MatrixLayout#count()} &gt; 1, a Mixture-of-Experts layer's experts) is
+ * gathered, owned and orthogonalized expert by expert, as one process runs it matrix by matrix.
+ * Its matrix stages' state is indexed across the whole parameter (NorMuon keeps one float per row
+ * of every expert); a buffer whose length is a multiple of the expert count is taken to hold one
+ * equal part per expert (the rows of expert e), and each part is kept by the runner of its
+ * expert. A stage keeping state of another length couples the experts, and then the whole stack
+ * is one unit, run on one rank. So across all ranks each matrix is orthogonalized exactly once per
+ * step, in either mode, as in one process; Moonlight's Algorithm 1, where every owner of a split
+ * matrix orthogonalizes the gathered whole, would run a split matrix on each of its owners, and
+ * gathering a stack whole would have every rank owning a piece of it orthogonalize all its experts.
  *
  * <p>State of elementwise stages (momentum, Adam's moments) is split like the parameters: a rank
  * holds it for the elements it owns. State of matrix stages (any length, e.g. one float per row)
- * is held whole by every rank that runs the matrix's stages: the one owner in
- * {@link Mode#WHOLE_MATRIX}; in {@link Mode#DISTRIBUTED_MUON} every rank owning part of the matrix,
- * each updating its own copy from the same gathered matrix, so the copies stay bit-identical. Ranks
- * owning nothing of a matrix hold none of its state. Saving takes the matrix-stage state from the
- * lowest rank owning part of the matrix; loading gives it to every owner.
+ * is allocated whole by every rank owning part of the parameter, indexed as in one process, and
+ * holds the parts of the units that rank runs; the other parts stay zero there. Saving takes each
+ * part from the rank that runs its unit; loading gives each part to that rank only.
  */
 public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     /** How Muon's matrices are split over ranks. */
     public enum Mode {
         /**
-         * Moonlight's Distributed Muon: the flat element-wise ZeRO-1 partition; a matrix split
-         * between ranks is all-gathered before Newton–Schulz, which every rank owning part of it
-         * runs on the whole. Equal shards; extra traffic of one all-gather of each split matrix.
+         * Moonlight's Distributed Muon: the flat element-wise ZeRO-1 partition. A matrix (one
+         * expert of a stack) split between ranks is gathered on the rank owning the most of it,
+         * which alone runs Newton–Schulz and scatters each owner its slice of the result. Equal
+         * shards; extra traffic of one gather and one scatter of each split matrix's parts (at
+         * most one split matrix per boundary between ranks), none for the others.
          */
         DISTRIBUTED_MUON,
         /**
-         * Each Muon matrix is owned whole by one rank (greedy balance by size), which alone runs
-         * its Newton–Schulz; AdamW parameters fill the rest element-wise. No extra traffic; shards
-         * (and Newton–Schulz work) are only as balanced as the matrix sizes allow.
+         * Each Muon matrix, and each expert of a stack, is owned whole by one rank (greedy balance
+         * by size over all of them), which alone runs its Newton–Schulz; a stack may so be split
+         * over ranks at expert boundaries. AdamW parameters fill the rest element-wise. No extra
+         * traffic; shards (and Newton–Schulz work) are only as balanced as the matrix sizes allow.
          */
         WHOLE_MATRIX
     }
@@ -82,23 +100,43 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
      * @param nanos              wall time of the whole optimizer step
      * @param communicationNanos time inside collectives
      * @param newtonSchulzNanos  time in Newton–Schulz
+     * @param newtonSchulzMatrices matrices (or row blocks) this rank orthogonalized
      * @param bytesSent          bytes this rank sent (bandwidth-optimal volumes, see {@link MeteredCollectives})
      * @param bytesReceived      bytes this rank received
      */
-    public record StepStats(long nanos, long communicationNanos, long newtonSchulzNanos, long bytesSent, long bytesReceived) {
+    public record StepStats(long nanos, long communicationNanos, long newtonSchulzNanos, long newtonSchulzMatrices, long bytesSent,
+                            long bytesReceived) {
     }
 
     /**
-     * Where one matrix-stage buffer travels when the state is saved or loaded.
+     * One unit of matrix work: whole consecutive matrices of a parameter (one matrix, or the whole
+     * stack when a matrix stage's state couples its matrices), run on one rank.
+     *
+     * @param parameter the parameter's index
+     * @param index     the unit's index within the parameter
+     * @param from      its first element in the parameter
+     * @param length    its elements (whole matrices)
+     * @param counts    its elements each rank owns, in rank order (ranks own consecutive runs of it in rank order)
+     * @param runner    the rank that runs its matrix stages: the one owning the most of it, ties to the lower rank
+     */
+    private record MatrixUnit(int parameter, int index, int from, int length, long[] counts, int runner) {
+        boolean split() {
+            return counts[runner] != length;
+        }
+    }
+
+    /**
+     * Where one unit's part of a matrix-stage buffer travels when the state is saved or loaded.
      *
      * @param parameter the parameter's index
      * @param name      the buffer's name
-     * @param length    its declared length
-     * @param source    the rank that sends it when the state is saved: the lowest rank owning part of the parameter
+     * @param from      the part's first index in the buffer
+     * @param length    the part's length (the whole buffer's, for a parameter run as one unit)
+     * @param source    the rank that keeps the part, sends it when the state is saved and takes it when loaded: its unit's runner
      * @param sent      its offset in the source's section of the gathered matrix-stage state
      * @param packed    its offset in the matrix-stage state broadcast by {@link #loadStateFrom}
      */
-    private record MatrixBuffer(int parameter, String name, int length, int source, long sent, long packed) {
+    private record MatrixBuffer(int parameter, String name, int from, int length, int source, long sent, long packed) {
     }
 
     private final MeteredCollectives comm;
@@ -112,7 +150,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final List<ParamState> slots;            // per piece of this rank: its rule's state for the piece's elements
     private final List<String> slicedNames;          // every element-sized buffer name any rule keeps, in first-seen order
     private final List<Set<String>> sliced;          // per parameter: its buffers that are split like its elements
-    private final List<MatrixBuffer> matrixBuffers;  // every matrix-stage buffer, in parameter and rule order
+    private final List<MatrixUnit> units;            // every unit of matrix work: the split ones, then the others; each in parameter and matrix order
+    private final List<MatrixBuffer> matrixBuffers;  // every unit's part of every matrix-stage buffer, in parameter, rule and unit order
     private final long matrixSection;                // floats each rank sends when matrix-stage state is saved
     private final long matrixTotal;                  // floats of all matrix-stage buffers together
     private final int[] slotOf;                      // per parameter: index into slots of this rank's piece, -1 for none
@@ -127,10 +166,10 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     private final RankOrderedSum norms;     // the global gradient norm, exactly the same on every rank
     private final float[] gradient;         // owned gradient (shardSize)
     private final float[] update;           // owned part of the update U (shardSize)
-    private final float[] matrix;           // one whole matrix parameter's U, gathered, then through the matrix stages
+    private final float[] matrix;           // one unit's U, gathered, then through the matrix stages
     private long step;
     private long skipped;
-    private StepStats last = new StepStats(0, 0, 0, 0, 0);
+    private StepStats last = new StepStats(0, 0, 0, 0, 0, 0);
 
     /**
      * @param comm       this rank's collectives; every rank passes the same parameters (names, shapes, order)
@@ -150,9 +189,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         List<String> names = new ArrayList<>();
         List<Set<String>> slicedBuffers = new ArrayList<>();
         List<Map<String, Integer>> matrixState = new ArrayList<>();
-        boolean[] whole = new boolean[parameters.size()];
-        int largestMatrix = 0;
-        for (int i = 0; i < whole.length; i++) {
+        int[] unitCount = new int[parameters.size()]; // units of matrix work per parameter; 0 for elementwise rules
+        for (int i = 0; i < unitCount.length; i++) {
             Parameter p = parameters.get(i);
             UpdateRule rule = assignments.get(i).rule();
             Set<String> split = new LinkedHashSet<>();
@@ -178,14 +216,15 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             matrixState.add(kept);
             r.add(rule);
             if (rule.needsMatrices()) {
-                whole[i] = mode == Mode.WHOLE_MATRIX;
-                largestMatrix = Math.max(largestMatrix, p.size());
+                int count = p.layout().count();
+                // Matrix-stage state of a multiple of the matrix count holds one part per matrix; other state couples them.
+                unitCount[i] = kept.values().stream().allMatch(length -> length % count == 0) ? count : 1;
             }
         }
         this.rules = List.copyOf(r);
         this.slicedNames = List.copyOf(names);
         this.sliced = List.copyOf(slicedBuffers);
-        this.layout = mode == Mode.WHOLE_MATRIX ? ShardLayout.wholeMatrices(parameters, this.comm.size(), whole)
+        this.layout = mode == Mode.WHOLE_MATRIX ? ShardLayout.wholeMatrices(parameters, this.comm.size(), unitCount)
                 : new ShardLayout(parameters, this.comm.size());
         List<ParamState> pieceSlots = new ArrayList<>();
         this.slotOf = new int[parameters.size()];
@@ -195,23 +234,44 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             pieceSlots.add(new ParamState(assignments.get(piece.parameter()), piece.offset(), piece.length()));
         }
         this.slots = List.copyOf(pieceSlots);
-        // Each matrix-stage buffer is sent, when saved, by the lowest rank owning part of its matrix.
+        List<MatrixUnit> work = new ArrayList<>();
+        int largestUnit = 0;
+        for (int i = 0; i < parameters.size(); i++) {
+            int unitLength = unitCount[i] == 0 ? 0 : parameters.get(i).size() / unitCount[i];
+            largestUnit = Math.max(largestUnit, unitLength);
+            for (int u = 0; u < unitCount[i]; u++) {
+                long[] counts = new long[this.comm.size()];
+                int runner = 0;
+                for (int q = 0; q < counts.length; q++) {
+                    for (ShardLayout.Piece piece : layout.pieces(q)) {
+                        if (piece.parameter() == i) {
+                            counts[q] += Math.max(0, Math.min(piece.offset() + piece.length(), (u + 1) * unitLength)
+                                    - Math.max(piece.offset(), u * unitLength));
+                        }
+                    }
+                    runner = counts[q] > counts[runner] ? q : runner;
+                }
+                work.add(new MatrixUnit(i, u, u * unitLength, unitLength, counts, runner));
+            }
+        }
+        // Split units first: their collectives then wait on no rank's other work (in parameter order, the owner of a
+        // boundary's matrix would wait for the other owner to orthogonalize everything before it).
+        work.sort(Comparator.comparing((MatrixUnit unit) -> !unit.split()));
+        this.units = List.copyOf(work);
+        // Each unit's part of each matrix-stage buffer is kept, and sent when saved, by the unit's runner.
         List<MatrixBuffer> travel = new ArrayList<>();
         long[] sent = new long[this.comm.size()];
         long packed = 0;
         for (int i = 0; i < parameters.size(); i++) {
-            if (matrixState.get(i).isEmpty()) {
-                continue;
-            }
-            long[] counts = layout.counts(i);
-            int source = 0;
-            while (counts[source] == 0) {
-                source++;
-            }
             for (Map.Entry<String, Integer> b : matrixState.get(i).entrySet()) {
-                travel.add(new MatrixBuffer(i, b.getKey(), b.getValue(), source, sent[source], packed));
-                sent[source] += b.getValue();
-                packed += b.getValue();
+                int part = b.getValue() / unitCount[i];
+                for (MatrixUnit unit : units) {
+                    if (unit.parameter() == i) {
+                        travel.add(new MatrixBuffer(i, b.getKey(), unit.index() * part, part, unit.runner(), sent[unit.runner()], packed));
+                        sent[unit.runner()] += part;
+                        packed += part;
+                    }
+                }
             }
         }
         this.matrixBuffers = List.copyOf(travel);
@@ -228,7 +288,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         norms = new RankOrderedSum(this.comm, arena, 1);
         gradient = new float[s];
         update = new float[s];
-        matrix = new float[largestMatrix];
+        matrix = new float[largestUnit];
     }
 
     /** The partition of parameters over ranks. */
@@ -252,8 +312,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
 
     /**
      * Bytes of optimizer state this rank holds: its pieces' share of the elementwise stages'
-     * buffers, and the whole buffers of the matrix stages of every matrix it owns part of (in
-     * {@link Mode#DISTRIBUTED_MUON} each owner of a split matrix holds a copy of them).
+     * buffers, and the matrix stages' buffers, allocated whole, of every matrix parameter it owns
+     * part of (holding the parts of the units it runs, zeros elsewhere).
      */
     public long stateBytes() {
         long n = 0;
@@ -267,8 +327,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
 
     /**
      * Copies of the state buffers this rank holds for parameter {@code name}: its piece's share of
-     * the element-sized buffers, the whole buffers of the matrix stages; empty where this rank owns
-     * none of the parameter.
+     * the element-sized buffers, the matrix stages' buffers whole (the parts of the units it runs,
+     * zeros elsewhere); empty where this rank owns none of the parameter.
      */
     Map<String, float[]> heldState(String name) {
         Map<String, float[]> held = new LinkedHashMap<>();
@@ -347,7 +407,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
                             r == rank ? elementAt(rank, bad) : -1, r == rank ? gradient[bad] : Float.NaN, step + skipped + 1);
                 }
                 skipped++;
-                last = new StepStats(System.nanoTime() - t0, comm.nanos(), 0, comm.bytesSent(), comm.bytesReceived());
+                last = new StepStats(System.nanoTime() - t0, comm.nanos(), 0, 0, comm.bytesSent(), comm.bytesReceived());
                 return new StepResult(step, true, Double.NaN, false, schedule.factor(step));
             }
         }
@@ -370,10 +430,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             // Elementwise rules run whole here; matrix rules their stages before the matrix ones.
             rules.get(piece.parameter()).applyBefore(context, slots.get(k), piece.offset(), update, at, piece.length());
         }
-        for (int i = 0; i < params.size(); i++) {
-            if (rules.get(i).needsMatrices()) {
-                orthogonalizeAndApply(i);
-            }
+        for (MatrixUnit unit : units) {
+            runMatrixUnit(unit);
         }
         nsNanos = context.newtonSchulzNanos();
 
@@ -384,7 +442,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         comm.allGather(shard, s, flat);
         unflattenInto(true);
         step = t;
-        last = new StepStats(System.nanoTime() - t0, comm.nanos(), nsNanos, comm.bytesSent(), comm.bytesReceived());
+        last = new StepStats(System.nanoTime() - t0, comm.nanos(), nsNanos, context.newtonSchulzMatrices(), comm.bytesSent(),
+                comm.bytesReceived());
         return new StepResult(step, false, norm, clipped, factor);
     }
 
@@ -420,37 +479,55 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     }
 
     /**
-     * The matrix stages (Newton–Schulz) of matrix parameter {@code index} where the whole matrix is,
-     * then the stages after them on this rank's slice: the owner alone ({@link Mode#WHOLE_MATRIX}), or
-     * every rank owning part of it after an all-gather of U ({@link Mode#DISTRIBUTED_MUON}).
+     * The matrix stages (Newton–Schulz) of one unit on its runner, then the stages after them on
+     * every owner's slice. A unit its runner owns whole needs no collective (and other ranks skip
+     * it); a split one (every rank takes part, in the same order) is gathered on the runner and its
+     * result scattered back to the owners.
      */
-    private void orthogonalizeAndApply(int index) {
-        Parameter p = layout.parameters().get(index);
+    private void runMatrixUnit(MatrixUnit unit) {
         int rank = comm.rank();
-        int slot = slotOf[index];
-        ShardLayout.Piece mine = slot < 0 ? null : layout.pieces(rank).get(slot);
-        int owner = layout.wholeOwner(index);
-        if (owner >= 0) {
-            if (owner != rank) {
-                return;
-            }
-            System.arraycopy(update, mine.shardStart(), matrix, 0, p.size());
-        } else {
-            long[] counts = layout.counts(index);
-            MemorySegment send = shard.asSlice(0, Math.max(1, counts[rank]) * Float.BYTES);
-            if (mine != null) {
-                MemorySegment.copy(update, mine.shardStart(), send, ValueLayout.JAVA_FLOAT, 0, mine.length());
-            }
-            MemorySegment full = flat.asSlice(0, (long) p.size() * Float.BYTES);
-            comm.allGatherV(send, counts[rank], full, counts);
-            if (mine == null) {
-                return;
-            }
-            MemorySegment.copy(full, ValueLayout.JAVA_FLOAT, 0, matrix, 0, p.size());
+        boolean split = unit.split();
+        if (!split && unit.runner() != rank) {
+            return;
         }
-        UpdateRule rule = rules.get(index);
-        rule.applyMatrix(context, slots.get(slot), 0, matrix, 0, p.size());
-        rule.applyAfter(context, slots.get(slot), mine.offset(), matrix, mine.offset(), mine.length());
+        int mineCount = (int) unit.counts()[rank];
+        int slot = slotOf[unit.parameter()];
+        int first = 0; // this rank's first element of the unit, and where it sits in the shard
+        int at = 0;
+        if (mineCount > 0) {
+            ShardLayout.Piece mine = layout.pieces(rank).get(slot);
+            first = Math.max(mine.offset(), unit.from());
+            at = mine.shardStart() + first - mine.offset();
+        }
+        UpdateRule rule = rules.get(unit.parameter());
+        if (!split) {
+            System.arraycopy(update, at, matrix, 0, unit.length());
+            applyMatrices(rule, slot, unit);
+            rule.applyAfter(context, slots.get(slot), unit.from(), matrix, 0, unit.length());
+            return;
+        }
+        MemorySegment part = shard.asSlice(0, Math.max(1, mineCount) * Float.BYTES);
+        MemorySegment whole = flat.asSlice(0, (long) unit.length() * Float.BYTES);
+        MemorySegment.copy(update, at, part, ValueLayout.JAVA_FLOAT, 0, mineCount);
+        comm.gatherV(part, mineCount, whole, unit.counts(), unit.runner());
+        if (rank == unit.runner()) {
+            MemorySegment.copy(whole, ValueLayout.JAVA_FLOAT, 0, matrix, 0, unit.length());
+            applyMatrices(rule, slot, unit);
+            MemorySegment.copy(matrix, 0, whole, ValueLayout.JAVA_FLOAT, 0, unit.length());
+        }
+        comm.scatterV(whole, unit.counts(), part, mineCount, unit.runner());
+        if (mineCount > 0) {
+            MemorySegment.copy(part, ValueLayout.JAVA_FLOAT, 0, update, at, mineCount);
+            rule.applyAfter(context, slots.get(slot), first, update, at, mineCount);
+        }
+    }
+
+    /** The matrix stages of {@code unit}, whose U is in {@code matrix}, matrix by matrix as one process runs them. */
+    private void applyMatrices(UpdateRule rule, int slot, MatrixUnit unit) {
+        int size = layout.parameters().get(unit.parameter()).layout().matrixSize();
+        for (int k = 0; k < unit.length(); k += size) {
+            rule.applyMatrix(context, slots.get(slot), unit.from() + k, matrix, k, size);
+        }
     }
 
     /**
@@ -472,8 +549,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
      *
      * <p>Collectives, the same on every rank and in this order: for each element-sized buffer name,
      * one all-gather (root −1) or gather of every rank's shard of it; then, if any rule has a
-     * stateful matrix stage, one all-gather or gather of the matrix stages' buffers, each sent whole
-     * by the lowest rank owning part of its matrix (a rank sending none sends padding).
+     * stateful matrix stage, one all-gather or gather of the matrix stages' buffers, each unit's part
+     * sent by the rank that runs the unit (a rank sending less pads its section).
      */
     public OptimizerState saveStateOn(int root) {
         Map<String, float[]> gathered = new LinkedHashMap<>();
@@ -503,7 +580,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         }
         for (MatrixBuffer m : matrixBuffers) {
             System.arraycopy(matrixState, Math.toIntExact(m.source() * matrixSection + m.sent()), buffers.get(m.parameter()).get(m.name()),
-                    0, m.length());
+                    m.from(), m.length());
         }
         return OptimizerState.of(step, skipped, assignments, buffers);
     }
@@ -532,7 +609,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         matrixSend.fill((byte) 0);
         for (MatrixBuffer m : matrixBuffers) {
             if (m.source() == comm.rank()) {
-                MemorySegment.copy(slots.get(slotOf[m.parameter()]).buffer(m.name()), 0, matrixSend, ValueLayout.JAVA_FLOAT,
+                MemorySegment.copy(slots.get(slotOf[m.parameter()]).buffer(m.name()), m.from(), matrixSend, ValueLayout.JAVA_FLOAT,
                         m.sent() * Float.BYTES, m.length());
             }
         }
@@ -551,7 +628,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
 
     /**
      * The first non-finite value of the state this rank holds (its pieces' share of the
-     * element-sized buffers, the whole matrix-stage buffers of the matrices it owns part of), named
+     * element-sized buffers, the parts of the matrix-stage buffers of the units it runs), named
      * as one process names it: a matrix-stage buffer's index is its own, not an element's.
      */
     @Override
@@ -591,8 +668,8 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
     /**
      * Takes this rank's part of a whole state (saved by any rank count or mode, or by one process),
      * after checking names, routes, shapes and buffers; on a mismatch nothing changes. Every rank
-     * reads the state itself; see {@link #loadStateFrom} for a state only one rank has. A rank
-     * owning part of a matrix takes its matrix stages' buffers whole.
+     * reads the state itself; see {@link #loadStateFrom} for a state only one rank has. A rank takes
+     * the parts of the matrix stages' buffers of the units it runs.
      */
     @Override
     public void loadState(OptimizerState state) {
@@ -600,10 +677,17 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
         List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
         for (int k = 0; k < mine.size(); k++) {
             ShardLayout.Piece piece = mine.get(k);
-            Set<String> split = sliced.get(piece.parameter());
             Map<String, float[]> saved = state.entries().get(layout.parameters().get(piece.parameter()).name()).buffers();
-            slots.get(k).buffers().forEach((name, b) ->
-                    System.arraycopy(saved.get(name), split.contains(name) ? piece.offset() : 0, b, 0, b.length));
+            for (String name : sliced.get(piece.parameter())) {
+                System.arraycopy(saved.get(name), piece.offset(), slots.get(k).buffer(name), 0, piece.length());
+            }
+        }
+        clearMatrixState();
+        for (MatrixBuffer m : matrixBuffers) {
+            if (m.source() == comm.rank()) {
+                float[] saved = state.entries().get(layout.parameters().get(m.parameter()).name()).buffers().get(m.name());
+                System.arraycopy(saved, m.from(), slots.get(slotOf[m.parameter()]).buffer(m.name()), m.from(), m.length());
+            }
         }
         step = state.step();
         skipped = state.skippedSteps();
@@ -618,7 +702,7 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
      * state fits, and its step counts, or the length of the reason it does not); if it does not,
      * a broadcast of the reason, and every rank throws; otherwise, for each element-sized buffer
      * name, a broadcast of every rank's shard of it; then, if any rule has a stateful matrix stage,
-     * one broadcast of all matrix stages' buffers, which every owner of a matrix takes whole.
+     * one broadcast of all matrix stages' buffers, of which each rank takes the parts of the units it runs.
      */
     public void loadStateFrom(int root, OptimizerState state) {
         String problem = null;
@@ -678,19 +762,33 @@ public final class ShardedOptimizer implements Optimizer, AutoCloseable {
             if (comm.rank() == root) {
                 for (MatrixBuffer m : matrixBuffers) {
                     float[] src = state.entries().get(layout.parameters().get(m.parameter()).name()).buffers().get(m.name());
-                    MemorySegment.copy(src, 0, matrixAll, ValueLayout.JAVA_FLOAT, m.packed() * Float.BYTES, m.length());
+                    MemorySegment.copy(src, m.from(), matrixAll, ValueLayout.JAVA_FLOAT, m.packed() * Float.BYTES, m.length());
                 }
             }
             comm.broadcast(matrixAll, matrixTotal, root);
+            clearMatrixState();
             for (MatrixBuffer m : matrixBuffers) {
-                if (slotOf[m.parameter()] >= 0) {
+                if (m.source() == comm.rank()) {
                     MemorySegment.copy(matrixAll, ValueLayout.JAVA_FLOAT, m.packed() * Float.BYTES,
-                            slots.get(slotOf[m.parameter()]).buffer(m.name()), 0, m.length());
+                            slots.get(slotOf[m.parameter()]).buffer(m.name()), m.from(), m.length());
                 }
             }
         }
         step = header.getAtIndex(ValueLayout.JAVA_LONG, 1);
         skipped = header.getAtIndex(ValueLayout.JAVA_LONG, 2);
+    }
+
+    /** Zeros this rank's matrix-stage buffers: parts of units other ranks run stay zero here. */
+    private void clearMatrixState() {
+        List<ShardLayout.Piece> mine = layout.pieces(comm.rank());
+        for (int k = 0; k < mine.size(); k++) {
+            Set<String> split = sliced.get(mine.get(k).parameter());
+            slots.get(k).buffers().forEach((name, b) -> {
+                if (!split.contains(name)) {
+                    Arrays.fill(b, 0f);
+                }
+            });
+        }
     }
 
     /** Makes every rank's parameter values those of rank {@code root}. Every rank must call it. */

@@ -170,6 +170,36 @@ class InProcessCollectivesTest {
         });
     }
 
+    /** Uneven gather to each root, then the gathered floats scattered back: every rank gets its own part again. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3, 4})
+    void gatherVAndScatterVUnevenToEachRoot(int n) throws Exception {
+        long[] counts = new long[n];
+        for (int r = 0; r < n; r++) counts[r] = (r * 7 + 3) % 5; // includes zeros: 3,0,2,4
+        long total = 0;
+        for (long x : counts) total += x;
+        long t = total;
+        runAll(n, (c, a) -> {
+            for (int root = 0; root < n; root++) {
+                MemorySegment send = filled(a, c.rank(), counts[c.rank()]);
+                MemorySegment recv = a.allocate(F, Math.max(t, 1));
+                c.gatherV(send, counts[c.rank()], c.rank() == root ? recv : null, counts, root);
+                long off = 0;
+                for (int r = 0; r < n; r++) {
+                    for (long i = 0; i < counts[r]; i++) {
+                        assertEquals(c.rank() == root ? value(r, i) : 0f, recv.getAtIndex(F, off + i), "from rank " + r + " to " + root);
+                    }
+                    off += counts[r];
+                }
+                MemorySegment back = a.allocate(F, Math.max(counts[c.rank()], 1));
+                c.scatterV(c.rank() == root ? recv : null, counts, back, counts[c.rank()], root);
+                for (long i = 0; i < counts[c.rank()]; i++) {
+                    assertEquals(value(c.rank(), i), back.getAtIndex(F, i), "scattered from " + root + " to rank " + c.rank());
+                }
+            }
+        });
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {1, 2, 3, 4})
     void broadcastFromEachRoot(int n) throws Exception {

@@ -99,6 +99,27 @@ public final class MpiSelfCheck {
                     }
                 }
             }
+            // uneven gather to each root, scattered back
+            for (int root = 0; root < n; root++) {
+                MemorySegment gvs = fill(a, rank, counts[rank]);
+                MemorySegment gvr = a.allocate(F, Math.max(total, 1));
+                c.gatherV(gvs, counts[rank], rank == root ? gvr : null, counts, root);
+                if (rank == root) {
+                    long at = 0;
+                    outer4:
+                    for (int r = 0; r < n; r++) {
+                        for (long i = 0; i < counts[r]; i++) {
+                            if (gvr.getAtIndex(F, at + i) != value(r, i)) { failures.add(who + "gatherV to " + root + " from rank " + r + " at " + i); break outer4; }
+                        }
+                        at += counts[r];
+                    }
+                }
+                MemorySegment back = a.allocate(F, Math.max(counts[rank], 1));
+                c.scatterV(rank == root ? gvr : null, counts, back, counts[rank], root);
+                for (long i = 0; i < counts[rank]; i++) {
+                    if (back.getAtIndex(F, i) != value(rank, i)) { failures.add(who + "scatterV from " + root + " at " + i); break; }
+                }
+            }
             // broadcast from each root
             for (int root = 0; root < n; root++) {
                 MemorySegment b = fill(a, rank, 100);

@@ -24,6 +24,27 @@ class ShardLayoutWholeMatricesTest {
     }
 
     /**
+     * Units: p1 is a stack of 6 units of 10 (experts), p2 one unit of 25, p0 (30) fills. Largest
+     * first to the least-loaded rank: p2 → 0; p1's units → 1, 1, 1, 0, 1, 0 (loads 45 / 40). Rank 0's
+     * two units of p1 become p1's first two, rank 1's four the rest: one piece each, split at a unit
+     * boundary. Shards of max(⌈115/2⌉, 45) = 58; p0 fills rank 0's last 13 and 17 of rank 1.
+     */
+    @Test
+    void aStackIsSplitOnlyAtUnitBoundariesOnePiecePerRank() {
+        ShardLayout layout = ShardLayout.wholeMatrices(params(30, 60, 25), 2, new int[] {0, 6, 1});
+        assertEquals(58, layout.shardSize());
+        assertEquals(List.of(new ShardLayout.Piece(2, 0, 0, 25), new ShardLayout.Piece(1, 0, 25, 20),
+                new ShardLayout.Piece(0, 0, 45, 13)), layout.pieces(0));
+        assertEquals(List.of(new ShardLayout.Piece(1, 20, 0, 40), new ShardLayout.Piece(0, 13, 40, 17)), layout.pieces(1));
+        assertArrayEquals(new long[] {20, 40}, layout.counts(1));
+        assertEquals(-1, layout.wholeOwner(1), "the stack is split between the ranks");
+        assertEquals(0, layout.wholeOwner(2));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ShardLayout.wholeMatrices(params(30, 60, 25), 2, new int[] {0, 7, 1}));
+        assertTrue(e.getMessage().contains("p1") && e.getMessage().contains("60") && e.getMessage().contains("7"), e.getMessage());
+    }
+
+    /**
      * Sizes 100, 30, 60, 50, 7, 40 with 100, 60, 50, 40 flagged on 2 ranks: largest first to the
      * least-loaded rank gives 100 → 0, 60 → 1, 50 → 1, 40 → 0, loads 140 / 110; 287 elements make
      * shards of max(⌈287/2⌉, 140) = 144; p1 (30) fills rank 0's last 4 and 26 of rank 1, p4 (7) the rest.

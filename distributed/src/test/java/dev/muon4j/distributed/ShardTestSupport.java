@@ -88,6 +88,34 @@ final class ShardTestSupport {
         }
     }
 
+    /** Elements of {@code [from, from + length)} of parameter {@code index} each rank owns, in rank order. */
+    static long[] ownedCounts(ShardLayout layout, int index, long from, long length) {
+        long[] counts = new long[layout.ranks()];
+        for (int r = 0; r < counts.length; r++) {
+            for (ShardLayout.Piece piece : layout.pieces(r)) {
+                if (piece.parameter() == index) {
+                    counts[r] += Math.max(0, Math.min(piece.offset() + piece.length(), from + length) - Math.max(piece.offset(), from));
+                }
+            }
+        }
+        return counts;
+    }
+
+    /**
+     * The rank that runs the matrix stages of matrix {@code matrix} of parameter {@code index} (a
+     * stack's expert; 0 for a plain matrix), as the sharded optimizer documents it: the rank owning
+     * the most of that matrix, ties to the lower rank.
+     */
+    static int runner(ShardLayout layout, int index, int matrix) {
+        int size = layout.parameters().get(index).layout().matrixSize();
+        long[] counts = ownedCounts(layout, index, (long) matrix * size, size);
+        int runner = 0;
+        for (int r = 1; r < counts.length; r++) {
+            runner = counts[r] > counts[runner] ? r : runner;
+        }
+        return runner;
+    }
+
     static List<Parameter> copyValues(List<Parameter> from) {
         List<Parameter> to = model();
         for (int i = 0; i < to.size(); i++) {

@@ -44,11 +44,60 @@ class ShardedOptimizerTrafficTest {
     }
 
     /**
+     * Floats one step's matrix work moves on rank {@code rank}, {send, receive, collective calls}:
+     * for each Muon matrix (each expert of a stack) split between ranks, an uneven gather of its
+     * owners' parts c to its runner (the rank owning the most, ties to the lower) and an uneven
+     * scatter back: the runner receives and sends Σc − c[runner], another owner sends and receives
+     * its c[rank], other ranks nothing; two calls on every rank. Matrices owned whole move nothing.
+     */
+    static long[] matrixTraffic(ShardLayout layout, List<Route> routes, int rank) {
+        long[] out = new long[3];
+        for (int i = 0; i < layout.parameters().size(); i++) {
+            if (routes.get(i) != Route.MUON) {
+                continue;
+            }
+            dev.muon4j.optim.MatrixLayout m = layout.parameters().get(i).layout();
+            for (int e = 0; e < m.count(); e++) {
+                long[] c = ShardTestSupport.ownedCounts(layout, i, (long) e * m.matrixSize(), m.matrixSize());
+                int runner = ShardTestSupport.runner(layout, i, e);
+                if (c[runner] == m.matrixSize()) {
+                    continue;
+                }
+                long moved = rank == runner ? m.matrixSize() - c[runner] : c[rank];
+                out[0] += moved;
+                out[1] += moved;
+                out[2] += 2;
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Floats Muon's matrices moved per step on rank {@code rank} before matrices were run one by one
+     * on one rank, {send, receive}: one uneven all-gather of every Muon parameter split between ranks,
+     * whole (a stack with all its experts), to every rank (send Σc − c[rank+1], receive Σc − c[rank]).
+     */
+    static long[] wholeParameterAllGather(ShardLayout layout, List<Route> routes, int rank) {
+        long[] out = new long[2];
+        int p = layout.ranks();
+        for (int i = 0; i < layout.parameters().size(); i++) {
+            if (routes.get(i) == Route.MUON && layout.wholeOwner(i) < 0) {
+                long[] c = layout.counts(i);
+                long sum = java.util.Arrays.stream(c).sum();
+                out[0] += sum - c[(rank + 1) % p];
+                out[1] += sum - c[rank];
+            }
+        }
+        return out;
+    }
+
+    /**
      * One step on p ranks: reduce-scatter (p−1)·S, the non-finite agreement (all-reduce of p
-     * floats), the norm (all-gather of each rank's double: 2 floats), one uneven all-gather per Muon matrix split between
-     * ranks (send Σc − c[rank+1], receive Σc − c[rank]; none in WHOLE_MATRIX), all-gather (p−1)·S;
-     * times 4 bytes. lastStep() reports exactly what the metered collectives counted. A skipped
-     * step moves only the reduce-scatter and the agreement.
+     * floats), the norm (all-gather of each rank's double: 2 floats), the gather and scatter of each
+     * split Muon matrix ({@link #matrixTraffic}; none in WHOLE_MATRIX), all-gather (p−1)·S; times 4
+     * bytes; never more than an all-gather of each split matrix parameter to every rank moved.
+     * lastStep() reports exactly what the metered collectives counted. A skipped step moves only the
+     * reduce-scatter and the agreement.
      */
     @ParameterizedTest(name = "{0} ranks, {1}")
     @CsvSource({"2, DISTRIBUTED_MUON", "4, DISTRIBUTED_MUON", "2, WHOLE_MATRIX", "4, WHOLE_MATRIX"})
@@ -78,24 +127,18 @@ class ShardedOptimizerTrafficTest {
         for (Traffic t : results) {
             ShardLayout layout = t.layout();
             long s = layout.shardSize();
-            long sendFloats = (p - 1) * s + allReduce(p, p) + (p - 1) * 2 + (p - 1) * s;
-            long receiveFloats = sendFloats;
-            int split = 0;
-            for (int i = 0; i < layout.parameters().size(); i++) {
-                if (t.routes().get(i) == Route.MUON && layout.wholeOwner(i) < 0) {
-                    long[] c = layout.counts(i);
-                    long sum = java.util.Arrays.stream(c).sum();
-                    sendFloats += sum - c[(t.rank() + 1) % p];
-                    receiveFloats += sum - c[t.rank()];
-                    split++;
-                }
-            }
+            long base = (p - 1) * s + allReduce(p, p) + (p - 1) * 2 + (p - 1) * s;
+            long[] matrices = matrixTraffic(layout, t.routes(), t.rank());
+            long[] before = wholeParameterAllGather(layout, t.routes(), t.rank());
+            int split = (int) (matrices[2] / 2);
             splitMatrices = split;
-            assertEquals(4 * sendFloats, t.sent(), "rank " + t.rank() + " bytes sent");
-            assertEquals(4 * receiveFloats, t.received(), "rank " + t.rank() + " bytes received");
+            assertEquals(4 * (base + matrices[0]), t.sent(), "rank " + t.rank() + " bytes sent");
+            assertEquals(4 * (base + matrices[1]), t.received(), "rank " + t.rank() + " bytes received");
+            assertTrue(matrices[0] <= before[0] && matrices[1] <= before[1], "rank " + t.rank() + ": matrices move "
+                    + matrices[0] + "/" + matrices[1] + " floats, all-gathering the split parameters moved " + before[0] + "/" + before[1]);
             assertEquals(t.meteredSent(), t.sent());
             assertEquals(t.meteredReceived(), t.received());
-            assertEquals(4 + split, t.calls(), "rank " + t.rank() + " collective calls");
+            assertEquals(4 + 2 * split, t.calls(), "rank " + t.rank() + " collective calls");
             assertEquals(4 * ((p - 1) * s + allReduce(p, p)), t.skipSent(), "rank " + t.rank() + " bytes sent by a skipped step");
             assertEquals(4 * ((p - 1) * s + allReduce(p, p)), t.skipReceived());
             ShardedOptimizer.StepStats stats = t.stats();
@@ -110,11 +153,12 @@ class ShardedOptimizerTrafficTest {
             assertEquals(p == 2 ? 1 : 2, splitMatrices);
         }
         if (p == 2 && mode == ShardedOptimizer.Mode.DISTRIBUTED_MUON) {
-            // By hand: rank 0 owns mlp.down[0, 26), rank 1 the other 214. Rank 0 sends
-            // 406 + 2 + 2 + 26 + 406 = 842 floats and receives 406 + 2 + 2 + 214 + 406 = 1030.
+            // By hand: rank 0 owns mlp.down[0, 26), rank 1 the other 214 and runs it. Rank 0 sends
+            // its 26 and gets them back, orthogonalized: each rank sends and receives
+            // 406 + 2 + 2 + 26 + 406 = 842 floats (all-gathering mlp.down had rank 0 receive 214).
             assertEquals(842 * 4, results.get(0).sent());
-            assertEquals(1030 * 4, results.get(0).received());
-            assertEquals(1030 * 4, results.get(1).sent());
+            assertEquals(842 * 4, results.get(0).received());
+            assertEquals(842 * 4, results.get(1).sent());
             assertEquals(842 * 4, results.get(1).received());
         }
     }
