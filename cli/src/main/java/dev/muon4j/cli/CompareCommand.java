@@ -59,9 +59,7 @@ public final class CompareCommand implements Callable<Integer> {
                 model.contextLength(), adamwConfig.steps() * adamwConfig.sequencesPerStep() * model.contextLength(),
                 adamwConfig.learningRate(), adamwConfig.muonLearningRate(), adamwConfig.schedule().name().toLowerCase(Locale.ROOT), adamwConfig.warmupSteps(),
                 adamwConfig.weightDecay(), adamwConfig.clipNorm(), adamwConfig.seed());
-        String modelText = String.format(Locale.ROOT, "%,d parameters: %d layers, width %d, %d heads (%d key/value), SwiGLU %d, "
-                        + "context %d, vocabulary %d%s", model.parameterCount(), model.layers(), model.width(), model.heads(),
-                model.kvHeads(), model.mlpWidth(), model.contextLength(), model.vocabSize(), model.tiedHead() ? ", tied head" : "");
+        String modelText = model.describe();
         try (Backend backend = backendOptions.open()) {
             w.println("backend: " + backend.description());
             w.println("data: " + data.describe());

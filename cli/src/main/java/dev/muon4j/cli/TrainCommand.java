@@ -289,7 +289,7 @@ public final class TrainCommand implements Callable<Integer> {
         Path dir = runDir != null ? runDir : defaultRunDir();
         out.println("backend: " + backend.description());
         out.println("data: " + data.describe());
-        out.printf(Locale.ROOT, "model: %,d parameters %s%n", model.parameterCount(), model);
+        out.println("model: " + model.describe());
         out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g (AdamW) / %.3g (Muon), run directory %s%n",
                 optimizer == OptimizerChoice.MUON ? "MUON (" + config.muonVariant().name().toLowerCase(Locale.ROOT)
                         + (config.cautiousWeightDecay() ? ", cautious weight decay" : "")

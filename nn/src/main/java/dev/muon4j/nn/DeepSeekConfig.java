@@ -59,6 +59,25 @@ public record DeepSeekConfig(LlamaConfig trunk, MoeConfig moe, MlaConfig mla) im
         return trunk.layers() - moe.firstDenseLayers();
     }
 
+    /** All parameters but the routed experts a token does not go to: (E − K)·3·F·C per MoE layer fewer. */
+    @Override
+    public long activeParameterCount() {
+        long idle = LlamaConfig.product(3L * (moe.experts() - moe.activeExperts()), moe.expertWidth(), trunk.width());
+        return parameterCount() - LlamaConfig.product(expertLayers(), idle);
+    }
+
+    @Override
+    public String describe() {
+        String attention = mla == null ? String.format(java.util.Locale.ROOT, "%d heads (%d key/value)", trunk.heads(), trunk.kvHeads())
+                : String.format(java.util.Locale.ROOT, "%d heads of latent attention (R_kv %d%s, Dn %d, Dr %d, Dv %d)", trunk.heads(),
+                mla.kvRank(), mla.hasQueryRank() ? ", R_q " + mla.queryRank() : "", mla.nopeHeadDim(), mla.ropeHeadDim(), mla.valueHeadDim());
+        return String.format(java.util.Locale.ROOT, "%,d parameters (%,d active): %d layers (%d dense, SwiGLU %d), width %d, %s, "
+                        + "%d experts (%d active + %d shared) of width %d, routed scale %s, context %d, vocabulary %d%s",
+                parameterCount(), activeParameterCount(), trunk.layers(), moe.firstDenseLayers(), trunk.mlpWidth(), trunk.width(),
+                attention, moe.experts(), moe.activeExperts(), moe.sharedExperts(), moe.expertWidth(), moe.routedScale(),
+                trunk.contextLength(), trunk.vocabSize(), trunk.tiedHead() ? ", tied head" : "");
+    }
+
     @Override
     public long parameterCount() {
         long c = trunk.width();
@@ -94,11 +113,21 @@ public record DeepSeekConfig(LlamaConfig trunk, MoeConfig moe, MlaConfig mla) im
     @Override
     public long largestHiddenMatrix() {
         long c = trunk.width();
-        long attention = mla == null ? c * c : Math.max(LlamaConfig.product(trunk.heads(), mla.queryHeadDim(), c),
-                LlamaConfig.product(c, trunk.heads(), mla.valueHeadDim()));
+        long h = trunk.heads();
+        long attention;
+        if (mla == null) {
+            attention = Math.max(LlamaConfig.product(h, trunk.headDim(), c), LlamaConfig.product(trunk.kvHeads(), trunk.headDim(), c));
+        } else {
+            long q = mla.hasQueryRank() ? Math.max(LlamaConfig.product(mla.queryRank(), c), LlamaConfig.product(h, mla.queryHeadDim(),
+                    mla.queryRank())) : LlamaConfig.product(h, mla.queryHeadDim(), c);
+            attention = java.util.stream.LongStream.of(q, LlamaConfig.product(mla.kvRank() + (long) mla.ropeHeadDim(), c),
+                    LlamaConfig.product(h, (long) mla.nopeHeadDim() + mla.valueHeadDim(), mla.kvRank()),
+                    LlamaConfig.product(c, h, mla.valueHeadDim())).max().orElseThrow();
+        }
         long dense = moe.firstDenseLayers() > 0 ? LlamaConfig.product(trunk.mlpWidth(), c) : 0;
-        long stack = expertLayers() > 0 ? LlamaConfig.product(moe.experts(), moe.expertWidth(), c) : 0;
-        return Math.max(Math.max(attention, dense), stack);
+        long experts = expertLayers() == 0 ? 0 : java.util.stream.LongStream.of(LlamaConfig.product(moe.experts(), moe.expertWidth(), c),
+                LlamaConfig.product(moe.sharedExperts(), moe.expertWidth(), c), LlamaConfig.product(moe.experts(), c)).max().orElseThrow();
+        return Math.max(Math.max(attention, dense), experts);
     }
 
     /**

@@ -73,6 +73,13 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
         return new SwiGlu(prefix, width, mlpWidth);
     }
 
+    @Override
+    public String describe() {
+        return String.format(java.util.Locale.ROOT, "%,d parameters: %d layers, width %d, %d heads (%d key/value), SwiGLU %d, "
+                + "context %d, vocabulary %d%s", parameterCount(), layers, width, heads, kvHeads, mlpWidth, contextLength, vocabSize,
+                tiedHead ? ", tied head" : "");
+    }
+
     /** D, the head dimension. */
     public int headDim() {
         return width / heads;

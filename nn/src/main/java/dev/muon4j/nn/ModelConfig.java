@@ -85,6 +85,14 @@ public sealed interface ModelConfig permits LlamaConfig, DeepSeekConfig {
         throw new IllegalArgumentException("model config: unknown model family " + family + " (known: llama, deepseek)");
     }
 
+    /** Parameters one token passes through: all of them for a dense model; a Mixture-of-Experts model counts only its active experts. */
+    default long activeParameterCount() {
+        return parameterCount();
+    }
+
+    /** The shape in words, for reports: parameter count, layers, width, attention, feed-forward, context, vocabulary. */
+    String describe();
+
     /** A model of this shape with all weights zero. */
     default DecoderModel create() {
         return new DecoderModel(this);
