@@ -187,7 +187,7 @@ final class LegacyStateFormat {
                     throw damaged(dimensionAt, what + " has negative dimension " + shape[i] + " (dimension " + i + ")");
                 }
             }
-            if (elementCount(shape) > Integer.MAX_VALUE) {
+            if (OptimizerState.elementCount(shape) > Integer.MAX_VALUE) {
                 throw damaged(rankAt, what + " has shape " + Arrays.toString(shape) + ", more elements than an int counts");
             }
             return shape;
@@ -215,7 +215,7 @@ final class LegacyStateFormat {
                         + Arrays.toString(Route.values()) + ")");
             }
             int[] shape = readShape("parameter " + name);
-            long elements = elementCount(shape);
+            long elements = OptimizerState.elementCount(shape);
             long bufferCountAt = position;
             int bufferCount = readInt("the buffer count of parameter " + name);
             if (bufferCount < 0 || bufferCount > MAX_BUFFERS) {
@@ -239,7 +239,7 @@ final class LegacyStateFormat {
                                 + " holds " + elements);
                     }
                 } else {
-                    length = (int) elementCount(readShape(buffer));
+                    length = (int) OptimizerState.elementCount(readShape(buffer));
                 }
                 buffers.put(bufferName, readFloats(length, buffer));
             }
@@ -298,22 +298,5 @@ final class LegacyStateFormat {
         private IOException damaged(long at, String message) {
             return new IOException(file + " is damaged at byte " + at + ": " + message);
         }
-    }
-
-    /** The product of the dimensions (all ≥ 0), or {@code Long.MAX_VALUE} when it exceeds an int. */
-    private static long elementCount(int[] shape) {
-        long n = 1;
-        for (int d : shape) {
-            if (d == 0) {
-                return 0;
-            }
-        }
-        for (int d : shape) {
-            n *= d;
-            if (n > Integer.MAX_VALUE) {
-                return Long.MAX_VALUE;
-            }
-        }
-        return n;
     }
 }
