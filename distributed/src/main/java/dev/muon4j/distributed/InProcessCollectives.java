@@ -263,13 +263,18 @@ public final class InProcessCollectives implements Collectives {
         Collectives.checkSegment(op, "send", send, count);
         Collectives.checkSegment(op, "recv", recv, total);
         publish(op, count, 0, counts.clone(), send, null);
+        concatenate(counts, recv);
+        await(g.exit, op, "exit");
+    }
+
+    /** Every rank's published segment, {@code counts[r]} floats of rank r, one after another into {@code recv}. */
+    private void concatenate(long[] counts, MemorySegment recv) {
         long off = 0;
         for (int r = 0; r < g.size; r++) {
             long bytes = counts[r] * FLOAT_BYTES;
             MemorySegment.copy(g.a[r], 0, recv, off, bytes);
             off += bytes;
         }
-        await(g.exit, op, "exit");
     }
 
     @Override
@@ -301,12 +306,7 @@ public final class InProcessCollectives implements Collectives {
         }
         publish(op, count, root, counts.clone(), send, null);
         if (rank == root) {
-            long off = 0;
-            for (int r = 0; r < g.size; r++) {
-                long bytes = counts[r] * FLOAT_BYTES;
-                MemorySegment.copy(g.a[r], 0, recv, off, bytes);
-                off += bytes;
-            }
+            concatenate(counts, recv);
         }
         await(g.exit, op, "exit");
     }
