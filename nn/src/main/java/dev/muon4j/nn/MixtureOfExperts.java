@@ -29,6 +29,13 @@ import java.util.List;
  * optimizer, moved by {@link #balance} (auxiliary-loss-free load balancing) and saved with the weights.
  *
  * <p>Every forward pass adds each expert's routed tokens to {@link #loads()} until {@link #resetLoads()}.
+ *
+ * <p>The router is a hidden matrix, so a Muon run updates it with Muon. That is Moonlight's choice as
+ * its published example code makes it (MoonshotAI/Moonlight {@code examples/toy_train.py}: every
+ * parameter of two or more dimensions but the embedding and the head goes to Muon, which takes in a
+ * DeepseekV3 router's {@code mlp.gate.weight}); muon4j follows it so that a Muon run is Moonlight's. A
+ * router on AdamW is one rule away: {@code HybridOptimizer.Builder.rule("*.mlp.gate.weight",
+ * UpdateRule.adamw(config))}.
  */
 public final class MixtureOfExperts implements FeedForward {
     private final MoeConfig config;
