@@ -181,6 +181,51 @@ class MuonTest {
         }
     }
 
+    /**
+     * A stack of experts (E × out × in) steps exactly as E separate matrices would: each expert is
+     * orthogonalized alone and scaled by its own shape, bit for bit, for Moonlight's and Keller
+     * Jordan's settings and with NorMuon (whose per-row state is per expert too).
+     */
+    @Test
+    void aStackOfExpertsStepsBitForBitAsEachExpertAlone() {
+        int count = 4;
+        int rows = 12;
+        int cols = 20;
+        int size = rows * cols;
+        for (MuonConfig config : List.of(MuonConfig.moonlight().learningRate(0.02).build(), MuonConfig.kellerJordan().build())) {
+            for (boolean norMuon : new boolean[] {false, true}) {
+                Random random = new Random(31);
+                float[] value = Float64Reference.gaussian(random, count * size, 0.1);
+                Parameter stacked = Parameter.stackedMatrices("mlp.experts.up_proj.weight", count, rows, cols, value.clone(),
+                        new float[count * size]);
+                List<Parameter> alone = new ArrayList<>();
+                for (int e = 0; e < count; e++) {
+                    alone.add(Parameter.of("mlp.experts." + e + ".up_proj.weight", ParamRole.HIDDEN_MATRIX, new int[] {rows, cols},
+                            java.util.Arrays.copyOfRange(value, e * size, (e + 1) * size), new float[size]));
+                }
+                UpdateRule rule = norMuon ? UpdateRule.norMuon(config, 0.95) : UpdateRule.muon(config);
+                HybridOptimizer one = HybridOptimizer.builder(backend).muon(config).muonRule(rule).build(List.of(stacked));
+                HybridOptimizer many = HybridOptimizer.builder(backend).muon(config).muonRule(rule).build(alone);
+                for (int step = 0; step < 3; step++) {
+                    float[] g = Float64Reference.gaussian(random, count * size, 1.0);
+                    System.arraycopy(g, 0, stacked.gradient(), 0, g.length);
+                    for (int e = 0; e < count; e++) {
+                        System.arraycopy(g, e * size, alone.get(e).gradient(), 0, size);
+                    }
+                    one.step();
+                    many.step();
+                }
+                for (int e = 0; e < count; e++) {
+                    float[] want = alone.get(e).value();
+                    for (int i = 0; i < size; i++) {
+                        assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(stacked.value()[e * size + i]),
+                                config.scaleMode() + (norMuon ? " NorMuon" : "") + ": expert " + e + " element " + i);
+                    }
+                }
+            }
+        }
+    }
+
     static Stream<Arguments> nesterovSettings() {
         return Stream.of(Arguments.of(false), Arguments.of(true));
     }
