@@ -40,6 +40,11 @@ public final class ModelShapeOptions {
     @Option(names = "--dense-layers", description = "deepseek: first layers that keep the dense SwiGLU (default: the preset's).")
     Integer denseLayers;
 
+    @Option(names = "--balance-loss", paramLabel = "ALPHA",
+            description = "deepseek: α of DeepSeek-V3's sequence-wise balance loss added to the training objective "
+                    + "(DeepSeek-V3: 0.0001); 0 for none, the bias balancing alone (default: 0).")
+    Double balanceLoss;
+
     @Option(names = "--attention", paramLabel = "KIND",
             description = "deepseek: ${COMPLETION-CANDIDATES} (default: mla, as Moonlight; the MLA dimensions are the preset's).")
     AttentionKind attention;
@@ -113,7 +118,8 @@ public final class ModelShapeOptions {
         LlamaConfig trunk = apply(preset, vocabSize);
         if (family == ModelConfig.Family.LLAMA) {
             for (Object[] f : new Object[][] {{"--experts", experts}, {"--active-experts", activeExperts}, {"--expert-width", expertWidth},
-                    {"--shared-experts", sharedExperts}, {"--dense-layers", denseLayers}, {"--attention", attention}}) {
+                    {"--shared-experts", sharedExperts}, {"--dense-layers", denseLayers}, {"--attention", attention},
+                    {"--balance-loss", balanceLoss}}) {
                 if (f[1] != null) {
                     throw new IllegalArgumentException(f[0] + " applies to --model deepseek only");
                 }
@@ -135,8 +141,12 @@ public final class ModelShapeOptions {
         if (k > e) {
             throw new IllegalArgumentException("--active-experts " + k + " is more than the " + e + " experts");
         }
+        if (balanceLoss != null && !(balanceLoss >= 0 && Double.isFinite(balanceLoss))) {
+            throw new IllegalArgumentException("--balance-loss must be finite and >= 0, got " + balanceLoss);
+        }
         MoeConfig moe = new MoeConfig(e, k, or(expertWidth, p.moe().expertWidth()), or(sharedExperts, p.moe().sharedExperts()),
-                p.moe().routedScale(), or(denseLayers, Math.min(trunk.layers(), p.moe().firstDenseLayers())));
+                p.moe().routedScale(), or(denseLayers, Math.min(trunk.layers(), p.moe().firstDenseLayers())),
+                balanceLoss != null ? balanceLoss : p.moe().balanceLossAlpha());
         MlaConfig mla = null;
         if (attention != AttentionKind.GQA) {
             // The preset's latent shape, following the trunk's head dimension and width when they were changed.

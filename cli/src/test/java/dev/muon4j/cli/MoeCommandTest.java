@@ -51,19 +51,20 @@ class MoeCommandTest {
     void theMoeModelTrainsFromTheCommandLineAndItsShapeIsPartOfTheRun() throws Exception {
         Path dir = tmp.resolve("run");
         Run r = run(train(dir, "--experts", "6", "--active-experts", "3", "--expert-width", "32", "--shared-experts", "1",
-                "--router-bias-rate", "0.01"));
+                "--router-bias-rate", "0.01", "--balance-loss", "0.0001"));
         assertEquals(0, r.code(), r.out() + r.err());
         assertTrue(r.out().contains("6 experts (3 active + 1 shared) of width 32") && r.out().contains("latent attention"), r.out());
         Map<?, ?> config = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("step-00000002/config.json")));
         Map<?, ?> model = (Map<?, ?>) config.get("model");
         assertEquals("deepseek", model.get("model"));
         assertEquals(6L, ((Map<?, ?>) model.get("moe")).get("experts"));
+        assertEquals(1e-4, ((Number) ((Map<?, ?>) model.get("moe")).get("balance_loss_alpha")).doubleValue());
         assertEquals(0.01, ((Number) ((Map<?, ?>) config.get("train")).get("router_bias_rate")).doubleValue());
         String metrics = Files.readString(dir.resolve("metrics.jsonl"));
         assertTrue(metrics.contains("\"expert_load_max_mean\""), metrics);
         // Resuming with another expert count is another model: refused, naming the checkpoint.
         Run other = run(train(dir, "--experts", "8", "--active-experts", "3", "--expert-width", "32", "--shared-experts", "1",
-                "--router-bias-rate", "0.01", "--steps", "3", "--resume"));
+                "--router-bias-rate", "0.01", "--balance-loss", "0.0001", "--steps", "3", "--resume"));
         assertEquals(2, other.code(), other.out() + other.err());
         assertTrue(other.err().contains("is from another model"), other.err());
         // Grouped-query attention on request.

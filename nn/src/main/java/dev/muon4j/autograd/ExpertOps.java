@@ -225,4 +225,68 @@ final class ExpertOps {
         }
         return out;
     }
+
+    /**
+     * DeepSeek-V3's sequence-wise balance loss (arXiv 2412.19437, eq. 17–20), averaged over the
+     * sequences: for each sequence of T tokens,
+     * <pre>
+     * f_i = E / (K·T) · (tokens of the sequence routed to expert i)      a constant: counts of the choice
+     * P_i = (1/T) · Σ_t s_{i,t} / Σ_j s_{j,t}                              the normalised affinities
+     * L   = α · Σ_i f_i · P_i
+     * </pre>
+     * The count uses the experts actually chosen (by s + b). Gradient flows into the scores through P.
+     *
+     * @param scores (B·T, E) router affinities, positive
+     * @param chosen B·T·K expert ids
+     * @return a one-element tensor
+     */
+    static Tensor balanceLoss(Graph g, Tensor scores, int[] chosen, int batch, int time, int k, double alpha) {
+        int n = scores.rows();
+        int e = scores.cols();
+        if (batch < 1 || time < 1 || (long) batch * time != n || chosen.length != n * k) {
+            throw new IllegalArgumentException("balance loss: " + n + " rows and " + chosen.length + " choices are not " + batch
+                    + " sequences of " + time + " tokens with " + k + " experts each");
+        }
+        double[] f = new double[batch * e];
+        double[] sums = new double[n];
+        for (int t = 0; t < n; t++) {
+            int seq = t / time;
+            for (int j = 0; j < k; j++) {
+                f[seq * e + chosen[t * k + j]] += (double) e / ((double) k * time);
+            }
+            double sum = 0;
+            for (int i = 0; i < e; i++) {
+                sum += scores.data[t * e + i];
+            }
+            sums[t] = sum;
+        }
+        double loss = 0;
+        for (int t = 0; t < n; t++) {
+            int seq = t / time;
+            for (int i = 0; i < e; i++) {
+                loss += f[seq * e + i] * scores.data[t * e + i] / sums[t];
+            }
+        }
+        Tensor out = g.output(g.needsGrad(scores), 1);
+        out.data[0] = (float) (alpha * loss / ((double) time * batch));
+        if (out.requiresGrad()) {
+            g.record(() -> {
+                double d = g.grad(out)[0] * alpha / ((double) time * batch);
+                float[] ds = g.grad(scores);
+                for (int t = 0; t < n; t++) {
+                    int seq = t / time;
+                    // ∂/∂s_j of Σ_i f_i·s_i/S = (f_j − Σ_i f_i·s_i/S) / S
+                    double mean = 0;
+                    for (int i = 0; i < e; i++) {
+                        mean += f[seq * e + i] * scores.data[t * e + i];
+                    }
+                    mean /= sums[t];
+                    for (int j = 0; j < e; j++) {
+                        ds[t * e + j] += (float) (d * (f[seq * e + j] - mean) / sums[t]);
+                    }
+                }
+            });
+        }
+        return out;
+    }
 }

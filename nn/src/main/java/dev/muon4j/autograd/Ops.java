@@ -133,6 +133,14 @@ public final class Ops {
         return ExpertOps.combine(g, y, gates, slot);
     }
 
+    /**
+     * DeepSeek-V3's sequence-wise balance loss α·Σ_i f_i·P_i of router affinities (B·T, E) given the
+     * chosen experts, averaged over the B sequences: a one-element tensor.
+     */
+    public static Tensor balanceLoss(Graph g, Tensor scores, int[] chosen, int batch, int time, int k, double alpha) {
+        return ExpertOps.balanceLoss(g, scores, chosen, batch, time, k, alpha);
+    }
+
     /** Mean softmax cross-entropy of logits (N, V) against N target ids: a one-element tensor. */
     public static Tensor crossEntropy(Graph g, Tensor logits, int[] targets) {
         return LossOps.crossEntropy(g, logits, targets);

@@ -126,7 +126,7 @@ public final class DecoderModel implements LanguageModel {
             Tensor a = Ops.rmsNorm(g, x, g.parameter(b.attnNorm()), eps);                   // (N, C)
             x = Ops.add(g, x, b.attention().forward(g, a, batch, time));                    // (N, C)
             Tensor m = Ops.rmsNorm(g, x, g.parameter(b.mlpNorm()), eps);                    // (N, C)
-            x = Ops.add(g, x, b.feedForward().forward(g, m));                               // (N, C)
+            x = Ops.add(g, x, b.feedForward().forward(g, m, batch, time));                  // (N, C)
         }
         Tensor h = Ops.rmsNorm(g, x, g.parameter(finalNorm), eps);                          // (N, C)
         return Ops.linear(g, h, g.parameter(head != null ? head : embed));                  // (N, V)
@@ -178,6 +178,18 @@ public final class DecoderModel implements LanguageModel {
             scaled += blocks.get(layer).attention().qkClip(tau, maxLogits, layer * heads);
         }
         return scaled;
+    }
+
+    @Override
+    public Tensor auxiliaryLoss(Graph g) {
+        Tensor sum = null;
+        for (Block b : blocks) {
+            Tensor aux = b.feedForward().auxiliaryLoss();
+            if (aux != null) {
+                sum = sum == null ? aux : Ops.add(g, sum, aux);
+            }
+        }
+        return sum;
     }
 
     @Override

@@ -21,4 +21,14 @@ public interface FeedForward {
 
     /** x (N, C) → (N, C). */
     Tensor forward(Graph g, Tensor x);
+
+    /** x (B·T, C), {@code batch} sequences of {@code time} tokens → (B·T, C); a layer that needs no sequences ignores them. */
+    default Tensor forward(Graph g, Tensor x, int batch, int time) {
+        return forward(g, x);
+    }
+
+    /** The auxiliary loss of the last forward pass, added to the training objective (none by default: null). */
+    default Tensor auxiliaryLoss() {
+        return null;
+    }
 }

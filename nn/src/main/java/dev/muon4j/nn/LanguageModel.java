@@ -30,6 +30,15 @@ public interface LanguageModel {
         return Ops.crossEntropy(g, forward(g, inputs, batch, time), targets);
     }
 
+    /**
+     * The auxiliary losses of the last forward pass (a Mixture-of-Experts model's sequence-wise balance
+     * losses), summed: a one-element tensor to add to the loss for the backward pass, or null when the
+     * model has none. Validation and the reported loss leave it out.
+     */
+    default Tensor auxiliaryLoss(Graph g) {
+        return null;
+    }
+
     /** Sets every parameter's gradient to zero. */
     default void zeroGradients() {
         for (Parameter p : parameters()) {

@@ -27,6 +27,8 @@ import java.util.List;
  * expert a matrix of its own for Muon; the shared experts {@code shared_experts.*} as one SwiGLU of
  * width S·F. The bias b is {@code gate.e_score_correction_bias} (E), a buffer: not trained by the
  * optimizer, moved by {@link #balance} (auxiliary-loss-free load balancing) and saved with the weights.
+ * With {@link MoeConfig#balanceLossAlpha()} &gt; 0 each forward pass also computes DeepSeek-V3's
+ * sequence-wise balance loss ({@link #auxiliaryLoss()}).
  *
  * <p>Every forward pass adds each expert's routed tokens to {@link #loads()} until {@link #resetLoads()}.
  *
@@ -46,6 +48,7 @@ public final class MixtureOfExperts implements FeedForward {
     private final SwiGlu shared;         // width S·F; null without shared experts
     private final Parameter bias;        // (E) buffer
     private final float[] loads;         // (E) tokens routed since the last reset
+    private Tensor balanceLoss;          // (1) the last forward's sequence-wise balance loss; null without one
 
     /** A zero layer of width {@code width} (C); names start with {@code prefix}. */
     public MixtureOfExperts(String prefix, int width, MoeConfig config) {
@@ -82,8 +85,19 @@ public final class MixtureOfExperts implements FeedForward {
         return List.of(bias);
     }
 
+    /** All rows as one sequence (the balance loss, if any, counts them together). */
     @Override
     public Tensor forward(Graph g, Tensor x) {
+        return forward(g, x, 1, x.rows());
+    }
+
+    @Override
+    public Tensor auxiliaryLoss() {
+        return balanceLoss;
+    }
+
+    @Override
+    public Tensor forward(Graph g, Tensor x, int batch, int time) {
         int tokens = x.rows();
         int k = config.activeExperts();
         Tensor scores = Ops.sigmoid(g, Ops.linear(g, x, g.parameter(router)));         // (N, E)
@@ -91,6 +105,8 @@ public final class MixtureOfExperts implements FeedForward {
         for (int e = 0; e < loads.length; e++) {
             loads[e] += d.load(e);
         }
+        balanceLoss = config.balanceLossAlpha() > 0
+                ? Ops.balanceLoss(g, scores, d.chosen(), batch, time, k, config.balanceLossAlpha()) : null; // (1)
         Tensor gates = Ops.topKGates(g, scores, d.chosen(), k, config.routedScale());  // (N, K)
         Tensor routed = Ops.gatherRows(g, x, d.tokenOfRow());                           // (M, C), grouped by expert
         Tensor a = Ops.groupedLinear(g, routed, g.parameter(gate), d.offsets());        // (M, F)

@@ -18,10 +18,21 @@ import java.util.Map;
  * @param routedScale      the factor on the normalised gates [{@code routed_scaling_factor}]
  * @param firstDenseLayers layers before the first MoE layer, which keep the dense SwiGLU
  *                         [{@code first_k_dense_replace}]
+ * @param balanceLossAlpha α of the sequence-wise balance loss added to the training objective
+ *                         ({@link dev.muon4j.autograd.Ops#balanceLoss}; DeepSeek-V3: 0.0001, "an extremely small
+ *                         value", §4.2); 0 for none, the auxiliary-loss-free bias alone
  */
 public record MoeConfig(int experts, int activeExperts, int expertWidth, int sharedExperts, double routedScale,
-                        int firstDenseLayers) {
+                        int firstDenseLayers, double balanceLossAlpha) {
+    /** Without the sequence-wise balance loss. */
+    public MoeConfig(int experts, int activeExperts, int expertWidth, int sharedExperts, double routedScale, int firstDenseLayers) {
+        this(experts, activeExperts, expertWidth, sharedExperts, routedScale, firstDenseLayers, 0);
+    }
+
     public MoeConfig {
+        if (!(balanceLossAlpha >= 0) || !Double.isFinite(balanceLossAlpha)) {
+            throw new IllegalArgumentException("MoE config: balance loss alpha must be finite and >= 0, got " + balanceLossAlpha);
+        }
         if (experts < 1) {
             throw new IllegalArgumentException("MoE config: experts must be >= 1, got " + experts);
         }
@@ -51,12 +62,16 @@ public record MoeConfig(int experts, int activeExperts, int expertWidth, int sha
         m.put("shared_experts", sharedExperts);
         m.put("routed_scale", routedScale);
         m.put("first_dense_layers", firstDenseLayers);
+        if (balanceLossAlpha > 0) {
+            m.put("balance_loss_alpha", balanceLossAlpha);
+        }
         return m;
     }
 
     /** Inverse of {@link #toMap()}. */
     public static MoeConfig fromMap(Map<String, ?> m) {
         return new MoeConfig(LlamaConfig.intOf(m, "experts"), LlamaConfig.intOf(m, "active_experts"), LlamaConfig.intOf(m, "expert_width"),
-                LlamaConfig.intOf(m, "shared_experts"), LlamaConfig.doubleOf(m, "routed_scale"), LlamaConfig.intOf(m, "first_dense_layers"));
+                LlamaConfig.intOf(m, "shared_experts"), LlamaConfig.doubleOf(m, "routed_scale"), LlamaConfig.intOf(m, "first_dense_layers"),
+                m.containsKey("balance_loss_alpha") ? LlamaConfig.doubleOf(m, "balance_loss_alpha") : 0);
     }
 }

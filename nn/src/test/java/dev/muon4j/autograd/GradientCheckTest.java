@@ -216,6 +216,9 @@ class GradientCheckTest {
         int[] slots = {3, 0, 5, 1, 2, 7, 6, 4};
         cases.add(new Case("combine", (g, in) -> Ops.combine(g, in[0], in[1], slots),
                 wrt("y", randn(rnd, 8 * 6, 1), 8, 6), wrt("gates", uniform(rnd, 4 * 2, 0.1, 1.5), 4, 2)));
+        int[] balanceChoice = {0, 2, 1, 2, 2, 3, 0, 1, 3, 0, 2, 1};
+        cases.add(new Case("balanceLoss (2 sequences of 3, α 0.1)", (g, in) -> Ops.balanceLoss(g, in[0], balanceChoice, 2, 3, 2, 0.1),
+                wrt("scores", uniform(rnd, 6 * 4, 0.05, 0.95), 6, 4)));
         // A small decoder step end to end: embedding → RMSNorm → q, k, v → RoPE → attention → output → loss.
         int[] seq = {1, 4, 4, 2, 0, 3, 1, 1};
         int[] next = {4, 4, 2, 0, 3, 1, 1, 2};

@@ -481,4 +481,59 @@ class MixtureOfExpertsTest {
             }
         }
     }
+
+    /** The sequence-wise balance loss against DeepSeek-V3's eq. 17–20 in float64, per sequence, averaged. */
+    @Test
+    void theSequenceWiseBalanceLossIsDeepSeekV3s() {
+        Random r = new Random(17);
+        MoeConfig cfg = new MoeConfig(5, 2, 3, 0, 2.446, 0, 0.01);
+        MixtureOfExperts moe = layer(r, cfg);
+        int batch = 3;
+        int time = 4;
+        float[] x = new float[batch * time * WIDTH];
+        fill(r, x, 1);
+        float[] router = named(moe.parameters(), "gate.weight").value();
+        try (Graph g = new Graph(backend)) {
+            g.setRecording(false);
+            moe.forward(g, g.constant(x, batch * time, WIDTH), batch, time);
+            double want = 0;
+            for (int b = 0; b < batch; b++) {
+                double[] f = new double[5];
+                double[] p = new double[5];
+                for (int t = 0; t < time; t++) {
+                    double[] s = new double[5];
+                    double sum = 0;
+                    for (int e = 0; e < 5; e++) {
+                        double u = 0;
+                        for (int i = 0; i < WIDTH; i++) {
+                            u += router[e * WIDTH + i] * x[(b * time + t) * WIDTH + i];
+                        }
+                        s[e] = sigmoid(u);
+                        sum += s[e];
+                    }
+                    Integer[] order = {0, 1, 2, 3, 4};
+                    Arrays.sort(order, (a, c) -> s[c] != s[a] ? Double.compare(s[c], s[a]) : Integer.compare(a, c));
+                    for (int j = 0; j < 2; j++) {
+                        f[order[j]] += 5.0 / (2.0 * time);
+                    }
+                    for (int e = 0; e < 5; e++) {
+                        p[e] += s[e] / sum / time;
+                    }
+                }
+                for (int e = 0; e < 5; e++) {
+                    want += 0.01 * f[e] * p[e] / batch;
+                }
+            }
+            assertEquals(want, moe.auxiliaryLoss().item(), 1e-6 * want);
+            // Perfect balance gives α: f_i = 1 on average and Σ P_i = 1; skew gives more.
+            assertTrue(want > 0.005 && want < 0.05, "loss " + want);
+        }
+        MixtureOfExperts without = layer(new Random(1), new MoeConfig(5, 2, 3, 0, 2.446, 0));
+        try (Graph g = new Graph(backend)) {
+            without.forward(g, g.constant(x, batch * time, WIDTH), batch, time);
+            assertEquals(null, without.auxiliaryLoss(), "no α, no loss");
+        }
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> new MoeConfig(5, 2, 3, 0, 2.446, 0, -1)).getMessage()
+                .contains("balance loss alpha must be finite and >= 0, got -1.0"));
+    }
 }

@@ -1,6 +1,7 @@
 package dev.muon4j.train;
 
 import dev.muon4j.autograd.Graph;
+import dev.muon4j.autograd.Ops;
 import dev.muon4j.autograd.Tensor;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Kernels;
@@ -511,7 +512,8 @@ public final class Trainer {
                     }
                     Tensor loss = model.loss(g, batch.inputs(), batch.targets(), batch.batch(), batch.time());
                     lossSum += ranks == 1 ? loss.item() : (double) loss.item() * batch.batch();
-                    g.backward(loss);
+                    Tensor auxiliary = model.auxiliaryLoss(g);
+                    g.backward(auxiliary == null ? loss : Ops.add(g, loss, auxiliary));
                     g.reset();
                 }
                 if (gradientWeight != 1f) {
