@@ -3,6 +3,7 @@ package dev.muon4j.cli;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.experiments.CompareReport;
+import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.OptimizerChoice;
@@ -28,7 +29,8 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Train the same model with AdamW and with Muon on the same data and token budget; print a table and write "
-                + "report.md and loss.svg (validation loss against tokens, and the tokens Muon needed to reach AdamW's final loss).")
+                + "report.md and loss.svg (validation loss against tokens, and the tokens Muon needed to reach AdamW's final loss); "
+                + "for a Mixture-of-Experts model also load.svg (the largest expert load over the mean, per step).")
 public final class CompareCommand implements Callable<Integer> {
     @Mixin
     TrainingOptions options;
@@ -59,6 +61,9 @@ public final class CompareCommand implements Callable<Integer> {
                 model.contextLength(), adamwConfig.steps() * adamwConfig.sequencesPerStep() * model.contextLength(),
                 adamwConfig.learningRate(), adamwConfig.muonLearningRate(), adamwConfig.schedule().name().toLowerCase(Locale.ROOT), adamwConfig.warmupSteps(),
                 adamwConfig.weightDecay(), adamwConfig.clipNorm(), adamwConfig.seed());
+        if (model instanceof DeepSeekConfig) {
+            training += String.format(Locale.ROOT, "; router bias rate %.3g", adamwConfig.routerBiasRate());
+        }
         String modelText = model.describe();
         try (Backend backend = backendOptions.open()) {
             w.println("backend: " + backend.description());
@@ -82,11 +87,22 @@ public final class CompareCommand implements Callable<Integer> {
             } else {
                 w.printf(Locale.ROOT, "%nMuon did not reach AdamW's final validation loss within the budget.%n");
             }
+            boolean moe = CompareReport.hasExpertLoads(adamw) && CompareReport.hasExpertLoads(muon);
+            if (moe) {
+                w.println();
+                w.println("expert load, largest over mean in the worst MoE layer (1 = balanced):");
+                for (Trainer.Result r : new Trainer.Result[] {adamw, muon}) {
+                    double[] worst = CompareReport.worstLoadPerStep(r);
+                    w.printf(Locale.ROOT, "%-8s final %.3f, mean over the steps %.3f%n", r == adamw ? "AdamW" : "Muon",
+                            worst[worst.length - 1], java.util.Arrays.stream(worst).average().orElse(Double.NaN));
+                }
+            }
             String machine = Runtime.getRuntime().availableProcessors() + " processors, " + System.getProperty("os.arch")
                     + ", Java " + Runtime.version();
             Path report = CompareReport.write(dir, new CompareReport.Inputs(commandLine(), machine, backend.description(),
-                    data.describe(), modelText, training, adamw, muon));
-            w.println("report: " + report + " (plot: " + dir.resolve("loss.svg") + ")");
+                    data.describe(), modelText, training, adamw, muon,
+                    model instanceof DeepSeekConfig ds ? ds.moe().firstDenseLayers() : 0));
+            w.println("report: " + report + " (plot: " + dir.resolve("loss.svg") + (moe ? ", " + dir.resolve("load.svg") : "") + ")");
         }
         return 0;
     }
