@@ -25,10 +25,14 @@ import picocli.CommandLine.Spec;
 /**
  * {@code muon4j compare}: the main job. Trains the same model on the same data and token budget
  * with AdamW and with Muon (Moonlight's variant, so AdamW's learning rate and weight decay carry
- * over), then prints a table and writes a report with the validation-loss plot and the token ratio.
+ * over), then prints a table and writes a report with the validation-loss plot and the token ratio;
+ * for a Mixture-of-Experts model also the expert-load plot. The model is the DeepSeek-V3-style
+ * Mixture-of-Experts model (Moonlight's architecture) unless {@code --model llama} asks for the
+ * dense one, and the routers' bias rate defaults to 0.01 (see {@link TrainingOptions}).
  */
 @Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Train the same model with AdamW and with Muon on the same data and token budget; print a table and write "
+        description = "Train the same model (by default the tiny Mixture-of-Experts model, Moonlight's architecture; --model llama for "
+                + "the dense one) with AdamW and with Muon on the same data and token budget; print a table and write "
                 + "report.md and loss.svg (validation loss against tokens, and the tokens Muon needed to reach AdamW's final loss); "
                 + "for a Mixture-of-Experts model also load.svg (the largest expert load over the mean, per step).")
 public final class CompareCommand implements Callable<Integer> {
@@ -46,6 +50,9 @@ public final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        // Moonlight's architecture by default; its routers balanced at a rate that acts within compare's short runs.
+        options.shape.defaultFamily = ModelConfig.Family.DEEPSEEK;
+        options.defaultRouterBiasRate = 0.01;
         // AdamW's run holds two moments per parameter, at least as much as Muon's: the larger of the two.
         options.checkSizes(OptimizerChoice.ADAMW, 1);
         PrintWriter w = spec.commandLine().getOut();

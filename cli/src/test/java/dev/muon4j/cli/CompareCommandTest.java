@@ -31,7 +31,7 @@ class CompareCommandTest {
         Path data = tmp.resolve("data.txt");
         Files.writeString(data, "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs!\n".repeat(30));
         Path out = tmp.resolve("report");
-        List<String> args = List.of("compare", "--layers", "2", "--width", "32", "--heads", "2", "--mlp-width", "64",
+        List<String> args = List.of("compare", "--model", "llama", "--layers", "2", "--width", "32", "--heads", "2", "--mlp-width", "64",
                 "--context", "16", "--batch", "4", "--steps", "12", "--warmup", "2", "--eval-every", "4", "--eval-batches", "2",
                 "--data", data.toString(), "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
 
@@ -99,15 +99,19 @@ class CompareCommandTest {
         assertFalse(report.contains("Expert load"), report);
     }
 
-    /** On a Mixture-of-Experts model compare adds load.svg (worst layer's max/mean load per step) and the load table. */
+    /**
+     * compare's default model is the Mixture-of-Experts one; it adds load.svg (worst layer's max/mean load per step)
+     * and the load table.
+     */
     @Test
     void onAMoeModelAddsTheExpertLoadPlot() throws Exception {
         Path data = tmp.resolve("data.txt");
         Files.writeString(data, "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs!\n".repeat(30));
         Path out = tmp.resolve("moe");
-        List<String> args = List.of("compare", "--model", "deepseek", "--layers", "3", "--width", "32", "--heads", "2",
+        // No --model and no --router-bias-rate: compare's defaults, the MoE model with γ 0.01.
+        List<String> args = List.of("compare", "--layers", "3", "--width", "32", "--heads", "2",
                 "--mlp-width", "64", "--experts", "4", "--active-experts", "2", "--expert-width", "16", "--shared-experts", "1",
-                "--router-bias-rate", "0.01", "--context", "16", "--batch", "4", "--steps", "10", "--warmup", "2", "--eval-every", "5",
+                "--context", "16", "--batch", "4", "--steps", "10", "--warmup", "2", "--eval-every", "5",
                 "--eval-batches", "2", "--data", data.toString(), "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
         CommandLine cli = Main.commandLine();
         StringWriter stdout = new StringWriter();
@@ -117,6 +121,7 @@ class CompareCommandTest {
         int code = cli.execute(args.toArray(String[]::new));
         String console = stdout.toString();
         assertEquals(0, code, () -> "exit code; stdout:\n" + console + "\nstderr:\n" + stderr);
+        assertTrue(console.contains("4 experts (2 active + 1 shared) of width 16"), console);
         assertTrue(console.contains("router bias rate 0.0100"), console);
         assertTrue(console.contains("report: " + out.resolve("report.md") + " (plot: " + out.resolve("loss.svg") + ", "
                 + out.resolve("load.svg") + ")"), console);
