@@ -28,6 +28,7 @@ public final class SvgPlot {
     private final int right = 30;
     private final int top = 50;
     private final int bottom = 60;
+    private double yFrom = Double.NaN;
 
     public SvgPlot(String title, String xLabel, String yLabel) {
         this.title = title;
@@ -37,6 +38,12 @@ public final class SvgPlot {
 
     public SvgPlot add(Series s) {
         series.add(s);
+        return this;
+    }
+
+    /** Starts the y axis at {@code y} (or lower, where a value is lower): e.g. 1 for a ratio whose best value is 1. */
+    public SvgPlot yFrom(double y) {
+        this.yFrom = y;
         return this;
     }
 
@@ -56,6 +63,10 @@ public final class SvgPlot {
                 }
             }
         }
+        if (Double.isFinite(yFrom)) {
+            yMin = Math.min(yMin, yFrom);
+            yMax = Math.max(yMax, yFrom);
+        }
         if (!(xMin < xMax)) {
             xMax = xMin + 1;
         }
@@ -64,6 +75,13 @@ public final class SvgPlot {
         }
         double[] xTicks = ticks(xMin, xMax, 6);
         double[] yTicks = ticks(yMin, yMax, 6);
+        if (Double.isFinite(yFrom)) {
+            // The axis starts exactly at yFrom, which gets a tick of its own.
+            double step = yTicks.length > 1 ? yTicks[1] - yTicks[0] : 1;
+            double first = yMin;
+            yTicks = java.util.stream.DoubleStream.concat(java.util.stream.DoubleStream.of(first),
+                    java.util.Arrays.stream(yTicks).filter(t -> t > first + 0.25 * step)).toArray();
+        }
         xMin = Math.min(xMin, xTicks[0]);
         xMax = Math.max(xMax, xTicks[xTicks.length - 1]);
         yMin = Math.min(yMin, yTicks[0]);
@@ -91,7 +109,6 @@ public final class SvgPlot {
         svg.append(f("<text x=\"%.1f\" y=\"%d\" font-size=\"14\" text-anchor=\"middle\">%s</text>%n", left + plotW / 2, height - 15, escape(xLabel)));
         svg.append(f("<text x=\"20\" y=\"%.1f\" font-size=\"14\" text-anchor=\"middle\" transform=\"rotate(-90 20 %.1f)\">%s</text>%n",
                 top + plotH / 2, top + plotH / 2, escape(yLabel)));
-        int legendY = top + 20;
         for (Series s : series) {
             StringBuilder points = new StringBuilder();
             for (int i = 0; i < s.x().length; i++) {
@@ -103,9 +120,48 @@ public final class SvgPlot {
                 points.append(f("%.1f,%.1f ", px, py));
             }
             svg.append(f("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>%n", s.color(), points.toString().strip()));
+        }
+        // The legend on a white box over the curves, in the corner of the plot that the curves cross least.
+        int textWidth = 0;
+        for (Series s : series) {
+            textWidth = Math.max(textWidth, (int) Math.ceil(7.0 * s.name().length()));
+        }
+        int boxWidth = 50 + textWidth;
+        int boxHeight = 20 * series.size() + 8;
+        int[][] corners = {{width - right - 8 - boxWidth, top + 8}, {width - right - 8 - boxWidth, height - bottom - 8 - boxHeight},
+                {left + 8, top + 8}, {left + 8, height - bottom - 8 - boxHeight}};
+        int boxX = corners[0][0];
+        int boxY = corners[0][1];
+        long fewest = Long.MAX_VALUE;
+        for (int[] c : corners) {
+            long inside = 0;
+            for (Series s : series) {
+                for (int i = 1; i < s.x().length; i++) {
+                    for (int k = 0; k < 20; k++) {
+                        double t = k / 20.0;
+                        double xv = s.x()[i - 1] + t * (s.x()[i] - s.x()[i - 1]);
+                        double yv = s.y()[i - 1] + t * (s.y()[i] - s.y()[i - 1]);
+                        double px = left + (xv - xMin) / (xMax - xMin) * plotW;
+                        double py = top + (1 - (yv - yMin) / (yMax - yMin)) * plotH;
+                        if (px >= c[0] && px <= c[0] + boxWidth && py >= c[1] && py <= c[1] + boxHeight) {
+                            inside++;
+                        }
+                    }
+                }
+            }
+            if (inside < fewest) {
+                fewest = inside;
+                boxX = c[0];
+                boxY = c[1];
+            }
+        }
+        svg.append(f("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#c0c0c0\"/>%n",
+                boxX, boxY, boxWidth, boxHeight));
+        int legendY = boxY + 14;
+        for (Series s : series) {
             svg.append(f("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>%n",
-                    width - right - 190, legendY, width - right - 160, legendY, s.color()));
-            svg.append(f("<text x=\"%d\" y=\"%d\" font-size=\"13\">%s</text>%n", width - right - 152, legendY + 4, escape(s.name())));
+                    boxX + 8, legendY, boxX + 38, legendY, s.color()));
+            svg.append(f("<text x=\"%d\" y=\"%d\" font-size=\"13\">%s</text>%n", boxX + 46, legendY + 4, escape(s.name())));
             legendY += 20;
         }
         svg.append("</svg>\n");

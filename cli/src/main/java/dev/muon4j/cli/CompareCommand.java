@@ -3,6 +3,7 @@ package dev.muon4j.cli;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.experiments.CompareReport;
+import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.OptimizerChoice;
@@ -24,11 +25,16 @@ import picocli.CommandLine.Spec;
 /**
  * {@code muon4j compare}: the main job. Trains the same model on the same data and token budget
  * with AdamW and with Muon (Moonlight's variant, so AdamW's learning rate and weight decay carry
- * over), then prints a table and writes a report with the validation-loss plot and the token ratio.
+ * over), then prints a table and writes a report with the validation-loss plot and the token ratio;
+ * for a Mixture-of-Experts model also the expert-load plot. The model is the DeepSeek-V3-style
+ * Mixture-of-Experts model (Moonlight's architecture) unless {@code --model llama} asks for the
+ * dense one, and the routers' bias rate defaults to 0.01 (see {@link TrainingOptions}).
  */
 @Command(name = "compare", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Train the same model with AdamW and with Muon on the same data and token budget; print a table and write "
-                + "report.md and loss.svg (validation loss against tokens, and the tokens Muon needed to reach AdamW's final loss).")
+        description = "Train the same model (by default the tiny Mixture-of-Experts model, Moonlight's architecture; --model llama for "
+                + "the dense one) with AdamW and with Muon on the same data and token budget; print a table and write "
+                + "report.md and loss.svg (validation loss against tokens, and the tokens Muon needed to reach AdamW's final loss); "
+                + "for a Mixture-of-Experts model also load.svg (the largest expert load over the mean, per step).")
 public final class CompareCommand implements Callable<Integer> {
     @Mixin
     TrainingOptions options;
@@ -44,6 +50,9 @@ public final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        // Moonlight's architecture by default; its routers balanced at a rate that acts within compare's short runs.
+        options.shape.defaultFamily = ModelConfig.Family.DEEPSEEK;
+        options.defaultRouterBiasRate = 0.01;
         // AdamW's run holds two moments per parameter, at least as much as Muon's: the larger of the two.
         options.checkSizes(OptimizerChoice.ADAMW, 1);
         PrintWriter w = spec.commandLine().getOut();
@@ -59,6 +68,9 @@ public final class CompareCommand implements Callable<Integer> {
                 model.contextLength(), adamwConfig.steps() * adamwConfig.sequencesPerStep() * model.contextLength(),
                 adamwConfig.learningRate(), adamwConfig.muonLearningRate(), adamwConfig.schedule().name().toLowerCase(Locale.ROOT), adamwConfig.warmupSteps(),
                 adamwConfig.weightDecay(), adamwConfig.clipNorm(), adamwConfig.seed());
+        if (model instanceof DeepSeekConfig) {
+            training += String.format(Locale.ROOT, "; router bias rate %.3g", adamwConfig.routerBiasRate());
+        }
         String modelText = model.describe();
         try (Backend backend = backendOptions.open()) {
             w.println("backend: " + backend.description());
@@ -82,11 +94,22 @@ public final class CompareCommand implements Callable<Integer> {
             } else {
                 w.printf(Locale.ROOT, "%nMuon did not reach AdamW's final validation loss within the budget.%n");
             }
+            boolean moe = CompareReport.hasExpertLoads(adamw) && CompareReport.hasExpertLoads(muon);
+            if (moe) {
+                w.println();
+                w.println("expert load, largest over mean in the worst MoE layer (1 = balanced):");
+                for (Trainer.Result r : new Trainer.Result[] {adamw, muon}) {
+                    double[] worst = CompareReport.worstLoadPerStep(r);
+                    w.printf(Locale.ROOT, "%-8s final %.3f, mean over the steps %.3f%n", r == adamw ? "AdamW" : "Muon",
+                            worst[worst.length - 1], java.util.Arrays.stream(worst).average().orElse(Double.NaN));
+                }
+            }
             String machine = Runtime.getRuntime().availableProcessors() + " processors, " + System.getProperty("os.arch")
                     + ", Java " + Runtime.version();
             Path report = CompareReport.write(dir, new CompareReport.Inputs(commandLine(), machine, backend.description(),
-                    data.describe(), modelText, training, adamw, muon));
-            w.println("report: " + report + " (plot: " + dir.resolve("loss.svg") + ")");
+                    data.describe(), modelText, training, adamw, muon,
+                    model instanceof DeepSeekConfig ds ? ds.moe().firstDenseLayers() : 0));
+            w.println("report: " + report + " (plot: " + dir.resolve("loss.svg") + (moe ? ", " + dir.resolve("load.svg") : "") + ")");
         }
         return 0;
     }

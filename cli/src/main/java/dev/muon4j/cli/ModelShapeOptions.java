@@ -20,10 +20,18 @@ public final class ModelShapeOptions {
         MLA
     }
 
-    @Option(names = "--model", defaultValue = "LLAMA", paramLabel = "FAMILY",
-            description = "Model family: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}); deepseek is a DeepSeek-V3-style "
-                    + "Mixture-of-Experts model with Moonlight's proportions (presets tiny and small).")
+    @Option(names = "--model", paramLabel = "FAMILY",
+            description = "Model family: ${COMPLETION-CANDIDATES} (default: deepseek for compare, llama for the other commands); "
+                    + "deepseek is a DeepSeek-V3-style Mixture-of-Experts model with Moonlight's proportions (presets tiny and small).")
     ModelConfig.Family family;
+
+    /** The family when {@code --model} is not given: llama, except where a command sets its own. */
+    ModelConfig.Family defaultFamily = ModelConfig.Family.LLAMA;
+
+    /** {@code --model}, or the command's default family. */
+    ModelConfig.Family family() {
+        return family != null ? family : defaultFamily;
+    }
 
     @Option(names = "--experts", description = "deepseek: routed experts per MoE layer (default: the preset's).")
     Integer experts;
@@ -109,14 +117,14 @@ public final class ModelShapeOptions {
     }
 
     /**
-     * The model of {@code family}: {@link #apply}'s dense model, or the preset's Mixture-of-Experts model
+     * The model of {@link #family()}: {@link #apply}'s dense model, or the preset's Mixture-of-Experts model
      * over that trunk with any MoE flags applied.
      *
      * @throws IllegalArgumentException naming the flag and its value
      */
     ModelConfig model(ModelPreset preset, int vocabSize) {
         LlamaConfig trunk = apply(preset, vocabSize);
-        if (family == ModelConfig.Family.LLAMA) {
+        if (family() == ModelConfig.Family.LLAMA) {
             for (Object[] f : new Object[][] {{"--experts", experts}, {"--active-experts", activeExperts}, {"--expert-width", expertWidth},
                     {"--shared-experts", sharedExperts}, {"--dense-layers", denseLayers}, {"--attention", attention},
                     {"--balance-loss", balanceLoss}}) {

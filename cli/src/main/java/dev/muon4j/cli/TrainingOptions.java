@@ -28,10 +28,14 @@ public final class TrainingOptions {
     @Mixin
     ModelShapeOptions shape;
 
-    @Option(names = "--router-bias-rate", defaultValue = "0.001", paramLabel = "GAMMA",
+    @Option(names = "--router-bias-rate", paramLabel = "GAMMA",
             description = "deepseek: how far each expert's choice bias moves per step towards balanced loads "
-                    + "(auxiliary-loss-free balancing; DeepSeek-V3's 0.001); 0 turns it off (default: ${DEFAULT-VALUE}).")
-    double routerBiasRate;
+                    + "(auxiliary-loss-free balancing); 0 turns it off (default: DeepSeek-V3's 0.001; 0.01 for compare, whose "
+                    + "120 steps would move a bias at most 0.12 at 0.001, too little to balance the tiny model's 16 experts).")
+    Double routerBiasRate;
+
+    /** γ when {@code --router-bias-rate} is not given: DeepSeek-V3's, except where a command sets its own. */
+    double defaultRouterBiasRate = 0.001;
 
     @Option(names = "--data", paramLabel = "PATH", arity = "1..*",
             description = "Text files or directories of .txt files (default: the shipped Gutenberg sample).")
@@ -195,6 +199,6 @@ public final class TrainingOptions {
         long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
         return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
                 0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay, perHeadQk)
-                .withQkClip(qkClip).withNsMethod(nsMethod).withRouterBiasRate(routerBiasRate);
+                .withQkClip(qkClip).withNsMethod(nsMethod).withRouterBiasRate(routerBiasRate != null ? routerBiasRate : defaultRouterBiasRate);
     }
 }

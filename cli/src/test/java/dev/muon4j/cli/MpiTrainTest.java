@@ -26,7 +26,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * {@code muon4j train} as real Open MPI jobs: {@code mpirun -np 2} and {@code -np 4} end where one
- * process ends for the hybrid (Muon) and AdamW; a run paused by 2 ranks resumes on 4; a rank killed
+ * process ends for the hybrid (Muon) and AdamW, for the dense and the Mixture-of-Experts model; a run paused by 2 ranks resumes on 4; a rank killed
  * with SIGKILL or stopped with SIGSTOP ends the job with a non-zero exit in bounded time, and the
  * run resumes from its last complete checkpoint.
  */
@@ -123,6 +123,33 @@ class MpiTrainTest {
         assertClose(weights(tmp.resolve("one")), weights(tmp.resolve("many")), np + " MPI ranks, " + optimizer);
         // Only rank 0 prints: one "done" line.
         assertEquals(1, many.output().lines().filter(l -> l.startsWith("done:")).count(), many.output());
+    }
+
+    /**
+     * The Mixture-of-Experts model (latent attention, 4 experts of which 2 active plus 1 shared, the
+     * routers balanced at a fast rate so that their biases move): 2 ranks end where one process ends,
+     * the biases included, with Muon (each expert's matrices orthogonalized on one rank) and with AdamW.
+     */
+    @ParameterizedTest
+    @CsvSource({"muon", "adamw"})
+    void mpiRanksTrainTheMoeModelAsOneProcessDoes(String optimizer) throws Exception {
+        assumeTrue(mpiUsable(), "mpirun or libmpi missing (apt-get install openmpi-bin libopenmpi-dev)");
+        String[] moe = {"--model", "deepseek", "--experts", "4", "--active-experts", "2", "--expert-width", "16",
+                "--shared-experts", "1", "--router-bias-rate", "0.01"};
+        Run one = run(java(trainArgs(optimizer, 4, tmp.resolve("one"), moe)), tmp.resolve("one.log"), 120);
+        assertEquals(0, one.exit(), one.output());
+        List<String> many = new ArrayList<>(List.of(moe));
+        many.addAll(List.of("--ranks", "2"));
+        Run two = run(mpirun(2, trainArgs(optimizer, 4, tmp.resolve("many"), many.toArray(String[]::new))), tmp.resolve("many.log"), 180);
+        assertEquals(0, two.exit(), two.output());
+        assertTrue(two.output().contains("data parallel: 2 ranks"), two.output());
+        Map<String, float[]> want = weights(tmp.resolve("one"));
+        assertTrue(want.keySet().stream().anyMatch(n -> n.contains("mlp.experts.3."))
+                && want.containsKey("model.layers.1.mlp.gate.e_score_correction_bias"), want.keySet().toString());
+        float[] bias = want.get("model.layers.1.mlp.gate.e_score_correction_bias");
+        assertTrue(java.util.stream.IntStream.range(0, bias.length).anyMatch(i -> bias[i] != 0), "the routers' biases moved");
+        assertClose(want, weights(tmp.resolve("many")), "2 MPI ranks, MoE, " + optimizer);
+        assertEquals(1, two.output().lines().filter(l -> l.startsWith("done:")).count(), two.output());
     }
 
     /**
