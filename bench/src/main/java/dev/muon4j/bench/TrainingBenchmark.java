@@ -34,9 +34,10 @@ public final class TrainingBenchmark {
      * @param model        the model's label
      * @param optimizer    the optimizer's label
      * @param newtonSchulz the part of {@code step} spent in Newton–Schulz (0 with AdamW)
+     * @param stepTimes    each timed step's whole time, seconds, in the order they ran
      */
     public record Result(String model, String optimizer, double forward, double backward, double step, double newtonSchulz,
-                         long tokensPerStep) {
+                         long tokensPerStep, double[] stepTimes) {
         public double total() {
             return forward + backward + step;
         }
@@ -44,6 +45,20 @@ public final class TrainingBenchmark {
         public double tokensPerSecond() {
             return tokensPerStep / total();
         }
+    }
+
+    /**
+     * The median over rounds of {@code a}'s tokens/s over {@code b}'s, each round's steps taken
+     * together: steps run side by side in {@link #compare}, so a burst of load on the machine falls
+     * on both steps of a round and cancels in their ratio, where the ratio of the two medians mixes rounds.
+     */
+    public static double pairedRatio(Result a, Result b) {
+        int n = Math.min(a.stepTimes().length, b.stepTimes().length);
+        double[] r = new double[n];
+        for (int i = 0; i < n; i++) {
+            r[i] = (a.tokensPerStep() / a.stepTimes()[i]) / (b.tokensPerStep() / b.stepTimes()[i]);
+        }
+        return median(r);
     }
 
     /** A model to time: its label and config. */
@@ -116,6 +131,7 @@ public final class TrainingBenchmark {
         final double[] b;
         final double[] s;
         final double[] ns;
+        final double[] whole;
 
         Session(Case c, int batch, int accumulation, boolean muon, int steps) {
             this.c = c;
@@ -139,6 +155,7 @@ public final class TrainingBenchmark {
             b = new double[steps];
             s = new double[steps];
             ns = new double[steps];
+            whole = new double[steps];
             graph = new Graph(backend);
         }
 
@@ -174,12 +191,13 @@ public final class TrainingBenchmark {
                 b[i] = backward / 1e9;
                 s[i] = (t3 - t2) / 1e9;
                 ns[i] = optimizer.lastNewtonSchulzNanos() / 1e9;
+                whole[i] = f[i] + b[i] + s[i];
             }
         }
 
         Result result() {
             return new Result(c.label(), muon ? "Muon (hybrid)" : "AdamW", median(f), median(b), median(s), median(ns),
-                    (long) batch * accumulation * time);
+                    (long) batch * accumulation * time, whole.clone());
         }
     }
 

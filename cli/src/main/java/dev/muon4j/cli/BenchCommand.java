@@ -155,8 +155,10 @@ public final class BenchCommand implements Callable<Integer> {
                 if (cases.size() > 1) {
                     for (List<TrainingBenchmark.Result> r : java.util.Arrays.asList(adam, muon)) {
                         if (r != null) {
-                            System.out.printf("%s: MoE throughput / dense throughput: %.3f (%,d active of %,d parameters against %,d)%n",
+                            System.out.printf("%s: MoE throughput / dense throughput: %.3f (median of the rounds' ratios: %.3f; "
+                                            + "%,d active of %,d parameters against %,d)%n",
                                     r.get(0).optimizer(), r.get(1).tokensPerSecond() / r.get(0).tokensPerSecond(),
+                                    TrainingBenchmark.pairedRatio(r.get(1), r.get(0)),
                                     cases.get(1).config().activeParameterCount(), cases.get(1).config().parameterCount(),
                                     cases.get(0).config().parameterCount());
                         }
