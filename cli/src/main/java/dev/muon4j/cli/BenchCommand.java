@@ -78,14 +78,22 @@ public final class BenchCommand implements Callable<Integer> {
         static final class ModelsConverter implements picocli.CommandLine.ITypeConverter<Models> {
             @Override
             public Models convert(String value) {
-                return Models.valueOf(value.toUpperCase(java.util.Locale.ROOT));
+                return parse(Models.class, value, "llama, deepseek or both");
             }
         }
 
         static final class OptimizersConverter implements picocli.CommandLine.ITypeConverter<Optimizers> {
             @Override
             public Optimizers convert(String value) {
-                return Optimizers.valueOf(value.toUpperCase(java.util.Locale.ROOT));
+                return parse(Optimizers.class, value, "adamw, muon or both");
+            }
+        }
+
+        private static <E extends Enum<E>> E parse(Class<E> type, String value, String expected) {
+            try {
+                return Enum.valueOf(type, value.toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new picocli.CommandLine.TypeConversionException("expected " + expected + ", got '" + value + "'");
             }
         }
 
