@@ -2,6 +2,7 @@ package dev.muon4j.cli;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.bench.OptimizerBenchmark;
+import dev.muon4j.bench.TrainingBenchmark;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.train.OptimizerChoice;
 import java.util.ArrayList;
@@ -37,10 +38,30 @@ public final class BenchCommand implements Callable<Integer> {
     @Command(name = "training", mixinStandardHelpOptions = true,
             description = "Training throughput (tokens/s) of the standard small Llama (byte-level, 6 layers, width 384, 6 heads, "
                     + "SwiGLU 1024, context 256, batch 16, untied head: 10.8M parameters) with AdamW and with Muon, "
-                    + "and the share of forward, backward and optimizer step.")
+                    + "and the share of forward, backward and optimizer step (and Newton-Schulz within it). "
+                    + "--model deepseek times the small Mixture-of-Experts preset (54.5M parameters, 10.3M active), "
+                    + "--model both the two in turns, step by step, with the ratio of their tokens/s.")
     static final class Training implements Callable<Integer> {
+        /** Which models {@code --model} times. */
+        enum Models {
+            LLAMA, DEEPSEEK, BOTH
+        }
+
+        /** Which optimizers {@code --optimizer} times. */
+        enum Optimizers {
+            ADAMW, MUON, BOTH
+        }
+
         @Mixin
         BackendOptions backendOptions;
+
+        @Option(names = "--model", defaultValue = "llama", converter = ModelsConverter.class,
+                description = "llama (the dense small model), deepseek (the small MoE preset) or both, timed in turns (default: ${DEFAULT-VALUE}).")
+        Models models;
+
+        @Option(names = "--optimizer", defaultValue = "both", converter = OptimizersConverter.class,
+                description = "adamw, muon (the hybrid) or both, one after the other (default: ${DEFAULT-VALUE}).")
+        Optimizers optimizers;
 
         @Option(names = "--batch", defaultValue = TrainingOptions.DEFAULT_BATCH, description = "Sequences per step (default: ${DEFAULT-VALUE}).")
         int batch;
@@ -54,6 +75,40 @@ public final class BenchCommand implements Callable<Integer> {
         @Option(names = "--warmup", defaultValue = "2", description = "Untimed steps first (default: ${DEFAULT-VALUE}).")
         int warmup;
 
+        static final class ModelsConverter implements picocli.CommandLine.ITypeConverter<Models> {
+            @Override
+            public Models convert(String value) {
+                return parse(Models.class, value, "llama, deepseek or both");
+            }
+        }
+
+        static final class OptimizersConverter implements picocli.CommandLine.ITypeConverter<Optimizers> {
+            @Override
+            public Optimizers convert(String value) {
+                return parse(Optimizers.class, value, "adamw, muon or both");
+            }
+        }
+
+        private static <E extends Enum<E>> E parse(Class<E> type, String value, String expected) {
+            try {
+                return Enum.valueOf(type, value.toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new picocli.CommandLine.TypeConversionException("expected " + expected + ", got '" + value + "'");
+            }
+        }
+
+        /** The models to time, in the order they step. */
+        List<TrainingBenchmark.Case> cases() {
+            List<TrainingBenchmark.Case> cases = new ArrayList<>();
+            if (models != Models.DEEPSEEK) {
+                cases.add(new TrainingBenchmark.Case("dense", ModelPreset.SMALL.config()));
+            }
+            if (models != Models.LLAMA) {
+                cases.add(new TrainingBenchmark.Case("MoE", ModelPreset.SMALL.deepSeek()));
+            }
+            return cases;
+        }
+
         @Override
         public Integer call() {
             atLeast("--batch", batch, 1);
@@ -64,24 +119,59 @@ public final class BenchCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--warmup " + warmup + " + --steps " + steps + " is more steps than the benchmark counts ("
                         + Integer.MAX_VALUE + ")");
             }
-            LlamaConfig config = LlamaConfig.standardSmall();
-            SizeLimits.checkArrays(config, batch, 1, new SizeLimits.Flags(config, Integer.parseInt(TrainingOptions.DEFAULT_BATCH), false));
-            // AdamW runs first and holds the larger optimizer state; each timed step keeps three doubles.
+            List<TrainingBenchmark.Case> cases = cases();
+            LlamaConfig trunk = ModelPreset.SMALL.config();
+            SizeLimits.checkArrays(trunk, batch, 1, new SizeLimits.Flags(trunk, Integer.parseInt(TrainingOptions.DEFAULT_BATCH), false));
+            // AdamW holds the larger optimizer state; the models timed in turns are all alive at once;
+            // each timed step keeps four doubles per model.
+            OptimizerChoice heaviest = optimizers == Optimizers.MUON ? OptimizerChoice.MUON : OptimizerChoice.ADAMW;
             SizeLimits.checkHeap(b -> {
-                List<SizeLimits.Heap.Part> parts = new ArrayList<>(SizeLimits.trainingHeap(config, OptimizerChoice.ADAMW, b, 1, false).parts());
-                parts.add(new SizeLimits.Heap.Part("step timings", SizeLimits.times(3L * Double.BYTES, steps)));
+                List<SizeLimits.Heap.Part> parts = new ArrayList<>();
+                for (TrainingBenchmark.Case c : cases) {
+                    for (SizeLimits.Heap.Part part : SizeLimits.trainingHeap(c.config(), heaviest, b, 1, false).parts()) {
+                        parts.add(cases.size() == 1 ? part : new SizeLimits.Heap.Part(c.label() + ": " + part.what(), part.bytes()));
+                    }
+                }
+                parts.add(new SizeLimits.Heap.Part("step timings", SizeLimits.times(4L * Double.BYTES * cases.size(), steps)));
                 return new SizeLimits.Heap(parts);
             }, batch, Runtime.getRuntime().maxMemory(), "--batch or --steps");
             try (Backend backend = backendOptions.open()) {
                 System.out.println("backend: " + backend.description());
-                System.out.printf("model: %,d parameters, batch %d x %d tokens, %d micro-batch(es) per optimizer step%n%n",
-                        config.parameterCount(), batch, config.contextLength(), accumulate);
-                dev.muon4j.bench.TrainingBenchmark bench = new dev.muon4j.bench.TrainingBenchmark(backend, System.out);
-                var adam = bench.run(config, batch, accumulate, false, warmup, steps);
-                bench.print(adam);
-                var muon = bench.run(config, batch, accumulate, true, warmup, steps);
-                bench.print(muon);
-                System.out.printf("%nMuon throughput / AdamW throughput: %.3f%n", muon.tokensPerSecond() / adam.tokensPerSecond());
+                for (TrainingBenchmark.Case c : cases) {
+                    System.out.printf("%s: %s%n", c.label(), c.config().describe());
+                }
+                System.out.printf("batch %d x %d tokens, %d micro-batch(es) per optimizer step%s%n%n", batch, trunk.contextLength(),
+                        accumulate, cases.size() > 1 ? "; the models step in turns" : "");
+                TrainingBenchmark bench = new TrainingBenchmark(backend, System.out);
+                List<TrainingBenchmark.Result> adam = null;
+                List<TrainingBenchmark.Result> muon = null;
+                if (optimizers != Optimizers.MUON) {
+                    adam = bench.compare(cases, batch, accumulate, false, warmup, steps);
+                    adam.forEach(bench::print);
+                }
+                if (optimizers != Optimizers.ADAMW) {
+                    muon = bench.compare(cases, batch, accumulate, true, warmup, steps);
+                    muon.forEach(bench::print);
+                }
+                System.out.println();
+                if (adam != null && muon != null) {
+                    for (int i = 0; i < cases.size(); i++) {
+                        System.out.printf("%s: Muon throughput / AdamW throughput: %.3f%n", cases.get(i).label(),
+                                muon.get(i).tokensPerSecond() / adam.get(i).tokensPerSecond());
+                    }
+                }
+                if (cases.size() > 1) {
+                    for (List<TrainingBenchmark.Result> r : java.util.Arrays.asList(adam, muon)) {
+                        if (r != null) {
+                            System.out.printf("%s: MoE throughput / dense throughput: %.3f (median of the rounds' ratios: %.3f; "
+                                            + "%,d active of %,d parameters against %,d)%n",
+                                    r.get(0).optimizer(), r.get(1).tokensPerSecond() / r.get(0).tokensPerSecond(),
+                                    TrainingBenchmark.pairedRatio(r.get(1), r.get(0)),
+                                    cases.get(1).config().activeParameterCount(), cases.get(1).config().parameterCount(),
+                                    cases.get(0).config().parameterCount());
+                        }
+                    }
+                }
             }
             return 0;
         }
