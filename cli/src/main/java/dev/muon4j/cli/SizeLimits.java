@@ -3,6 +3,8 @@ package dev.muon4j.cli;
 import dev.muon4j.nn.ArrayKind;
 import dev.muon4j.nn.ArrayKind.Dimension;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.MoeConfig;
+import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.OptimizerChoice;
 import java.util.ArrayList;
@@ -74,7 +76,43 @@ final class SizeLimits {
      * @param flags the command's size flags
      * @throws IllegalArgumentException naming the flag, its value, the array, the limit and the largest value that fits
      */
-    static void checkArrays(LlamaConfig model, int batch, int ranks, Flags flags) {
+    static void checkArrays(ModelConfig model, int batch, int ranks, Flags flags) {
+        checkArrays(model.trunk(), batch, ranks, flags);
+        if (model instanceof DeepSeekConfig moe) {
+            checkExperts(moe, rowsPerRank(batch, ranks));
+        }
+        if (ranks > 1 && model.parameterCount() > ARRAY_LIMIT) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "--ranks %d is too many for a model of %,d parameters: "
+                    + "on more than one rank a checkpoint gathers the optimizer state of all parameters into one array, and %,d "
+                    + "floats are more than a Java array holds (%,d); train on one rank or make the model smaller",
+                    ranks, model.parameterCount(), model.parameterCount(), ARRAY_LIMIT));
+        }
+    }
+
+    /**
+     * The arrays only a Mixture-of-Experts model has: each stack of experts (E × F × C, one array) and
+     * the routed rows of a micro-batch (B·T·K × F and × C).
+     */
+    private static void checkExperts(DeepSeekConfig model, int rows) {
+        MoeConfig moe = model.moe();
+        long stack = times(times(moe.experts(), moe.expertWidth()), model.trunk().width());
+        if (stack > ARRAY_LIMIT) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "--experts %d × --expert-width %d × --width %d = %,d floats "
+                    + "in one stack of experts, more than a Java array holds (%,d); the most experts of this width are %,d",
+                    moe.experts(), moe.expertWidth(), model.trunk().width(), stack, ARRAY_LIMIT,
+                    ARRAY_LIMIT / ((long) moe.expertWidth() * model.trunk().width())));
+        }
+        long routed = times(times(rows, model.trunk().contextLength()), moe.activeExperts());
+        long widest = Math.max(moe.expertWidth(), model.trunk().width());
+        if (times(routed, widest) > ARRAY_LIMIT) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "%d sequences × context %d × --active-experts %d × %d = %,d "
+                    + "floats of routed rows in one micro-batch, more than a Java array holds (%,d); lower --batch, --context or "
+                    + "--active-experts", rows, model.trunk().contextLength(), moe.activeExperts(), widest, times(routed, widest),
+                    ARRAY_LIMIT));
+        }
+    }
+
+    private static void checkArrays(LlamaConfig model, int batch, int ranks, Flags flags) {
         int rows = rowsPerRank(batch, ranks);
         ArrayKind blamedKind = null;
         Dimension blamed = null;
@@ -100,12 +138,6 @@ final class SizeLimits {
         }
         if (blamedKind != null) {
             throw new IllegalArgumentException(tooLong(model, batch, ranks, rows, flags, blamedKind, blamed));
-        }
-        if (ranks > 1 && model.parameterCount() > ARRAY_LIMIT) {
-            throw new IllegalArgumentException(String.format(Locale.ROOT, "--ranks %d is too many for a model of %,d parameters: "
-                    + "on more than one rank a checkpoint gathers the optimizer state of all parameters into one array, and %,d "
-                    + "floats are more than a Java array holds (%,d); train on one rank or make the model smaller",
-                    ranks, model.parameterCount(), model.parameterCount(), ARRAY_LIMIT));
         }
     }
 

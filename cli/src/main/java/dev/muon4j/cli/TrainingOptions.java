@@ -160,7 +160,7 @@ public final class TrainingOptions {
                             + "(--batch %d × --accumulate %d × context %d) the run's token count exceeds %,d; the most steps are %,d",
                     steps, tokensPerStep, batch, accumulate, model.contextLength(), Long.MAX_VALUE, Long.MAX_VALUE / tokensPerStep));
         }
-        SizeLimits.checkArrays(model.trunk(), batch, ranks, new SizeLimits.Flags(preset.config(), Integer.parseInt(DEFAULT_BATCH), true));
+        SizeLimits.checkArrays(model, batch, ranks, new SizeLimits.Flags(preset.config(), Integer.parseInt(DEFAULT_BATCH), true));
         SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(model, optimizer, b, ranks, false), batch, Runtime.getRuntime().maxMemory(),
                 "--batch, --context or the model size");
     }

@@ -84,6 +84,10 @@ class MoeCommandTest {
         Run llama = run("train", "--experts", "4", "--steps", "1", "--run-dir", tmp.resolve("l").toString());
         assertEquals(2, llama.code());
         assertTrue(llama.err().contains("--experts applies to --model deepseek only"), llama.err());
+        Run huge = run(train(tmp.resolve("h"), "--experts", "100000"));
+        assertEquals(2, huge.code());
+        assertTrue(huge.err().contains("--experts 100000 × --expert-width 128 × --width 192 = 2,457,600,000 floats in one stack of experts")
+                && huge.err().contains("the most experts of this width are 87,381"), huge.err());
         Run dense = run(train(tmp.resolve("d"), "--dense-layers", "9"));
         assertEquals(2, dense.code());
         assertTrue(dense.err().contains("--dense-layers must be in 0..4 (the layers), got 9"), dense.err());

@@ -56,12 +56,10 @@ public final class MixtureOfExperts implements FeedForward {
         int e = config.experts();
         int f = config.expertWidth();
         router = Parameter.matrix(prefix + "gate.weight", e, width);
-        gate = Parameter.stackedMatrices(prefix + "experts.gate_proj.weight", e, f, width, new float[e * f * width],
-                new float[e * f * width]);
-        up = Parameter.stackedMatrices(prefix + "experts.up_proj.weight", e, f, width, new float[e * f * width],
-                new float[e * f * width]);
-        down = Parameter.stackedMatrices(prefix + "experts.down_proj.weight", e, width, f, new float[e * f * width],
-                new float[e * f * width]);
+        int stack = Math.multiplyExact(Math.multiplyExact(e, f), width);
+        gate = Parameter.stackedMatrices(prefix + "experts.gate_proj.weight", e, f, width, new float[stack], new float[stack]);
+        up = Parameter.stackedMatrices(prefix + "experts.up_proj.weight", e, f, width, new float[stack], new float[stack]);
+        down = Parameter.stackedMatrices(prefix + "experts.down_proj.weight", e, width, f, new float[stack], new float[stack]);
         shared = config.sharedExperts() > 0 ? new SwiGlu(prefix + "shared_experts.", width, config.sharedExperts() * f) : null;
         bias = Parameter.zeros(prefix + "gate.e_score_correction_bias", ParamRole.BIAS, e);
         loads = new float[e];
