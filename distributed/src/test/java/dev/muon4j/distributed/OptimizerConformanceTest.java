@@ -241,6 +241,12 @@ class OptimizerConformanceTest {
             String what = c + ", " + mode + ", rank " + r + " of " + ranks;
             assertBitIdentical(one.params(), runs.get(r).params(), what);
             assertStateBitIdentical(one.state(), runs.get(r).state(), what + ", state");
+            // The chains recorded with the state are one process's: the same rules, each parameter under the same one.
+            assertTrue(!one.state().rules().isEmpty(), what + ": one process records its rules");
+            assertEquals(one.state().rules(), runs.get(r).state().rules(), what + ": recorded rules");
+            for (Map.Entry<String, OptimizerState.Entry> e : one.state().entries().entrySet()) {
+                assertEquals(e.getValue().rule(), runs.get(r).state().entries().get(e.getKey()).rule(), what + ": rule of " + e.getKey());
+            }
         }
     }
 
