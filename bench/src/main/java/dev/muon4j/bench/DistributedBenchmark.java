@@ -5,7 +5,7 @@ import dev.muon4j.backend.VectorBackend;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.ShardedOptimizer;
-import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.ScheduleKind;
@@ -23,7 +23,7 @@ import java.util.Objects;
 import java.util.stream.Stream;
 
 /**
- * Data-parallel training of a real Llama model on N in-process ranks (threads over
+ * Data-parallel training of a real model (dense Llama or Mixture-of-Experts) on N in-process ranks (threads over
  * {@link dev.muon4j.distributed.InProcessCollectives}, each with its own 1-thread
  * {@link VectorBackend}), against one process on the same 1-thread backend: per step, the bytes
  * each rank sends and receives, the step time split into forward + backward, communication,
@@ -118,7 +118,7 @@ public final class DistributedBenchmark {
     public record StateBytes(long largest, double mean, long singleProcess) {
     }
 
-    private final LlamaConfig model;
+    private final ModelConfig model;
     private final TokenDataset data;
     private final int batch;
     private final int warmup;
@@ -133,7 +133,7 @@ public final class DistributedBenchmark {
      * @param steps       measured steps
      * @param rankTimeout how long a rank waits for the others in one collective before the group fails
      */
-    public DistributedBenchmark(LlamaConfig model, TokenDataset data, int batch, int warmup, int steps, Duration rankTimeout) {
+    public DistributedBenchmark(ModelConfig model, TokenDataset data, int batch, int warmup, int steps, Duration rankTimeout) {
         if (batch < 1 || warmup < 0 || steps < 1) {
             throw new IllegalArgumentException("batch and steps must be >= 1 and warm-up >= 0, got " + batch + ", " + steps
                     + " and " + warmup);

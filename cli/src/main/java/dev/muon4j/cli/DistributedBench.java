@@ -7,7 +7,7 @@ import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.io.Json;
-import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.OptimizerChoice;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -96,13 +96,13 @@ final class DistributedBench implements Callable<Integer> {
             throw new IllegalArgumentException("--ranks must list rank counts >= 1, got " + ranks);
         }
         List<Integer> counts = ranks.stream().distinct().sorted().toList();
-        checkSizes(shape.apply(preset, 256), counts);
+        checkSizes(shape.model(preset, 256), counts);
         PrintWriter w = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        int context = shape.apply(preset, 256).contextLength();
+        int context = shape.model(preset, 256).contextLength();
         Corpus corpus = data == null || data.isEmpty() ? Corpus.defaultCorpus() : Corpus.fromPaths(data);
         TokenDataset dataset = TokenDataset.of(corpus, new ByteTokenizer(), TokenDataset.DEFAULT_VALIDATION_FRACTION, context);
-        LlamaConfig model = shape.apply(preset, dataset.vocabSize());
+        ModelConfig model = shape.model(preset, dataset.vocabSize());
         DistributedBenchmark bench = new DistributedBenchmark(model, dataset, batch, WARMUP_STEPS, steps, Duration.ofSeconds(rankTimeout));
 
         int processors = Runtime.getRuntime().availableProcessors();
@@ -120,9 +120,7 @@ final class DistributedBench implements Callable<Integer> {
         notes.add("no --launcher mpirun: ranks always run in-process");
         String machine = processors + " processors, " + System.getProperty("os.arch") + ", " + cpuName().map(c -> c + ", ").orElse("")
                 + "Java " + Runtime.version();
-        String modelText = String.format(Locale.ROOT, "%,d parameters: %d layers, width %d, %d heads (%d key/value), SwiGLU %d, "
-                        + "context %d, vocabulary %d%s", model.parameterCount(), model.layers(), model.width(), model.heads(),
-                model.kvHeads(), model.mlpWidth(), model.contextLength(), model.vocabSize(), model.tiedHead() ? ", tied head" : "");
+        String modelText = model.describe();
         String stepsText = String.format(Locale.ROOT, "%d warm-up + %d measured step(s) per run, %d sequences x %d tokens per step "
                 + "(the global batch, split over the ranks)", WARMUP_STEPS, steps, batch, model.contextLength());
         w.println("machine: " + machine);
@@ -199,7 +197,7 @@ final class DistributedBench implements Callable<Integer> {
      * the optimizer state (AdamW's, the largest) is split over them, and their forward and backward
      * passes over the shares of the batch together hold at least one pass over the whole batch.
      */
-    private void checkSizes(LlamaConfig model, List<Integer> counts) {
+    private void checkSizes(ModelConfig model, List<Integer> counts) {
         SizeLimits.Flags flags = new SizeLimits.Flags(preset.config(), Integer.parseInt(TrainingOptions.DEFAULT_BATCH), true);
         SizeLimits.checkArrays(model, batch, counts.getFirst(), flags);
         int most = counts.getLast();
@@ -300,7 +298,7 @@ final class DistributedBench implements Callable<Integer> {
         return s.toString();
     }
 
-    private Map<String, Object> json(String command, String machine, String data, LlamaConfig model, List<String> notes,
+    private Map<String, Object> json(String command, String machine, String data, ModelConfig model, List<String> notes,
                                      List<Measurement> results) {
         Map<String, Object> root = new LinkedHashMap<>();
         root.put("command", command);
