@@ -103,4 +103,19 @@ class DistributedBenchTest {
         assertTrue(md.contains("| 2 | AdamW | ZeRO-1 |"), md);
         assertTrue(md.contains("- bytes per rank per step, Muon/AdamW, 2 ranks, DISTRIBUTED_MUON: "), md);
     }
+
+    /** The MoE model on 2 ranks: each rank holds about half the state; the report names the experts. */
+    @Test
+    void theMoeModelRunsOnRanksToo() throws Exception {
+        Path out = tmp.resolve("moe.json");
+        String[] dense = args(out, "1,2");
+        List<String> a = new ArrayList<>(List.of(dense));
+        a.addAll(List.of("--model", "deepseek", "--experts", "4", "--expert-width", "16"));
+        String console = run(a.toArray(String[]::new));
+        assertTrue(console.contains("4 experts (2 active + 2 shared) of width 16"), console);
+        double state = number(console, "(?m)^optimizer state per rank / one process, 2 ranks, Muon \\(hybrid\\) WHOLE_MATRIX: ([0-9.]+) ");
+        assertTrue(state >= 0.5 && state < 0.6, "state ratio " + state + "\n" + console);
+        Map<String, Object> report = Json.parseObject(Files.readString(out));
+        assertEquals("deepseek", ((Map<?, ?>) report.get("model")).get("model"));
+    }
 }
