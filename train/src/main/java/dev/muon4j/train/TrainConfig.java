@@ -51,47 +51,17 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     /** DeepSeek-V3's bias update speed γ for the first 14.3T of its tokens (arXiv 2412.19437, §4.2). */
     public static final double DEFAULT_ROUTER_BIAS_RATE = 0.001;
 
-    /** With DeepSeek-V3's router bias rate. */
-    public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
-                       double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
-                       int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
-                       long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
-                       boolean perHeadQk, double qkClipThreshold, NewtonSchulzConfig.Method nsMethod) {
-        this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
-                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, DEFAULT_ROUTER_BIAS_RATE);
-    }
-
-    /** Moonlight's Muon with plain weight decay. */
+    /**
+     * Moonlight's Muon with plain weight decay, whole-matrix orthogonalization, no QK-clip, the standard
+     * Newton–Schulz iteration and DeepSeek-V3's router bias rate; {@link #toBuilder()} changes any of them.
+     */
     public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
                        double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                        int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
                        long checkpointEvery, int keepCheckpoints) {
         this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
                 minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                MuonVariant.MOONLIGHT, false, false);
-    }
-
-    /** Without QK-clip. */
-    public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
-                       double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
-                       int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
-                       long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
-                       boolean perHeadQk) {
-        this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
-                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, 0);
-    }
-
-    /** With the standard Newton–Schulz iteration. */
-    public TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1,
-                       double beta2, double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
-                       int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
-                       long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
-                       boolean perHeadQk, double qkClipThreshold) {
-        this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
-                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, NewtonSchulzConfig.Method.STANDARD);
+                MuonVariant.MOONLIGHT, false, false, 0, NewtonSchulzConfig.Method.STANDARD, DEFAULT_ROUTER_BIAS_RATE);
     }
 
     public TrainConfig {
@@ -123,6 +93,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         }
         nonNegative("gradient clipping norm", clipNorm);
         nonNegative("QK-clip threshold", qkClipThreshold);
+        nonNegative("router bias rate", routerBiasRate);
         if (evalEvery < 1 || evalBatches < 1) {
             throw new IllegalArgumentException("evalEvery and evalBatches must be >= 1, got " + evalEvery + " and " + evalBatches);
         }
@@ -150,37 +121,27 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     }
 
     public TrainConfig withOptimizer(OptimizerChoice o) {
-        return new TrainConfig(o, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
-                minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk,
-                qkClipThreshold, nsMethod, routerBiasRate);
+        return toBuilder().optimizer(o).build();
     }
 
     /** This config with another Muon variant, cautious weight decay and per-head query/key orthogonalization on or off. */
     public TrainConfig withMuon(MuonVariant variant, boolean cautious, boolean perHead) {
-        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
-                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                variant, cautious, perHead, qkClipThreshold, nsMethod, routerBiasRate);
+        return toBuilder().muonVariant(variant).cautiousWeightDecay(cautious).perHeadQk(perHead).build();
     }
 
     /** This config with QK-clip at threshold τ ({@code tau} 0: off). */
     public TrainConfig withQkClip(double tau) {
-        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
-                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, tau, nsMethod, routerBiasRate);
+        return toBuilder().qkClipThreshold(tau).build();
     }
 
     /** This config with another Newton–Schulz method for Muon's matrices. */
     public TrainConfig withNsMethod(NewtonSchulzConfig.Method method) {
-        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
-                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, method, routerBiasRate);
+        return toBuilder().nsMethod(method).build();
     }
 
     /** This config with the routers' bias update speed γ (0: off). */
     public TrainConfig withRouterBiasRate(double gamma) {
-        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps,
-                steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, gamma);
+        return toBuilder().routerBiasRate(gamma).build();
     }
 
     /** Whether QK-clip runs after each optimizer step ({@code qkClipThreshold > 0}). */
@@ -189,9 +150,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
     }
 
     public TrainConfig withSteps(long s) {
-        return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule,
-                Math.min(warmupSteps, s), s, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches,
-                checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, routerBiasRate);
+        return toBuilder().warmupSteps(Math.min(warmupSteps, s)).steps(s).build();
     }
 
     /** Field name → value, for JSON. */
@@ -223,5 +182,197 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         m.put("ns_method", nsMethod.name());
         m.put("router_bias_rate", routerBiasRate);
         return m;
+    }
+
+    /** A builder holding this config's values: change some, {@link Builder#build()} checks them all. */
+    public Builder toBuilder() {
+        Builder b = new Builder();
+            b.optimizer = optimizer;
+            b.learningRate = learningRate;
+            b.muonLearningRate = muonLearningRate;
+            b.weightDecay = weightDecay;
+            b.beta1 = beta1;
+            b.beta2 = beta2;
+            b.muonMomentum = muonMomentum;
+            b.schedule = schedule;
+            b.warmupSteps = warmupSteps;
+            b.steps = steps;
+            b.minLrFactor = minLrFactor;
+            b.batchSize = batchSize;
+            b.accumulation = accumulation;
+            b.clipNorm = clipNorm;
+            b.seed = seed;
+            b.evalEvery = evalEvery;
+            b.evalBatches = evalBatches;
+            b.checkpointEvery = checkpointEvery;
+            b.keepCheckpoints = keepCheckpoints;
+            b.muonVariant = muonVariant;
+            b.cautiousWeightDecay = cautiousWeightDecay;
+            b.perHeadQk = perHeadQk;
+            b.qkClipThreshold = qkClipThreshold;
+            b.nsMethod = nsMethod;
+            b.routerBiasRate = routerBiasRate;
+        return b;
+    }
+
+    /** The values of a {@link TrainConfig}, set one by one; {@link #build()} validates them as the constructor does. */
+    public static final class Builder {
+        private OptimizerChoice optimizer;
+        private double learningRate;
+        private double muonLearningRate;
+        private double weightDecay;
+        private double beta1;
+        private double beta2;
+        private double muonMomentum;
+        private ScheduleKind schedule;
+        private long warmupSteps;
+        private long steps;
+        private double minLrFactor;
+        private int batchSize;
+        private int accumulation;
+        private double clipNorm;
+        private long seed;
+        private long evalEvery;
+        private int evalBatches;
+        private long checkpointEvery;
+        private int keepCheckpoints;
+        private MuonVariant muonVariant;
+        private boolean cautiousWeightDecay;
+        private boolean perHeadQk;
+        private double qkClipThreshold;
+        private NewtonSchulzConfig.Method nsMethod;
+        private double routerBiasRate;
+
+        private Builder() {
+        }
+
+        public Builder optimizer(OptimizerChoice value) {
+            this.optimizer = value;
+            return this;
+        }
+
+        public Builder learningRate(double value) {
+            this.learningRate = value;
+            return this;
+        }
+
+        public Builder muonLearningRate(double value) {
+            this.muonLearningRate = value;
+            return this;
+        }
+
+        public Builder weightDecay(double value) {
+            this.weightDecay = value;
+            return this;
+        }
+
+        public Builder beta1(double value) {
+            this.beta1 = value;
+            return this;
+        }
+
+        public Builder beta2(double value) {
+            this.beta2 = value;
+            return this;
+        }
+
+        public Builder muonMomentum(double value) {
+            this.muonMomentum = value;
+            return this;
+        }
+
+        public Builder schedule(ScheduleKind value) {
+            this.schedule = value;
+            return this;
+        }
+
+        public Builder warmupSteps(long value) {
+            this.warmupSteps = value;
+            return this;
+        }
+
+        public Builder steps(long value) {
+            this.steps = value;
+            return this;
+        }
+
+        public Builder minLrFactor(double value) {
+            this.minLrFactor = value;
+            return this;
+        }
+
+        public Builder batchSize(int value) {
+            this.batchSize = value;
+            return this;
+        }
+
+        public Builder accumulation(int value) {
+            this.accumulation = value;
+            return this;
+        }
+
+        public Builder clipNorm(double value) {
+            this.clipNorm = value;
+            return this;
+        }
+
+        public Builder seed(long value) {
+            this.seed = value;
+            return this;
+        }
+
+        public Builder evalEvery(long value) {
+            this.evalEvery = value;
+            return this;
+        }
+
+        public Builder evalBatches(int value) {
+            this.evalBatches = value;
+            return this;
+        }
+
+        public Builder checkpointEvery(long value) {
+            this.checkpointEvery = value;
+            return this;
+        }
+
+        public Builder keepCheckpoints(int value) {
+            this.keepCheckpoints = value;
+            return this;
+        }
+
+        public Builder muonVariant(MuonVariant value) {
+            this.muonVariant = value;
+            return this;
+        }
+
+        public Builder cautiousWeightDecay(boolean value) {
+            this.cautiousWeightDecay = value;
+            return this;
+        }
+
+        public Builder perHeadQk(boolean value) {
+            this.perHeadQk = value;
+            return this;
+        }
+
+        public Builder qkClipThreshold(double value) {
+            this.qkClipThreshold = value;
+            return this;
+        }
+
+        public Builder nsMethod(NewtonSchulzConfig.Method value) {
+            this.nsMethod = value;
+            return this;
+        }
+
+        public Builder routerBiasRate(double value) {
+            this.routerBiasRate = value;
+            return this;
+        }
+
+        public TrainConfig build() {
+            return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, routerBiasRate);
+        }
     }
 }
