@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.VectorBackend;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -16,36 +15,8 @@ import org.junit.jupiter.api.Test;
  * are refused with the reason.
  */
 class UpdateRuleTest {
-    /** A stateful elementwise stage: u ← u + t, then t ← ½·t + u (the new u). Any arithmetic would do. */
-    record Trace() implements UpdateTransform {
-        @Override
-        public String name() {
-            return "trace";
-        }
-
-        @Override
-        public Scope scope() {
-            return Scope.ELEMENTWISE;
-        }
-
-        @Override
-        public Map<String, Integer> state(Parameter parameter) {
-            return Map.of("trace", parameter.size());
-        }
-
-        @Override
-        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
-            float[] t = slot.buffer("trace");
-            for (int i = 0; i < len; i++) {
-                int k = from - slot.base() + i;
-                u[uOff + i] += t[k];
-                t[k] = 0.5f * t[k] + u[uOff + i];
-            }
-        }
-    }
-
     static UpdateRule tracedSgd() {
-        return new UpdateRule("traced_sgd", Route.ADAMW, List.of(new Trace(), new Transforms.DecoupledUpdate()));
+        return new UpdateRule("traced_sgd", Route.ADAMW, List.of(new TraceStage(), new Transforms.DecoupledUpdate()));
     }
 
     @Test
@@ -104,14 +75,14 @@ class UpdateRuleTest {
     @Test
     void malformedChainsAreRefusedWithTheReason() {
         IllegalArgumentException noEnd = assertThrows(IllegalArgumentException.class,
-                () -> new UpdateRule("x", Route.ADAMW, List.of(new Trace())));
+                () -> new UpdateRule("x", Route.ADAMW, List.of(new TraceStage())));
         assertTrue(noEnd.getMessage().contains("must end with the decoupled update"), noEnd.getMessage());
         UpdateTransform ns = new Transforms.Orthogonalize(NewtonSchulzConfig.defaults());
         IllegalArgumentException twoRuns = assertThrows(IllegalArgumentException.class,
-                () -> new UpdateRule("x", Route.MUON, List.of(ns, new Trace(), ns, new Transforms.DecoupledUpdate())));
+                () -> new UpdateRule("x", Route.MUON, List.of(ns, new TraceStage(), ns, new Transforms.DecoupledUpdate())));
         assertTrue(twoRuns.getMessage().contains("two separate runs of matrix stages"), twoRuns.getMessage());
         Parameter m = Parameter.matrix("w", 4, 3);
-        UpdateRule twice = new UpdateRule("x", Route.MUON, List.of(new Trace(), new Trace(), new Transforms.DecoupledUpdate()));
+        UpdateRule twice = new UpdateRule("x", Route.MUON, List.of(new TraceStage(), new TraceStage(), new Transforms.DecoupledUpdate()));
         IllegalArgumentException dup = assertThrows(IllegalArgumentException.class, () -> twice.check(m));
         assertTrue(dup.getMessage().contains("two stages keep a buffer named trace"), dup.getMessage());
         UpdateRule muon = UpdateRule.muon(MuonConfig.builder().build());

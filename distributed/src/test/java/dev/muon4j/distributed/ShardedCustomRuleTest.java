@@ -23,6 +23,7 @@ import dev.muon4j.optim.ParamState;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.optim.Route;
 import dev.muon4j.optim.StepContext;
+import dev.muon4j.optim.TraceStage;
 import dev.muon4j.optim.Transforms;
 import dev.muon4j.optim.UpdateRule;
 import dev.muon4j.optim.UpdateTransform;
@@ -39,34 +40,6 @@ import org.junit.jupiter.params.provider.EnumSource;
  */
 class ShardedCustomRuleTest {
     private static final int STEPS = 4;
-
-    /** u ← u + t, then t ← ½·t + u: stateful, elementwise, and sensitive to the element index its state is read at. */
-    record Trace() implements UpdateTransform {
-        @Override
-        public String name() {
-            return "trace";
-        }
-
-        @Override
-        public Scope scope() {
-            return Scope.ELEMENTWISE;
-        }
-
-        @Override
-        public Map<String, Integer> state(Parameter parameter) {
-            return Map.of("trace", parameter.size());
-        }
-
-        @Override
-        public void apply(StepContext step, ParamState slot, int from, float[] u, int uOff, int len) {
-            float[] t = slot.buffer("trace");
-            for (int i = 0; i < len; i++) {
-                int k = from - slot.base() + i;
-                u[uOff + i] += t[k];
-                t[k] = 0.5f * t[k] + u[uOff + i];
-            }
-        }
-    }
 
     /** An elementwise stage that (wrongly) keeps one float per parameter rather than per element. */
     record Counter() implements UpdateTransform {
@@ -110,9 +83,9 @@ class ShardedCustomRuleTest {
     }
 
     private static HybridOptimizer.Builder settings(Backend backend) {
-        UpdateRule tracedMuon = new UpdateRule("traced_muon", Route.MUON, List.of(new Trace(),
+        UpdateRule tracedMuon = new UpdateRule("traced_muon", Route.MUON, List.of(new TraceStage(),
                 new Transforms.Orthogonalize(NewtonSchulzConfig.defaults()), new Transforms.DecoupledUpdate()));
-        UpdateRule tracedSgd = new UpdateRule("traced_sgd", Route.ADAMW, List.of(new Trace(), new Transforms.DecoupledUpdate()));
+        UpdateRule tracedSgd = new UpdateRule("traced_sgd", Route.ADAMW, List.of(new TraceStage(), new Transforms.DecoupledUpdate()));
         return HybridOptimizer.builder(backend)
                 .muon(MuonConfig.moonlight().learningRate(0.02).build())
                 .adamw(AdamWConfig.builder().learningRate(0.01).weightDecay(0.1).build())
