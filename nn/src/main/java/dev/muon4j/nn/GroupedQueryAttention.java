@@ -6,7 +6,6 @@ import dev.muon4j.autograd.Rope;
 import dev.muon4j.autograd.Tensor;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.optim.QkClip;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -23,7 +22,7 @@ public final class GroupedQueryAttention implements Attention {
     private final int kvHeads;
     private final int headDim;
     private final Rope rope;
-    private final float[] maxLogits; // (H) largest attention logit since the last reset
+    private final HeadMaxima maxima; // (H) largest attention logit since the last reset
 
     /** A zero attention of width {@code width}; names start with {@code prefix}; {@code rope} of head dimension D. */
     public GroupedQueryAttention(String prefix, int width, int heads, int kvHeads, int headDim, Rope rope) {
@@ -35,8 +34,7 @@ public final class GroupedQueryAttention implements Attention {
         wk = Parameter.matrix(prefix + "k_proj.weight", kvHeads * headDim, width);
         wv = Parameter.matrix(prefix + "v_proj.weight", kvHeads * headDim, width);
         wo = Parameter.matrix(prefix + "o_proj.weight", width, heads * headDim);
-        maxLogits = new float[heads];
-        resetMaxLogits();
+        maxima = new HeadMaxima(heads);
     }
 
     @Override
@@ -49,7 +47,7 @@ public final class GroupedQueryAttention implements Attention {
         Tensor q = Ops.rope(g, rope, Ops.linear(g, x, g.parameter(wq)), time);   // (N, H·D)
         Tensor k = Ops.rope(g, rope, Ops.linear(g, x, g.parameter(wk)), time);   // (N, K·D)
         Tensor v = Ops.linear(g, x, g.parameter(wv));                            // (N, K·D)
-        Tensor att = Ops.causalAttention(g, q, k, v, batch, time, heads, kvHeads, maxLogits, 0); // (N, H·D)
+        Tensor att = Ops.causalAttention(g, q, k, v, batch, time, heads, kvHeads, maxima.raised(), 0); // (N, H·D)
         return Ops.linear(g, att, g.parameter(wo));                              // (N, C)
     }
 
@@ -60,17 +58,17 @@ public final class GroupedQueryAttention implements Attention {
 
     @Override
     public float[] maxLogits() {
-        return maxLogits.clone();
+        return maxima.copy();
     }
 
     @Override
     public void resetMaxLogits() {
-        Arrays.fill(maxLogits, Float.NEGATIVE_INFINITY);
+        maxima.reset();
     }
 
     @Override
     public int qkClip(double tau, double[] maxLogits, int offset) {
-        double[] s = Arrays.copyOfRange(maxLogits, offset, offset + heads);
+        double[] s = maxima.of(maxLogits, offset);
         return QkClip.clip(wq.value(), wk.value(), heads, kvHeads, headDim, s, tau);
     }
 

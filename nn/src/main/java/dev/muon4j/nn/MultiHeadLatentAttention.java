@@ -8,7 +8,6 @@ import dev.muon4j.optim.ParamRole;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.optim.QkClip;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -65,7 +64,7 @@ public final class MultiHeadLatentAttention implements Attention {
     private final Parameter wkvB;     // (H·(Dn+Dv), R_kv) kv_b_proj
     private final Parameter wo;       // (C, H·Dv)        o_proj
     private final List<Parameter> parameters;
-    private final float[] maxLogits;  // (H) largest attention logit since the last reset
+    private final HeadMaxima maxima; // (H) largest attention logit since the last reset
 
     /**
      * A zero attention of width {@code width} (C) with {@code heads} heads; names start with
@@ -101,8 +100,7 @@ public final class MultiHeadLatentAttention implements Attention {
                 config.kvRank()));
         wo = add(all, Parameter.matrix(prefix + "o_proj.weight", width, heads * config.valueHeadDim()));
         parameters = List.copyOf(all);
-        maxLogits = new float[heads];
-        resetMaxLogits();
+        maxima = new HeadMaxima(heads);
     }
 
     private static Parameter add(List<Parameter> all, Parameter p) {
@@ -139,7 +137,7 @@ public final class MultiHeadLatentAttention implements Attention {
         Tensor kv = Ops.linear(g, latent, g.parameter(wkvB));                              // (N, H·(Dn+Dv))
         Tensor key = Ops.concatHeads(g, Ops.sliceHeads(g, kv, h, 0, dn), Ops.repeatHeads(g, kRot, h), h); // (N, H·(Dn+Dr))
         Tensor value = Ops.sliceHeads(g, kv, h, dn, dv);                                   // (N, H·Dv)
-        Tensor att = Ops.causalAttention(g, query, key, value, batch, time, h, h, dv, maxLogits, 0); // (N, H·Dv)
+        Tensor att = Ops.causalAttention(g, query, key, value, batch, time, h, h, dv, maxima.raised(), 0); // (N, H·Dv)
         return Ops.linear(g, att, g.parameter(wo));                                        // (N, C)
     }
 
@@ -150,12 +148,12 @@ public final class MultiHeadLatentAttention implements Attention {
 
     @Override
     public float[] maxLogits() {
-        return maxLogits.clone();
+        return maxima.copy();
     }
 
     @Override
     public void resetMaxLogits() {
-        Arrays.fill(maxLogits, Float.NEGATIVE_INFINITY);
+        maxima.reset();
     }
 
     /**
@@ -167,7 +165,7 @@ public final class MultiHeadLatentAttention implements Attention {
      */
     @Override
     public int qkClip(double tau, double[] maxLogits, int offset) {
-        double[] s = Arrays.copyOfRange(maxLogits, offset, offset + heads);
+        double[] s = maxima.of(maxLogits, offset);
         return QkClip.clipLatent(queryProjection().value(), wkvB.value(), heads, config.nopeHeadDim(), config.ropeHeadDim(),
                 config.valueHeadDim(), s, tau);
     }
