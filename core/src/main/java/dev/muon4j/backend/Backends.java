@@ -10,9 +10,17 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Opens a {@link Backend}. For {@link BackendKind#AUTO} the order is: the system's libopenblas, the
- * libopenblas bundled in Maven's {@code org.bytedeco:openblas} jar, the pure-Java Vector API
- * backend. The choice (and why earlier ones were skipped) is logged once per open.
+ * Opens a {@link Backend}. For {@link BackendKind#AUTO}: oneDNN when its kernels run AVX-512 on
+ * this processor; otherwise the system's libopenblas, the libopenblas bundled in Maven's
+ * {@code org.bytedeco:openblas} jar, oneDNN, and the pure-Java Vector API backend, in that order.
+ * A native backend is taken only after it multiplies a small product within float rounding of a
+ * scalar float64 one. The choice, and why earlier ones were skipped, is logged once per open.
+ *
+ * <p>Why this order (measured on a 2-core AMD Zen 5 with AVX-512, docs/BENCHMARKS.md): with
+ * AVX-512, oneDNN's GEMM runs about twice as fast as OpenBLAS's, which the environment pins to its
+ * AVX2 kernels there ({@code OPENBLAS_CORETYPE=Haswell}); with AVX2 only (oneDNN limited to it by
+ * {@code DNNL_MAX_CPU_ISA=AVX2}) neither is faster on every shape muon4j multiplies, so the
+ * OpenBLAS that muon4j always used stays first there.
  *
  * <p>Overrides: system property {@code muon4j.openblas.path} or environment variable
  * {@code MUON4J_OPENBLAS} names a libopenblas file to use as the system library.
@@ -36,6 +44,10 @@ public final class Backends {
     private static final List<String> BUNDLED_FILES = List.of(
             "libopenblas.so.0", "libgfortran.so.5", "libquadmath.so.0", "libgcc_s.so.1");
 
+    /** Files of oneDNN from org.bytedeco:dnnl: the library and the GNU OpenMP runtime it was built with. */
+    private static final String ONEDNN_RESOURCE_DIR = "org/bytedeco/dnnl/linux-x86_64/";
+    private static final List<String> ONEDNN_FILES = List.of("libdnnl.so.3", "libgomp.so.1");
+
     private Backends() {
     }
 
@@ -45,23 +57,119 @@ public final class Backends {
             case VECTOR -> logged(new VectorBackend(config.threads()), "requested");
             case OPENBLAS_SYSTEM -> logged(openSystem(config.threads()), "requested");
             case OPENBLAS_BUNDLED -> logged(openBundled(config.threads()), "requested");
+            case ONEDNN -> logged(openOneDnn(config.threads()), "requested");
             case AUTO -> openAuto(config.threads());
         };
     }
 
     private static Backend openAuto(int threads) {
         List<String> skipped = new ArrayList<>();
+        OneDnnBackend oneDnn = null;
         try {
-            return logged(openSystem(threads), "auto");
+            oneDnn = checked(openOneDnn(threads));
+            if (oneDnn.isa().startsWith("AVX-512")) {
+                return logged(oneDnn, "auto: its kernels use " + oneDnn.isa() + " on this processor");
+            }
+            skipped.add("oneDNN: " + oneDnn.isa() + " only, OpenBLAS first");
+        } catch (RuntimeException e) {
+            skipped.add("oneDNN: " + e.getMessage());
+        }
+        try {
+            return logged(checked(openSystem(threads)), auto(skipped));
         } catch (RuntimeException e) {
             skipped.add("system OpenBLAS: " + e.getMessage());
         }
         try {
-            return logged(openBundled(threads), "auto; skipped " + String.join("; ", skipped));
+            return logged(checked(openBundled(threads)), auto(skipped));
         } catch (RuntimeException e) {
             skipped.add("bundled OpenBLAS: " + e.getMessage());
         }
-        return logged(new VectorBackend(threads), "auto; skipped " + String.join("; ", skipped));
+        if (oneDnn != null) {
+            return logged(oneDnn, auto(skipped));
+        }
+        return logged(new VectorBackend(threads), auto(skipped));
+    }
+
+    private static String auto(List<String> skipped) {
+        return skipped.isEmpty() ? "auto" : "auto; skipped " + String.join("; ", skipped);
+    }
+
+    /**
+     * Returns {@code backend} if a 37×29×41 product with both operands transposed in turn, and a
+     * SYRK and a SYMM of the same sizes, agree with a float64 computation to 1e-5 relative to the
+     * operands' scale; closes it and throws naming the largest error otherwise. A library that
+     * loads but computes wrong on this processor (as older OpenBLAS builds did on some) is not used.
+     */
+    static <B extends Backend> B checked(B backend) {
+        int m = 37;
+        int n = 29;
+        int k = 41;
+        var random = new java.util.Random(20261127);
+        float[] a = new float[m * k];
+        float[] b = new float[k * n];
+        float[] s = new float[m * m];
+        for (float[] x : new float[][] {a, b, s}) {
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) (random.nextDouble() * 2 - 1);
+            }
+        }
+        double worst = 0;
+        for (int variant = 0; variant < 4; variant++) {
+            boolean ta = (variant & 1) != 0;
+            boolean tb = (variant & 2) != 0;
+            float[] c = new float[m * n];
+            backend.gemm(ta, tb, m, n, k, 1f, ta ? transpose(a, m, k) : a, 0, ta ? m : k,
+                    tb ? transpose(b, k, n) : b, 0, tb ? k : n, 0f, c, 0, n);
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    double ref = 0;
+                    for (int l = 0; l < k; l++) {
+                        ref += (double) a[i * k + l] * b[l * n + j];
+                    }
+                    worst = Math.max(worst, Math.abs(c[i * n + j] - ref));
+                }
+            }
+        }
+        float[] upper = new float[m * m];
+        backend.syrk(false, m, k, 1f, a, 0, k, 0f, upper, 0, m);
+        for (int i = 0; i < m; i++) {
+            for (int j = i; j < m; j++) {
+                double ref = 0;
+                for (int l = 0; l < k; l++) {
+                    ref += (double) a[i * k + l] * a[j * k + l];
+                }
+                worst = Math.max(worst, Math.abs(upper[i * m + j] - ref));
+            }
+        }
+        float[] sb = new float[m * n];
+        float[] bm = java.util.Arrays.copyOf(b, m * n);
+        backend.symm(m, n, 1f, s, 0, m, bm, 0, n, 0f, sb, 0, n);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double ref = 0;
+                for (int l = 0; l < m; l++) {
+                    ref += (double) s[Math.min(i, l) * m + Math.max(i, l)] * bm[l * n + j];
+                }
+                worst = Math.max(worst, Math.abs(sb[i * n + j] - ref));
+            }
+        }
+        // each entry sums at most 41 products of numbers in [-1, 1]: float rounding stays far below 1e-4
+        if (!(worst <= 1e-4)) {
+            backend.close();
+            throw new IllegalStateException("computes wrong results on this processor (largest error " + worst
+                    + " on a 37×29×41 check against float64)");
+        }
+        return backend;
+    }
+
+    private static float[] transpose(float[] x, int rows, int cols) {
+        float[] t = new float[x.length];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                t[j * rows + i] = x[i * cols + j];
+            }
+        }
+        return t;
     }
 
     private static Backend logged(Backend backend, String why) {
@@ -91,19 +199,60 @@ public final class Backends {
 
     /** Extracts (once) and opens the libopenblas from the org.bytedeco:openblas jar on the class path. */
     public static OpenBlasBackend openBundled(int threads) {
-        Path dir = bundledDirectory();
-        try {
-            Files.createDirectories(dir);
-            for (String file : BUNDLED_FILES) {
-                extract(BUNDLED_RESOURCE_DIR + file, dir.resolve(file));
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException("cannot extract bundled OpenBLAS into " + dir + ": " + e.getMessage(), e);
-        }
+        Path dir = extractAll("openblas", BUNDLED_RESOURCE_DIR, BUNDLED_FILES);
         return OpenBlasBackend.open(BackendKind.OPENBLAS_BUNDLED, dir.resolve("libopenblas.so.0"), threads);
     }
 
-    private static Path bundledDirectory() {
+    /**
+     * Extracts (once) and opens oneDNN from the org.bytedeco:dnnl jar on the class path.
+     *
+     * <p>Unless the environment already says how OpenMP threads wait ({@code OMP_WAIT_POLICY} or
+     * {@code GOMP_SPINCOUNT}), sets {@code OMP_WAIT_POLICY=PASSIVE} for the process before the
+     * OpenMP runtime loads: between two GEMMs muon4j's own threads run the element-wise work, and
+     * OpenMP workers spinning on their cores for the next parallel region would take the cores
+     * from them (measured on 2 shared cores: docs/BENCHMARKS.md).
+     */
+    public static OneDnnBackend openOneDnn(int threads) {
+        Path dir = extractAll("dnnl", ONEDNN_RESOURCE_DIR, ONEDNN_FILES);
+        if (System.getenv("OMP_WAIT_POLICY") == null && System.getenv("GOMP_SPINCOUNT") == null) {
+            setEnvironment("OMP_WAIT_POLICY", "PASSIVE");
+        }
+        return OneDnnBackend.open(dir.resolve("libdnnl.so.3"), threads);
+    }
+
+    /** Sets a variable of the process environment (C's {@code setenv}, not overwriting), as native libraries see it. */
+    private static void setEnvironment(String name, String value) {
+        var linker = java.lang.foreign.Linker.nativeLinker();
+        var setenv = linker.defaultLookup().find("setenv").orElseThrow(() -> new IllegalStateException("no setenv in libc"));
+        var handle = linker.downcallHandle(setenv, java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT,
+                java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.JAVA_INT));
+        try (var arena = java.lang.foreign.Arena.ofConfined()) {
+            int status = (int) handle.invokeExact(arena.allocateFrom(name), arena.allocateFrom(value), 0);
+            if (status != 0) {
+                throw new IllegalStateException("setenv " + name + " failed");
+            }
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("setenv " + name + " failed", t);
+        }
+    }
+
+    /** Extracts {@code files} of the org.bytedeco artifact into the cache directory named after its version. */
+    private static Path extractAll(String artifact, String resourceDir, List<String> files) {
+        Path dir = cacheDirectory(artifact);
+        try {
+            Files.createDirectories(dir);
+            for (String file : files) {
+                extract(resourceDir + file, dir.resolve(file), artifact);
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot extract bundled " + artifact + " into " + dir + ": " + e.getMessage(), e);
+        }
+        return dir;
+    }
+
+    private static Path cacheDirectory(String artifact) {
         String base = System.getProperty("muon4j.cache.dir");
         if (base == null || base.isBlank()) {
             String xdg = System.getenv("XDG_CACHE_HOME");
@@ -111,7 +260,7 @@ public final class Backends {
         }
         String version = "unknown";
         try (InputStream in = Backends.class.getClassLoader()
-                .getResourceAsStream("META-INF/maven/org.bytedeco/openblas/pom.properties")) {
+                .getResourceAsStream("META-INF/maven/org.bytedeco/" + artifact + "/pom.properties")) {
             if (in != null) {
                 var props = new java.util.Properties();
                 props.load(in);
@@ -120,15 +269,15 @@ public final class Backends {
         } catch (IOException e) {
             // keep "unknown": files are still compared by size before reuse
         }
-        return Path.of(base, "openblas-" + version);
+        return Path.of(base, artifact + "-" + version);
     }
 
     /** Copies a class-path resource to {@code target} unless a file of the same size is already there; atomic. */
-    private static void extract(String resource, Path target) throws IOException {
+    private static void extract(String resource, Path target, String artifact) throws IOException {
         ClassLoader loader = Backends.class.getClassLoader();
         var url = loader.getResource(resource);
         if (url == null) {
-            throw new IOException("resource " + resource + " not on the class path (is org.bytedeco:openblas:linux-x86_64 a dependency?)");
+            throw new IOException("resource " + resource + " not on the class path (is org.bytedeco:" + artifact + ":linux-x86_64 a dependency?)");
         }
         long size = url.openConnection().getContentLengthLong();
         if (Files.isRegularFile(target) && size >= 0 && Files.size(target) == size) {

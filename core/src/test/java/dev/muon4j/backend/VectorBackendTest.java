@@ -23,8 +23,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Checks gemm, syrk and symm of the Vector API backend (1 and 2 threads) and of the bundled
- * OpenBLAS backend against a plain triple loop accumulating in double.
+ * Checks gemm, syrk and symm of the Vector API backend (1 and 2 threads), of the bundled OpenBLAS
+ * backend and of oneDNN (1 and 2 threads; its SYRK and SYMM are built from GEMM) against a plain
+ * triple loop accumulating in double.
  *
  * <p>Tolerance: every element must be within {@value #RELATIVE_TOLERANCE} × (|alpha|·Σ|a·b| +
  * |beta·c|) of the reference, the bound of float rounding for these depths with room to spare.
@@ -46,6 +47,8 @@ class VectorBackendTest {
         backends.put("vector-1", new VectorBackend(1));
         backends.put("vector-2", new VectorBackend(2));
         backends.put("openblas-2", Backends.openBundled(2));
+        backends.put("onednn-1", Backends.openOneDnn(1));
+        backends.put("onednn-2", Backends.openOneDnn(2));
     }
 
     @AfterAll

@@ -28,7 +28,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * singular values of its output (computed in float64 with a Jacobi eigenvalue routine), the Polar
  * Express constants, the batched and in-place forms (bit for bit), scale and transpose invariance,
  * and the rejection of bad arguments. Runs on the bundled OpenBLAS backend, and on the Vector API
- * backend where that is cheap.
+ * and oneDNN backends where that is cheap.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class NewtonSchulzTest {
@@ -37,11 +37,13 @@ class NewtonSchulzTest {
 
     private Backend openBlas;
     private Backend vector;
+    private Backend oneDnn;
 
     @BeforeAll
     void openBackends() {
         openBlas = Backends.openBundled(2);
         vector = new VectorBackend(2);
+        oneDnn = Backends.openOneDnn(2);
     }
 
     @AfterAll
@@ -51,6 +53,9 @@ class NewtonSchulzTest {
         }
         if (vector != null) {
             vector.close();
+        }
+        if (oneDnn != null) {
+            oneDnn.close();
         }
     }
 
@@ -254,7 +259,7 @@ class NewtonSchulzTest {
     static Stream<Arguments> shapesAndSchedules() {
         int[][] shapes = {{8, 8}, {17, 33}, {64, 32}, {96, 200}, {1, 5}, {5, 1}};
         List<Arguments> out = new ArrayList<>();
-        for (String backend : List.of("openblas", "vector")) {
+        for (String backend : List.of("openblas", "vector", "onednn")) {
             for (String schedule : List.of("keller-jordan", "polar-express")) {
                 for (int[] shape : shapes) {
                     out.add(Arguments.of(backend, schedule, shape[0], shape[1]));
@@ -268,6 +273,7 @@ class NewtonSchulzTest {
         return switch (name) {
             case "openblas" -> openBlas;
             case "vector" -> vector;
+            case "onednn" -> oneDnn;
             default -> throw new IllegalArgumentException(name);
         };
     }
