@@ -35,11 +35,12 @@ final class AttentionOps {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
     /**
-     * Rows of a query block (and columns of a key block). Measured on 2 Zen 5 cores with OpenBLAS
-     * at T = 256…2048, D = 64 (docs/BENCHMARKS.md, "Causal attention"): smaller blocks skip more of
-     * the masked triangle but make GEMMs too small to run at full rate.
+     * Rows of a query block (and columns of a key block). Chosen from 64, 128 and 256 by timing on
+     * 2 Zen 5 cores with OpenBLAS at T = 256…2048, D = 64 (docs/BENCHMARKS.md, "Causal attention"):
+     * smaller blocks skip more of the masked triangle but give more, smaller GEMMs, whose calls and
+     * thread hand-offs then cost more than the skipped work saves.
      */
-    static final int BLOCK_ROWS = 64;
+    static final int BLOCK_ROWS = 128;
 
     private AttentionOps() {
     }
