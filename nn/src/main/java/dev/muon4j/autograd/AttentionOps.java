@@ -24,8 +24,9 @@ import jdk.incubator.vector.VectorSpecies;
  * dimension inside the GEMM. Inside the diagonal blocks the masked upper triangles are still
  * computed and set to zero; the rest of the masked part is neither computed nor read (the T×T
  * scratch keeps its layout; entries right of a row's block are left unwritten). The work of S, say,
- * falls from T² to (T² + T·{@code BLOCK_ROWS})/2 per head. Every entry the products skip is a
- * masked zero, so the result is the full product's, up to the order of float32 additions.
+ * falls from T²·D to about (T² + T·{@code BLOCK_ROWS})·D/2 multiply-adds per head. Every entry the
+ * products skip is a masked zero, so the result is the full product's, up to the order of float32
+ * additions.
  *
  * <p>Given an array for them, the forward also records each query head's largest pre-softmax logit
  * (an entry of S over the batch, the positions and the causally visible keys, signed and with the
@@ -35,7 +36,7 @@ final class AttentionOps {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
     /**
-     * Rows of a query block (and columns of a key block). Chosen from 64, 128 and 256 by timing on
+     * Rows of a query block (and columns of a key block). Chosen from 32, 64, 128 and 256 by timing on
      * 2 Zen 5 cores with OpenBLAS at T = 256…2048, D = 64 (docs/BENCHMARKS.md, "Causal attention"):
      * smaller blocks skip more of the masked triangle but give more, smaller GEMMs, whose calls and
      * thread hand-offs then cost more than the skipped work saves.
