@@ -169,6 +169,20 @@ class GradientCheckTest {
                 new float[3], 0),
                 wrt("q", randn(rnd, 8 * 12, 1), 8, 12), wrt("k", randn(rnd, 8 * 12, 1), 8, 12),
                 wrt("v", randn(rnd, 8 * 6, 1), 8, 6)));
+        // Query/key blocks smaller than T (AttentionOps skips the masked blocks): T = 7 in blocks of 3
+        // (the last one short), blocks of 1, and grouped heads with Dv ≠ D in blocks of 2.
+        cases.add(new Case("causalAttention blocks of 3 B=2 T=7 H=4 K=2 D=3", (g, in) -> AttentionOps.causal(g, in[0], in[1], in[2],
+                2, 7, 4, 2, 3, new float[4], 0, 3),
+                wrt("q", randn(rnd, 14 * 12, 1), 14, 12), wrt("k", randn(rnd, 14 * 6, 1), 14, 6),
+                wrt("v", randn(rnd, 14 * 6, 1), 14, 6)));
+        cases.add(new Case("causalAttention blocks of 1 B=1 T=5 H=K=2 D=4", (g, in) -> AttentionOps.causal(g, in[0], in[1], in[2],
+                1, 5, 2, 2, 4, null, 0, 1),
+                wrt("q", randn(rnd, 5 * 8, 1), 5, 8), wrt("k", randn(rnd, 5 * 8, 1), 5, 8),
+                wrt("v", randn(rnd, 5 * 8, 1), 5, 8)));
+        cases.add(new Case("causalAttention blocks of 2 Dv=5 B=2 T=5 H=4 K=2 D=3", (g, in) -> AttentionOps.causal(g, in[0], in[1], in[2],
+                2, 5, 4, 2, 5, new float[4], 0, 2),
+                wrt("q", randn(rnd, 10 * 12, 1), 10, 12), wrt("k", randn(rnd, 10 * 6, 1), 10, 6),
+                wrt("v", randn(rnd, 10 * 10, 1), 10, 10)));
         // Head column operations: slices of each head, a plain column slice, per-head concatenation, a part repeated per head.
         cases.add(new Case("sliceHeads (3 heads, columns 1..4 of 5)", (g, in) -> Ops.sliceHeads(g, in[0], 3, 1, 3),
                 wrt("x", randn(rnd, 4 * 15, 1), 4, 15)));
