@@ -3,6 +3,7 @@ package dev.muon4j.cli;
 import dev.muon4j.nn.ArrayKind;
 import dev.muon4j.nn.ArrayKind.Dimension;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.MlaConfig;
 import dev.muon4j.nn.MoeConfig;
 import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.nn.ModelConfig;
@@ -80,6 +81,9 @@ final class SizeLimits {
         checkArrays(model.trunk(), batch, ranks, flags);
         if (model instanceof DeepSeekConfig moe) {
             checkExperts(moe, rowsPerRank(batch, ranks));
+            if (moe.mla() != null) {
+                checkLatentAttention(moe, rowsPerRank(batch, ranks));
+            }
         }
         if (ranks > 1 && model.parameterCount() > ARRAY_LIMIT) {
             throw new IllegalArgumentException(String.format(Locale.ROOT, "--ranks %d is too many for a model of %,d parameters: "
@@ -109,6 +113,25 @@ final class SizeLimits {
                     + "floats of routed rows in one micro-batch, more than a Java array holds (%,d); lower --batch, --context or "
                     + "--active-experts", rows, model.trunk().contextLength(), moe.activeExperts(), widest, times(routed, widest),
                     ARRAY_LIMIT));
+        }
+    }
+
+    /**
+     * The widest activations of latent attention, which the trunk's grouped-query arrays do not
+     * bound: queries (B·T × H·(Dn + Dr)) and the keys and values out of {@code kv_b_proj}
+     * (B·T × H·(Dn + Dv)), each one array per micro-batch.
+     */
+    private static void checkLatentAttention(DeepSeekConfig model, int rows) {
+        MlaConfig mla = model.mla();
+        int heads = model.trunk().heads();
+        int context = model.trunk().contextLength();
+        long perToken = (long) heads * Math.max(mla.nopeHeadDim() + mla.ropeHeadDim(), mla.nopeHeadDim() + mla.valueHeadDim());
+        long floats = times(times(rows, context), perToken);
+        if (floats > ARRAY_LIMIT) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT, "%d sequences × context %d × %d heads × %d = %,d floats "
+                    + "of latent-attention queries or keys and values in one micro-batch, more than a Java array holds (%,d); "
+                    + "lower --batch or --context (at context %d a micro-batch holds at most %,d sequences)",
+                    rows, context, heads, perToken / heads, floats, ARRAY_LIMIT, context, ARRAY_LIMIT / (context * perToken)));
         }
     }
 

@@ -88,6 +88,14 @@ class MoeCommandTest {
         assertEquals(2, huge.code());
         assertTrue(huge.err().contains("--experts 100000 × --expert-width 128 × --width 192 = 2,457,600,000 floats in one stack of experts")
                 && huge.err().contains("the most experts of this width are 87,381"), huge.err());
+        // latent attention's keys and values (2 × 48 columns per head) are the widest rows at context 64
+        String[] wide = train(tmp.resolve("m"), "--mlp-width", "64", "--active-experts", "1", "--expert-width", "16");
+        wide[java.util.Arrays.asList(wide).indexOf("--batch") + 1] = "100000";
+        wide[java.util.Arrays.asList(wide).indexOf("--context") + 1] = "64";
+        Run latent = run(wide);
+        assertEquals(2, latent.code());
+        assertTrue(latent.err().contains("100000 sequences × context 64 × 4 heads × 96 = 2,457,600,000 floats of latent-attention")
+                && latent.err().contains("at most 87,381 sequences"), latent.err());
         Run dense = run(train(tmp.resolve("d"), "--dense-layers", "9"));
         assertEquals(2, dense.code());
         assertTrue(dense.err().contains("--dense-layers must be in 0..4 (the layers), got 9"), dense.err());
