@@ -111,7 +111,7 @@ final class AttentionOps {
             }
         }
         if (out.requiresGrad()) {
-            g.record(() -> backward(g, q, k, v, out, probs, batch, time, heads, group, d, dv, scale));
+            g.record(out, () -> backward(g, q, k, v, out, probs, batch, time, heads, group, d, dv, scale));
         }
         return out;
     }
@@ -179,6 +179,8 @@ final class AttentionOps {
                 }
             }
         }
+        // dP is as large as the probabilities: back to the pool for the next layer's backward rather than one per layer.
+        g.release(dP);
     }
 
     /**
