@@ -2,6 +2,7 @@ package dev.muon4j.cli;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.bench.OptimizerBenchmark;
+import dev.muon4j.bench.MemoryReport;
 import dev.muon4j.bench.TrainingBenchmark;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.train.OptimizerChoice;
@@ -172,6 +173,8 @@ public final class BenchCommand implements Callable<Integer> {
                         }
                     }
                 }
+                // The whole run's peak: --optimizer adamw or muon alone gives one optimizer's.
+                System.out.println(MemoryReport.current().describe());
             }
             return 0;
         }
