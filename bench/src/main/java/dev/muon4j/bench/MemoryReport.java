@@ -20,9 +20,11 @@ import java.util.OptionalLong;
  * only Linux has it, elsewhere it is unknown rather than guessed from a sample.
  *
  * @param peakResidentBytes the most bytes resident at once since the process started; empty where unknown
- * @param heapCommittedBytes the sum over the heap's pools of each one's most committed bytes (the heap's
- *                           committed peak when the pools peak together, above it otherwise)
- * @param heapUsedBytes      the sum over the heap's pools of each one's most used bytes, likewise
+ * @param heapCommittedBytes the heap's committed bytes now (the pools' committed peaks are no help: a young
+ *                           generation's peak and an old generation's come at different times, and
+ *                           their sum can be many times the heap's)
+ * @param heapUsedBytes      the sum over the heap's pools of each one's most used bytes: the heap's used
+ *                           peak when the pools peak together, above it otherwise
  * @param heapMaxBytes       the most the heap may grow to ({@link Runtime#maxMemory()})
  */
 public record MemoryReport(OptionalLong peakResidentBytes, long heapCommittedBytes, long heapUsedBytes, long heapMaxBytes) {
@@ -31,14 +33,13 @@ public record MemoryReport(OptionalLong peakResidentBytes, long heapCommittedByt
 
     /** The figures of this process now. */
     public static MemoryReport current() {
-        long committed = 0;
         long used = 0;
         for (MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
             if (pool.getType() == MemoryType.HEAP && pool.getPeakUsage() != null) {
-                committed += pool.getPeakUsage().getCommitted();
                 used += pool.getPeakUsage().getUsed();
             }
         }
+        long committed = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted();
         return new MemoryReport(peakResident(), committed, used, Runtime.getRuntime().maxMemory());
     }
 
@@ -79,13 +80,13 @@ public record MemoryReport(OptionalLong peakResidentBytes, long heapCommittedByt
     }
 
     /**
-     * One line: "peak resident memory 1.32 GiB (VmHWM); heap: peak committed 1.20 GiB, peak used
-     * 1.10 GiB, limit 17.2 GiB".
+     * One line: "peak resident memory 1.32 GiB (VmHWM); heap: 1.20 GiB committed, peak used 1.10 GiB,
+     * limit 17.2 GiB".
      */
     public String describe() {
         String resident = peakResidentBytes.isPresent() ? gib(peakResidentBytes.getAsLong()) + " (VmHWM)"
                 : "unknown (no /proc/self/status on this system)";
-        return String.format(Locale.ROOT, "peak resident memory %s; heap: peak committed %s, peak used %s, limit %s",
+        return String.format(Locale.ROOT, "peak resident memory %s; heap: %s committed, peak used %s, limit %s",
                 resident, gib(heapCommittedBytes), gib(heapUsedBytes), gib(heapMaxBytes));
     }
 

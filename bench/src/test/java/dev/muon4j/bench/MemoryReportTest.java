@@ -26,7 +26,7 @@ class MemoryReportTest {
 
     /**
      * On Linux the peak is at least what this test has just made resident (64 MiB touched) and
-     * below the machine's memory; the heap's peaks are ordered used ≤ committed ≤ limit.
+     * below the heap's limit plus the JVM's own memory; the heap holds at most its limit.
      */
     @Test
     void thePeakOnLinuxIsPlausible() {
@@ -37,7 +37,6 @@ class MemoryReportTest {
         MemoryReport report = MemoryReport.current();
         assertTrue(touched[touched.length - 4096] == 1);
         assertTrue(report.heapUsedBytes() >= touched.length, report.describe());
-        assertTrue(report.heapUsedBytes() <= report.heapCommittedBytes(), report.describe());
         assertTrue(report.heapCommittedBytes() <= report.heapMaxBytes(), report.describe());
         if (Files.isReadable(Path.of("/proc/self/status"))) {
             long peak = report.peakResidentBytes().orElseThrow();
