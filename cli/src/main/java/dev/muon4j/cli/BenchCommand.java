@@ -2,6 +2,7 @@ package dev.muon4j.cli;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.bench.OptimizerBenchmark;
+import dev.muon4j.bench.MemoryReport;
 import dev.muon4j.bench.TrainingBenchmark;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.train.OptimizerChoice;
@@ -38,7 +39,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Command(name = "training", mixinStandardHelpOptions = true,
             description = "Training throughput (tokens/s) of the standard small Llama (byte-level, 6 layers, width 384, 6 heads, "
                     + "SwiGLU 1024, context 256, batch 16, untied head: 10.8M parameters) with AdamW and with Muon, "
-                    + "and the share of forward, backward and optimizer step (and Newton-Schulz within it). "
+                    + "and the share of forward, backward and optimizer step (and Newton-Schulz within it), then the peak resident "
+                    + "memory (VmHWM, Linux only) and the heap's. "
                     + "--model deepseek times the small Mixture-of-Experts preset (54.5M parameters, 10.3M active), "
                     + "--model both the two in turns, step by step, with the ratio of their tokens/s.")
     static final class Training implements Callable<Integer> {
@@ -172,6 +174,8 @@ public final class BenchCommand implements Callable<Integer> {
                         }
                     }
                 }
+                // The whole run's peak: --optimizer adamw or muon alone gives one optimizer's.
+                System.out.println(MemoryReport.current().describe());
             }
             return 0;
         }

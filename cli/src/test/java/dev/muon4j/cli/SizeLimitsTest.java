@@ -144,7 +144,7 @@ class SizeLimitsTest {
         assertTrue(m.matches(), line);
         double needed = Double.parseDouble(m.group(1));
         assertEquals(String.format(Locale.ROOT, "%.1f", Runtime.getRuntime().maxMemory() / (double) (1L << 30)), m.group(2));
-        assertTrue(needed > 400, "12 layers × 2 × 1.6e9 floats of attention scores alone are 144 GiB: " + line);
+        assertTrue(needed > 78, "13 × 1.6e9 floats of attention scores (12 layers' probabilities and one dP) alone are 78 GiB: " + line);
         assertTrue(Integer.parseInt(m.group(3)) < 512 && Integer.parseInt(m.group(4)) >= needed, line);
     }
 
@@ -198,28 +198,44 @@ class SizeLimitsTest {
     @Test
     void heapNeedByHand() {
         LlamaConfig tiny = ModelPreset.TINY.config();
-        // One sequence of 128 tokens holds 4,918,400 floats in the pool (2 more for the loss); the parameters and their
-        // gradients 2 × 1,869,504 floats, AdamW's moments as many. At 1 GiB = 268,435,456 floats:
-        // ⌊(268,435,456 − 7,478,016 − 2) / 4,918,400⌋ = 53 sequences.
+        // One sequence of 128 tokens holds 2,829,440 floats in the pool at the peak (1 more for the loss); the parameters
+        // and their gradients 2 × 1,869,504 floats, AdamW's moments as many. At 1 GiB = 268,435,456 floats:
+        // ⌊(268,435,456 − 7,478,016 − 1) / 2,829,440⌋ = 92 sequences.
         long oneGib = 1L << 30;
-        assertEquals(4L * (4 * 1_869_504 + 4_918_400L * 53 + 2), SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, 53, 1, false).total());
-        assertDoesNotThrow(() -> SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, b, 1, false), 53, oneGib, "--batch"));
+        assertEquals(4L * (4 * 1_869_504 + 2_829_440L * 92 + 1), SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, 92, 1, false).total());
+        assertDoesNotThrow(() -> SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, b, 1, false), 92, oneGib, "--batch"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, b, 1, false), 64, oneGib, "--batch"));
-        // 4 × (7,478,018 + 4,918,400 × 64) = 1,289,022,472 bytes = 1.2 GiB
+                () -> SizeLimits.checkHeap(b -> SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, b, 1, false), 107, oneGib, "--batch"));
+        // 4 × (7,478,017 + 2,829,440 × 107) = 1,240,912,388 bytes = 1.2 GiB, of which the activations 1,210,998,084 = 1.1 GiB
         assertTrue(e.getMessage().startsWith("this run needs at least 1.2 GiB of heap, more than the 1.0 GiB the JVM may use: "
-                + "parameters and gradients 14.3 MiB, optimizer state 14.3 MiB and activations of 64 sequences of 128 tokens 1.2 GiB; "
-                + "the largest --batch that fits is 53; raise the JVM's limit, e.g. MUON4J_JAVA_OPTS=-Xmx2g"), e.getMessage());
+                + "parameters and gradients 14.3 MiB, optimizer state 14.3 MiB and activations of 107 sequences of 128 tokens 1.1 GiB; "
+                + "the largest --batch that fits is 92; raise the JVM's limit, e.g. MUON4J_JAVA_OPTS=-Xmx2g"), e.getMessage());
         // Muon: one momentum per hidden-matrix element (1,769,472), two moments for the other 100,032 parameters,
         // and a scratch copy of the largest matrix (512 × 192); on 2 ranks half of the moments, and half the batch.
-        assertEquals(4L * (2 * 1_869_504 + 1_769_472 + 2 * 100_032 + 512 * 192 + 4_918_400L * 32 + 2),
+        assertEquals(4L * (2 * 1_869_504 + 1_769_472 + 2 * 100_032 + 512 * 192 + 2_829_440L * 32 + 1),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.MUON, 32, 1, false).total());
-        assertEquals(4L * (2 * 1_869_504 + (1_769_472 + 2 * 100_032) / 2 + 512 * 192 + 4_918_400L * 16 + 2),
+        assertEquals(4L * (2 * 1_869_504 + (1_769_472 + 2 * 100_032) / 2 + 512 * 192 + 2_829_440L * 16 + 1),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.MUON, 31, 2, false).total());
         // 4 ranks as threads of one process: 4 models, all of the moments (and 4 scratch matrices), passes over all 8 sequences
-        assertEquals(4L * (8 * 1_869_504 + 2 * 1_869_504 + 4_918_400L * 8 + 2),
+        assertEquals(4L * (8 * 1_869_504 + 2 * 1_869_504 + 2_829_440L * 8 + 1),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.ADAMW, 8, 4, true).total());
-        assertEquals(4L * (8 * 1_869_504 + 1_769_472 + 2 * 100_032 + 4 * 512 * 192 + 4_918_400L * 8 + 2),
+        assertEquals(4L * (8 * 1_869_504 + 1_769_472 + 2 * 100_032 + 4 * 512 * 192 + 2_829_440L * 8 + 1),
                 SizeLimits.trainingHeap(tiny, OptimizerChoice.MUON, 8, 4, true).total());
+    }
+
+    /**
+     * The small preset at the default batch (16 × 256), the run the benchmark's memory is measured on:
+     * 10,818,432 parameters, their gradients and AdamW's two moments, and 271,257,601 floats of
+     * activations at the peak of a step (4 × 10,818,432 + 271,257,601 floats = 1.17 GiB), against
+     * 1.82 GiB of activations alone while every intermediate gradient was held to the end of the step.
+     */
+    @Test
+    void smallPresetAtTheDefaultBatch() {
+        LlamaConfig small = ModelPreset.SMALL.config();
+        assertEquals(10_818_432L, small.parameterCount());
+        assertEquals(271_257_601L, small.trainingStepFloats(16));
+        long heap = SizeLimits.trainingHeap(small, OptimizerChoice.ADAMW, 16, 1, false).total();
+        assertEquals(4L * (4 * 10_818_432L + 271_257_601L), heap);
+        assertTrue(heap < 1.2 * (1L << 30), heap + " bytes");
     }
 }

@@ -158,7 +158,7 @@ final class AttentionOps {
             }
         }
         if (out.requiresGrad()) {
-            g.record(() -> backward(g, q, k, v, out, probs, batch, time, heads, group, d, dv, scale, tb));
+            g.record(out, () -> backward(g, q, k, v, out, probs, batch, time, heads, group, d, dv, scale, tb));
         }
         return out;
     }
@@ -254,6 +254,8 @@ final class AttentionOps {
                 }
             }
         }
+        // dP is as large as the probabilities: back to the pool for the next layer's backward rather than one per layer.
+        g.release(dP);
     }
 
     /**

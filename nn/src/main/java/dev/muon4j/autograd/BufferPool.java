@@ -8,7 +8,8 @@ import java.util.Map;
 
 /**
  * Recycles float arrays by exact length between training steps, so that a steady training loop
- * allocates nothing after its first step. Not thread-safe.
+ * allocates nothing after its first step. Arrays come back all at once at the end of a step
+ * ({@link #releaseAll()}) or one by one as soon as they are dead ({@link #giveBack}). Not thread-safe.
  */
 final class BufferPool {
     private final Map<Integer, ArrayDeque<float[]>> free = new HashMap<>();
@@ -34,6 +35,26 @@ final class BufferPool {
         float[] array = take(length);
         java.util.Arrays.fill(array, 0f);
         return array;
+    }
+
+    /**
+     * Returns one lent array to the pool before {@link #releaseAll()}, so that a later
+     * {@link #take} of the same length reuses it within the same step. The caller must not touch
+     * the array afterwards. Searches from the most recently lent, where an array given back early
+     * (a gradient in backward, a backward step's scratch) usually is.
+     *
+     * @throws IllegalArgumentException when the array is not lent by this pool
+     */
+    void giveBack(float[] array) {
+        for (int i = lent.size() - 1; i >= 0; i--) {
+            if (lent.get(i) == array) {
+                lent.remove(i);
+                lentFloats -= array.length;
+                free.computeIfAbsent(array.length, k -> new ArrayDeque<>()).push(array);
+                return;
+            }
+        }
+        throw new IllegalArgumentException("an array of " + array.length + " floats that this pool did not lend (or got back already)");
     }
 
     /** Returns every lent array to the pool. */

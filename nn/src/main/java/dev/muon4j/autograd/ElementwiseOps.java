@@ -35,7 +35,7 @@ final class ElementwiseOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 if (a.requiresGrad) {
                     accumulate(g, g.grad(a), dy, n);
@@ -76,7 +76,7 @@ final class ElementwiseOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] da = a.requiresGrad ? g.grad(a) : null;
                 float[] db = b.requiresGrad ? g.grad(b) : null;
@@ -111,7 +111,7 @@ final class ElementwiseOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dx = g.grad(x);
                 g.parallel().forRows(n, GRAIN, (from, to) -> {
@@ -150,7 +150,7 @@ final class ElementwiseOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dGate = gate.requiresGrad ? g.grad(gate) : null;
                 float[] dUp = up.requiresGrad ? g.grad(up) : null;

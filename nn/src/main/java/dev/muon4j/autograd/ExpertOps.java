@@ -21,7 +21,7 @@ final class ExpertOps {
             y.data[i] = (float) (1 / (1 + Math.exp(-x.data[i])));
         }
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dx = g.grad(x);
                 for (int i = 0; i < n; i++) {
@@ -66,7 +66,7 @@ final class ExpertOps {
             }
         }
         if (w.requiresGrad()) {
-            g.record(() -> {
+            g.record(w, () -> {
                 float[] dw = g.grad(w);
                 float[] ds = g.grad(scores);
                 for (int t = 0; t < n; t++) {
@@ -99,7 +99,7 @@ final class ExpertOps {
             System.arraycopy(x.data, rows[m] * c, y.data, m * c, c);
         }
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dx = g.grad(x);
                 for (int m = 0; m < rows.length; m++) {
@@ -146,7 +146,7 @@ final class ExpertOps {
             }
         }
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 for (int e = 0; e < experts; e++) {
                     int rows = offsets[e + 1] - offsets[e];
@@ -200,7 +200,7 @@ final class ExpertOps {
             }
         }
         if (out.requiresGrad()) {
-            g.record(() -> {
+            g.record(out, () -> {
                 float[] dOut = g.grad(out);
                 float[] dy = y.requiresGrad ? g.grad(y) : null;
                 float[] dGates = gates.requiresGrad ? g.grad(gates) : null;
@@ -270,7 +270,7 @@ final class ExpertOps {
         Tensor out = g.output(g.needsGrad(scores), 1);
         out.data[0] = (float) (alpha * loss / ((double) time * batch));
         if (out.requiresGrad()) {
-            g.record(() -> {
+            g.record(out, () -> {
                 double d = g.grad(out)[0] * alpha / ((double) time * batch);
                 float[] ds = g.grad(scores);
                 for (int t = 0; t < n; t++) {

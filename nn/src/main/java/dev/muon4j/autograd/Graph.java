@@ -12,7 +12,11 @@ import java.util.Objects;
  * result at once and, when an input needs a gradient, push their backward step onto the tape;
  * {@link #backward} runs the tape in reverse. Arrays of intermediate tensors come from a pool and
  * return to it at {@link #reset()}, so a training loop that resets after each step allocates
- * nothing once warm.
+ * nothing once warm. An intermediate tensor's gradient goes back to the pool as soon as the
+ * backward step of the operation that made it has run, so backward holds the gradients of only
+ * the tensors between the step running and the ones already done (about one layer's), not one
+ * per tensor of the pass; after {@link #backward} the gradients of intermediate tensors are gone
+ * ({@link Tensor#grad()} is null), those of parameters and {@link #variable}s are kept.
  *
  * <p>Gradients accumulate: backward adds into each parameter's {@link Parameter#gradient()},
  * which the training loop zeroes when it wants to. Not thread-safe.
@@ -21,7 +25,7 @@ public final class Graph implements AutoCloseable {
     private final Backend backend;
     private final Parallel parallel;
     private final BufferPool pool = new BufferPool();
-    private final List<Runnable> tape = new ArrayList<>();
+    private final List<Step> tape = new ArrayList<>();
     private boolean recording = true;
 
     public Graph(Backend backend) {
@@ -109,11 +113,28 @@ public final class Graph implements AutoCloseable {
         return false;
     }
 
-    /** Pushes a backward step; it runs after the steps of every later operation. */
-    void record(Runnable backwardStep) {
+    /**
+     * Pushes the backward step of the operation that made {@code result}; it runs after the steps
+     * of every later operation. Once it has run, nothing adds to {@code result}'s gradient any
+     * more (every operation that read {@code result} came later, so its step ran earlier), and
+     * {@link #backward} gives that gradient back to the pool for the gradients still to come.
+     */
+    void record(Tensor result, Runnable backwardStep) {
         if (recording) {
-            tape.add(backwardStep);
+            tape.add(new Step(result, backwardStep));
         }
+    }
+
+    /**
+     * Gives a pool array back before {@link #reset()}: scratch that a backward step needed only
+     * while it ran. The array must not be used afterwards.
+     */
+    void release(float[] array) {
+        pool.giveBack(array);
+    }
+
+    /** One entry of the tape: an operation's result and the step that sends its gradient to the operation's inputs. */
+    private record Step(Tensor result, Runnable backward) {
     }
 
     /** Sets d(loss)/d(loss) = 1 and runs the tape backwards. The loss must be a one-element tensor. */
@@ -126,7 +147,14 @@ public final class Graph implements AutoCloseable {
         }
         grad(loss)[0] = 1f;
         for (int i = tape.size() - 1; i >= 0; i--) {
-            tape.get(i).run();
+            Step step = tape.get(i);
+            step.backward().run();
+            Tensor result = step.result();
+            if (result.intermediate && result.grad != null) {
+                // Dead from here on: only the gradients of tensors made earlier are still to be filled.
+                pool.giveBack(result.grad);
+                result.grad = null;
+            }
         }
         tape.clear();
     }

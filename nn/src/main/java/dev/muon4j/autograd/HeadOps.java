@@ -43,7 +43,7 @@ final class HeadOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dx = g.grad(x);
                 g.parallel().forRows(n, GRAIN, (lo, hi) -> {
@@ -87,7 +87,7 @@ final class HeadOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] da = a.requiresGrad ? g.grad(a) : null;
                 float[] db = b.requiresGrad ? g.grad(b) : null;
@@ -126,7 +126,7 @@ final class HeadOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dx = g.grad(x);
                 g.parallel().forRows(n, GRAIN, (lo, hi) -> {

@@ -23,7 +23,7 @@ final class LinearOps {
         Backend b = g.backend();
         b.gemm(false, true, n, out, in, 1f, x.data, 0, in, w.data, 0, in, 0f, y.data, 0, out);
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 if (x.requiresGrad) {
                     b.gemm(false, false, n, in, out, 1f, dy, 0, out, w.data, 0, in, 1f, g.grad(x), 0, in);
@@ -74,7 +74,7 @@ final class LinearOps {
             be.gemm(false, false, m, n, k, 1f, a.data, i * aStride, k, b.data, i * bStride, n, 0f, y.data, i * yStride, n);
         }
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 for (int i = 0; i < batch; i++) {
                     if (a.requiresGrad) {

@@ -49,7 +49,7 @@ final class LossOps {
         loss.data[0] = (float) (total / n);
         if (loss.requiresGrad()) {
             int[] saved = targets.clone();
-            g.record(() -> {
+            g.record(loss, () -> {
                 float scale = g.grad(loss)[0] / n;
                 float[] dLogits = g.grad(logits);
                 g.parallel().forRows(n, 16, (from, to) -> {

@@ -45,7 +45,7 @@ final class NormOps {
             }
         });
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 if (x.requiresGrad) {
                     float[] dx = g.grad(x);
@@ -103,7 +103,7 @@ final class NormOps {
         }
         if (y.requiresGrad()) {
             int[] saved = tokens.clone();
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dTable = g.grad(table);
                 for (int i = 0; i < n; i++) {

@@ -50,7 +50,7 @@ public final class Rope {
         Tensor y = g.output(g.needsGrad(x), x.shape());
         g.parallel().forRows(rows, 64, (from, to) -> rotate(x.data, y.data, from, to, width, time, false));
         if (y.requiresGrad()) {
-            g.record(() -> {
+            g.record(y, () -> {
                 float[] dy = g.grad(y);
                 float[] dx = g.grad(x);
                 g.parallel().forRows(rows, 64, (from, to) -> rotateAdd(dy, dx, from, to, width, time));

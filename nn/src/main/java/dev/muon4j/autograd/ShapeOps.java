@@ -19,7 +19,7 @@ final class ShapeOps {
         }
         Tensor y = g.view(x, g.needsGrad(x), shape);
         if (y.requiresGrad()) {
-            g.record(() -> ElementwiseOps.accumulate(g, g.grad(x), g.grad(y), size));
+            g.record(y, () -> ElementwiseOps.accumulate(g, g.grad(x), g.grad(y), size));
         }
         return y;
     }

@@ -134,12 +134,18 @@ public record DeepSeekConfig(LlamaConfig trunk, MoeConfig moe, MlaConfig mla) im
      * An upper bound of the floats one training forward and backward pass holds: the trunk's exact
      * count ({@link LlamaConfig#trainingStepFloats}, with grouped-query attention and a dense SwiGLU in
      * every layer) plus, without subtracting what they replace, each MoE layer's tensors and, with
-     * latent attention, each layer's latent tensors. With N = B·T, M = N·K routed rows:
+     * latent attention, each layer's latent tensors, and the gradients of all of one MoE layer's and
+     * one latent attention's tensors at once (a gradient goes back to the pool once the step of the
+     * operation that made it has run, so backward holds at most one layer's). With N = B·T, M = N·K
+     * routed rows:
      * <pre>
-     * MoE layer = 2·(2·N·E + N·K + 2·M·C + 3·M·F + N·C + 3·N·S·F + 2·N·C) + M·F + N·S·F   (router logits and scores, gates,
-     *             gathered rows and expert outputs, gate/up/SwiGLU, combine, shared experts; gradients; σ scratch)
-     * MLA layer = 2·N·(3·H·(Dn + Dr) + 2·(R_kv + Dr) + R_kv + 2·H·(Dn + Dv) + 2·H·Dv + 2·R_q) + N·3  (queries, latents and
-     *             their norms, the rotary key and its copies, keys, values, output; gradients; norm scratch)
+     * MoE tensors = 2·N·E + N·K + 2·M·C + 3·M·F + 3·N·C + 3·N·S·F   (router logits and scores, gates, gathered rows and
+     *                                                              expert outputs, gate/up/SwiGLU, combine, shared experts)
+     * MoE scratch = M·F + N·S·F                                    (σ scratch)
+     * MLA tensors = N·(3·H·(Dn + Dr) + 2·(R_kv + Dr) + R_kv + 2·H·(Dn + Dv) + 2·H·Dv + 2·R_q)  (queries, latents and
+     *                                                              their norms, the rotary key and its copies, keys, values, output)
+     * MLA scratch = N·3                                            (norm scratch)
+     * total       = trunk + E_layers·(MoE tensors + MoE scratch) + L·(MLA tensors + MLA scratch) + MoE tensors + MLA tensors
      * </pre>
      */
     @Override
@@ -148,21 +154,26 @@ public record DeepSeekConfig(LlamaConfig trunk, MoeConfig moe, MlaConfig mla) im
         long m = LlamaConfig.product(n, moe.activeExperts());
         long c = trunk.width();
         long f = moe.expertWidth();
-        long moeLayer = LlamaConfig.sum(LlamaConfig.product(2, LlamaConfig.sum(LlamaConfig.product(2, n, moe.experts()),
-                        LlamaConfig.product(n, moe.activeExperts()), LlamaConfig.product(2, m, c), LlamaConfig.product(3, m, f),
-                        LlamaConfig.product(3, n, c), LlamaConfig.product(3, n, moe.sharedExperts(), f))),
-                LlamaConfig.product(m, f), LlamaConfig.product(n, moe.sharedExperts(), f));
-        long mlaLayer = 0;
+        long moeTensors = 0;
+        long moeScratch = 0;
+        if (expertLayers() > 0) {
+            moeTensors = LlamaConfig.sum(LlamaConfig.product(2, n, moe.experts()), LlamaConfig.product(n, moe.activeExperts()),
+                    LlamaConfig.product(2, m, c), LlamaConfig.product(3, m, f), LlamaConfig.product(3, n, c),
+                    LlamaConfig.product(3, n, moe.sharedExperts(), f));
+            moeScratch = LlamaConfig.sum(LlamaConfig.product(m, f), LlamaConfig.product(n, moe.sharedExperts(), f));
+        }
+        long mlaTensors = 0;
+        long mlaScratch = 0;
         if (mla != null) {
             long h = trunk.heads();
-            mlaLayer = LlamaConfig.sum(LlamaConfig.product(2, n, LlamaConfig.sum(LlamaConfig.product(3, h, mla.queryHeadDim()),
-                            LlamaConfig.product(2, mla.kvRank() + (long) mla.ropeHeadDim()), mla.kvRank(),
-                            LlamaConfig.product(2, h, (long) mla.nopeHeadDim() + mla.valueHeadDim()),
-                            LlamaConfig.product(2, h, mla.valueHeadDim()), LlamaConfig.product(2, mla.queryRank()))),
-                    LlamaConfig.product(3, n));
+            mlaTensors = LlamaConfig.product(n, LlamaConfig.sum(LlamaConfig.product(3, h, mla.queryHeadDim()),
+                    LlamaConfig.product(2, mla.kvRank() + (long) mla.ropeHeadDim()), mla.kvRank(),
+                    LlamaConfig.product(2, h, (long) mla.nopeHeadDim() + mla.valueHeadDim()),
+                    LlamaConfig.product(2, h, mla.valueHeadDim()), LlamaConfig.product(2, mla.queryRank())));
+            mlaScratch = LlamaConfig.product(3, n);
         }
-        return LlamaConfig.sum(trunk.trainingStepFloats(batch), LlamaConfig.product(expertLayers(), moeLayer),
-                LlamaConfig.product(trunk.layers(), mlaLayer));
+        return LlamaConfig.sum(trunk.trainingStepFloats(batch), LlamaConfig.product(expertLayers(), LlamaConfig.sum(moeTensors, moeScratch)),
+                LlamaConfig.product(trunk.layers(), LlamaConfig.sum(mlaTensors, mlaScratch)), moeTensors, mlaTensors);
     }
 
     @Override

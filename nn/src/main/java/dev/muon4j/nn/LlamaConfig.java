@@ -198,36 +198,46 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
     }
 
     /**
-     * The floats a graph's pool holds at the end of one training forward and backward pass of
-     * {@link DecoderModel#loss} over {@code batch} sequences of the full context: every
-     * intermediate tensor and its gradient, and the operations' scratch arrays, none of which
-     * return to the pool before {@link dev.muon4j.autograd.Graph#reset()} (so this equals
-     * {@link dev.muon4j.autograd.Graph#peakFloats()} after one such pass). With N = B·T, L layers
-     * and K·D the key/value width:
+     * The most floats a graph's pool lends at once during one training forward and backward pass
+     * of {@link DecoderModel#loss} over {@code batch} sequences of the full context (this equals
+     * {@link dev.muon4j.autograd.Graph#peakFloats()} after one such pass, and the pool's arrays stay
+     * allocated for the whole run). Every intermediate tensor and the operations' forward scratch
+     * stay until {@link dev.muon4j.autograd.Graph#reset()}; a gradient lives only from the step of
+     * its first reader to the step of the operation that made it, and attention's dP only during its
+     * step, so backward adds the largest set of gradients alive at one step, not one per tensor.
+     * With N = B·T, L layers and K·D the key/value width:
      * <pre>
      * outputs  = N·C·(9L + 2) + 3L·N·K·D + 3L·N·F + N·V + 1    (embedding, 9 (N, C) tensors per layer, final norm;
      *                                                           k, k rotated, v; gate, up, SwiGLU; logits; loss)
      * scratch  = N·(2L + 1) + L·B·H·T² + L·B·H·T + L·N·F + N·V  (RMSNorm's inverse RMS, attention probabilities
      *                                                           and their rows' largest logits, SwiGLU's σ(gate),
      *                                                           the loss's softmax)
-     * backward = L·B·H·T²                                      (attention's dP)
-     * total    = 2·outputs + scratch + backward                 (each output gets a gradient of its size)
+     * backward = max(N·(C + V),                                 (the head: logits and final norm)
+     *                N·(C + 3F), N·(2C + 2F),                   (SwiGLU's step, the up projection's)
+     *                N·(3C + 2K·D) + B·H·T²,                    (attention's step: dP, the block's input and output,
+     *                                                           the queries, keys and values)
+     *                N·4C)                                      (the queries' RoPE: block input, norm, q, q rotated)
+     * total    = outputs + scratch + backward
      * </pre>
      * Saturates at {@link Long#MAX_VALUE}.
      *
      * @param batch B, sequences per micro-batch, at least 1
-     * @return the floats held
+     * @return the floats held at the peak
      */
     public long trainingStepFloats(int batch) {
         positive("batch", batch);
         long rows = product(batch, contextLength);
         long scores = product(batch, heads, contextLength, contextLength);
-        long outputs = sum(product(rows, width, 9L * layers + 2), product(3L * layers, rows, (long) kvHeads * headDim()),
+        long kv = (long) kvHeads * headDim();
+        long outputs = sum(product(rows, width, 9L * layers + 2), product(3L * layers, rows, kv),
                 product(3L * layers, rows, mlpWidth), product(rows, vocabSize), 1);
         long rowMaxima = product(layers, batch, heads, contextLength);
         long scratch = sum(product(rows, 2L * layers + 1), product(layers, scores), rowMaxima, product(layers, rows, mlpWidth),
                 product(rows, vocabSize));
-        return sum(product(2, outputs), scratch, product(layers, scores));
+        long perRow = java.util.stream.LongStream.of(sum(width, vocabSize), sum(width, product(3, mlpWidth)),
+                sum(product(2, width), product(2, mlpWidth)), product(4, width)).max().orElseThrow();
+        long attention = sum(product(rows, sum(product(3, width), product(2, kv))), scores);
+        return sum(outputs, scratch, Math.max(product(rows, perRow), attention));
     }
 
     /** Field name → value, for JSON. */

@@ -96,9 +96,11 @@ class LlamaConfigSizesTest {
         LlamaConfig c = new LlamaConfig(16, 8, 1, 2, 1, 12, 4, false, 10000, 1e-5, 0.02);
         long outputs = 8 * 8 * 11 + 3 * 8 * 4 + 3 * 8 * 12 + 8 * 16 + 1;   // 1,217
         long scratch = 8 * 3 + 64 + 16 + 8 * 12 + 8 * 16;                  // 328
-        long backward = 64;
-        assertEquals(2 * outputs + scratch + backward, c.trainingStepFloats(2));
-        assertEquals(2826, c.trainingStepFloats(2));
+        // the largest set of gradients alive at one backward step: SwiGLU's, N·(C + 3F) = 8·44 = 352, against
+        // attention's N·(3C + 2K·D) + B·H·T² = 8·32 + 64 = 320, the head's N·(C + V) = 192, the RoPE's N·4C = 256
+        long backward = 352;
+        assertEquals(outputs + scratch + backward, c.trainingStepFloats(2));
+        assertEquals(1897, c.trainingStepFloats(2));
     }
 
     @Test
