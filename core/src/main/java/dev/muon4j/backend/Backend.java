@@ -51,6 +51,18 @@ public interface Backend extends AutoCloseable {
               float[] b, int bOffset, int ldb,
               float beta, float[] c, int cOffset, int ldc);
 
+    /**
+     * Independent one-thread backends, as many as this backend has threads, that may run at the same
+     * time, each called from its own Java thread. For work made of many small, independent products
+     * (Newton–Schulz over a stack of expert matrices): one product at a time on all threads spends
+     * much of its time handing work between the threads, one product per thread does not. Empty
+     * (the default) where the library cannot run calls side by side or this backend has one thread.
+     * The same list is returned every time; its backends close with this one.
+     */
+    default java.util.List<Backend> concurrentWorkers() {
+        return java.util.List.of();
+    }
+
     /** Releases native resources, if any. Further calls are undefined. */
     @Override
     default void close() {

@@ -56,6 +56,19 @@ public final class NewtonSchulz {
         /** Gram Newton–Schulz's Q and a scratch m×m matrix; allocated only when that method runs. */
         private float[] q = new float[0];
         private float[] t = new float[0];
+        /** One workspace per concurrent worker of {@link #orthogonalizeBatch}; made when first needed. */
+        private Workspace[] workers = new Workspace[0];
+
+        Workspace worker(int i, int count) {
+            if (workers.length < count) {
+                Workspace[] grown = java.util.Arrays.copyOf(workers, count);
+                for (int j = workers.length; j < count; j++) {
+                    grown[j] = new Workspace();
+                }
+                workers = grown;
+            }
+            return workers[i];
+        }
 
         void ensure(int m, int n) {
             int mn = Math.multiplyExact(m, n);
@@ -276,6 +289,13 @@ public final class NewtonSchulz {
     /**
      * Orthogonalises each of {@code count} stacked {@code rows×cols} matrices (a 3-D tensor, e.g.
      * the weights of all experts of an MoE layer) stored contiguously. Modifies only output.
+     *
+     * <p>Where the backend has {@link Backend#concurrentWorkers() concurrent workers} and the
+     * matrices are at most {@value #CONCURRENT_MAX_FLOATS} floats, the stack is cut into as many
+     * contiguous runs as there are workers and each run is orthogonalised on its own thread and
+     * worker: many small products on one thread each waste none of their time handing work between
+     * threads. Each matrix's arithmetic is the same whichever the split (its worker is fixed by its
+     * index), so the result is the same on every run with the same backend.
      */
     public static void orthogonalizeBatch(Backend backend, NewtonSchulzConfig config,
                                           float[] input, int inputOffset, int count, int rows, int cols,
@@ -285,10 +305,81 @@ public final class NewtonSchulz {
         }
         checkShape(rows, cols);
         int size = Math.multiplyExact(rows, cols);
-        for (int i = 0; i < count; i++) {
-            orthogonalize(backend, config, input, inputOffset + i * size, rows, cols,
-                    output, outputOffset + i * size, workspace);
+        List<Backend> workers = backend.concurrentWorkers();
+        if (workers.size() < 2 || count < 2 || size > CONCURRENT_MAX_FLOATS) {
+            for (int i = 0; i < count; i++) {
+                orthogonalize(backend, config, input, inputOffset + i * size, rows, cols,
+                        output, outputOffset + i * size, workspace);
+            }
+            return;
         }
+        int parts = Math.min(workers.size(), count);
+        List<java.util.concurrent.Future<?>> running = new java.util.ArrayList<>();
+        for (int p = 1; p < parts; p++) {
+            int from = (int) ((long) count * p / parts);
+            int to = (int) ((long) count * (p + 1) / parts);
+            Backend worker = workers.get(p);
+            Workspace space = workspace.worker(p, parts);
+            running.add(WORKER_THREADS.submit(() -> {
+                for (int i = from; i < to; i++) {
+                    orthogonalize(worker, config, input, inputOffset + i * size, rows, cols, output, outputOffset + i * size, space);
+                }
+            }));
+        }
+        RuntimeException failure = null;
+        try {
+            Workspace space = workspace.worker(0, parts);
+            for (int i = 0, to = (int) ((long) count / parts); i < to; i++) {
+                orthogonalize(workers.get(0), config, input, inputOffset + i * size, rows, cols, output, outputOffset + i * size, space);
+            }
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+        boolean interrupted = false;
+        for (java.util.concurrent.Future<?> f : running) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true; // finish the step's arithmetic; the interrupt is kept for the caller
+                } catch (java.util.concurrent.ExecutionException e) {
+                    RuntimeException cause = e.getCause() instanceof RuntimeException r ? r
+                            : new IllegalStateException("Newton–Schulz worker failed", e.getCause());
+                    if (failure == null) {
+                        failure = cause;
+                    } else {
+                        failure.addSuppressed(cause);
+                    }
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    /**
+     * The largest matrix (in floats) {@link #orthogonalizeBatch} splits over concurrent workers: above
+     * it one product on all threads keeps them busy, and each worker's own workspace would cost more.
+     */
+    static final int CONCURRENT_MAX_FLOATS = 1 << 20;
+
+    /** Daemon threads for the concurrent workers of {@link #orthogonalizeBatch}; idle ones end after a minute. */
+    private static final java.util.concurrent.ExecutorService WORKER_THREADS;
+
+    static {
+        var pool = new java.util.concurrent.ThreadPoolExecutor(0, Integer.MAX_VALUE, 60, java.util.concurrent.TimeUnit.SECONDS,
+                new java.util.concurrent.SynchronousQueue<>(), r -> {
+                    Thread t = new Thread(r, "muon4j-newton-schulz");
+                    t.setDaemon(true);
+                    return t;
+                });
+        WORKER_THREADS = pool;
     }
 
     /**

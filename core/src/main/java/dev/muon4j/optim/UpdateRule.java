@@ -25,6 +25,8 @@ import java.util.Set;
 public record UpdateRule(String name, Route family, List<UpdateTransform> transforms) {
     /** Elementwise rules are run through a scratch buffer of this many floats at a time. */
     static final int CHUNK = 1 << 16;
+    /** Floats of a stack of matrices that {@link #apply} hands to the matrix stages at once (16 MiB). */
+    static final int STACK_CHUNK = 1 << 22;
 
     public UpdateRule {
         Objects.requireNonNull(name, "name");
@@ -205,8 +207,18 @@ public record UpdateRule(String name, Route family, List<UpdateTransform> transf
         return last < 0 ? transforms.size() : last + 1;
     }
 
-    /** The scratch {@link #apply} needs for {@code parameter}. */
+    /**
+     * The scratch {@link #apply} needs for {@code parameter}: for a rule with matrix stages, as many
+     * whole matrices of a stack (an MoE layer's experts) as fit in {@link #STACK_CHUNK} floats, at least
+     * one, so that Newton–Schulz sees them together and can run them side by side
+     * ({@link NewtonSchulz#orthogonalizeBatch}).
+     */
     public int scratchSize(Parameter parameter) {
-        return needsMatrices() ? parameter.layout().matrixSize() : Math.min(CHUNK, parameter.size());
+        if (!needsMatrices()) {
+            return Math.min(CHUNK, parameter.size());
+        }
+        int matrix = parameter.layout().matrixSize();
+        int together = Math.max(1, Math.min(parameter.size() / matrix, STACK_CHUNK / matrix));
+        return matrix * together;
     }
 }

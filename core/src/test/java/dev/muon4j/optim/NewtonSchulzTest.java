@@ -286,6 +286,37 @@ class NewtonSchulzTest {
         };
     }
 
+    @Test
+    void aStackRunSideBySideOnConcurrentWorkersEqualsEachMatrixOnOneThread() {
+        // 7 matrices over the 2 workers of a 2-thread oneDNN backend (runs of 3 and 4), both orientations
+        assertEquals(2, oneDnn.concurrentWorkers().size());
+        try (Backend single = Backends.openOneDnn(1)) {
+            assertTrue(single.concurrentWorkers().isEmpty());
+            for (int[] shape : new int[][] {{24, 40}, {40, 24}}) {
+                int rows = shape[0];
+                int cols = shape[1];
+                int count = 7;
+                int size = rows * cols;
+                float[] stack = gaussian(count * size + 5, 7L * rows);
+                float[] out = new float[count * size + 9];
+                NewtonSchulzConfig config = NewtonSchulzConfig.defaults();
+                NewtonSchulz.orthogonalizeBatch(oneDnn, config, stack, 5, count, rows, cols, out, 9, new NewtonSchulz.Workspace());
+                for (int i = 0; i < count; i++) {
+                    float[] alone = new float[size];
+                    NewtonSchulz.orthogonalize(single, config, stack, 5 + i * size, rows, cols, alone, 0, new NewtonSchulz.Workspace());
+                    assertArrayEquals(alone, java.util.Arrays.copyOfRange(out, 9 + i * size, 9 + (i + 1) * size),
+                            rows + "×" + cols + " matrix " + i);
+                    double error = relativeError(alone, reference(java.util.Arrays.copyOfRange(stack, 5 + i * size, 5 + (i + 1) * size),
+                            rows, cols, config.schedule(), config.steps(), config.eps()));
+                    assertTrue(error <= F32_TOLERANCE, "matrix " + i + ": relative error " + error);
+                }
+                for (int i = 0; i < 9; i++) {
+                    assertEquals(0f, out[i], "before the output");
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "{0} {1} {2}×{3}")
     @MethodSource("shapesAndSchedules")
     void float32MatchesFloat64Reference(String backendName, String scheduleName, int rows, int cols) {

@@ -2,6 +2,7 @@ package dev.muon4j.autograd;
 
 import dev.muon4j.backend.Backend;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * The operations of a Mixture-of-Experts layer (DeepSeek-V3 style, see {@code dev.muon4j.nn.MixtureOfExperts}),
@@ -136,35 +137,78 @@ final class ExpertOps {
             }
         }
         Tensor y = g.output(g.needsGrad(x, w), x.rows(), out);
-        Backend b = g.backend();
         int matrix = out * in;
-        for (int e = 0; e < experts; e++) {
-            int rows = offsets[e + 1] - offsets[e];
-            if (rows > 0) {
-                b.gemm(false, true, rows, out, in, 1f, x.data, offsets[e] * in, in, w.data, e * matrix, in, 0f, y.data,
-                        offsets[e] * out, out);
+        perExpert(g, offsets, (b, first, last) -> {
+            for (int e = first; e < last; e++) {
+                int rows = offsets[e + 1] - offsets[e];
+                if (rows > 0) {
+                    b.gemm(false, true, rows, out, in, 1f, x.data, offsets[e] * in, in, w.data, e * matrix, in, 0f, y.data,
+                            offsets[e] * out, out);
+                }
             }
-        }
+        });
         if (y.requiresGrad()) {
             g.record(y, () -> {
                 float[] dy = g.grad(y);
-                for (int e = 0; e < experts; e++) {
-                    int rows = offsets[e + 1] - offsets[e];
-                    if (rows == 0) {
-                        continue;
+                float[] dx = x.requiresGrad ? g.grad(x) : null;
+                float[] dw = w.requiresGrad ? g.grad(w) : null;
+                perExpert(g, offsets, (b, first, last) -> {
+                    for (int e = first; e < last; e++) {
+                        int rows = offsets[e + 1] - offsets[e];
+                        if (rows == 0) {
+                            continue;
+                        }
+                        if (dx != null) {
+                            b.gemm(false, false, rows, in, out, 1f, dy, offsets[e] * out, out, w.data, e * matrix, in, 1f, dx,
+                                    offsets[e] * in, in);
+                        }
+                        if (dw != null) {
+                            b.gemm(true, false, out, in, rows, 1f, dy, offsets[e] * out, out, x.data, offsets[e] * in, in, 1f, dw,
+                                    e * matrix, in);
+                        }
                     }
-                    if (x.requiresGrad) {
-                        b.gemm(false, false, rows, in, out, 1f, dy, offsets[e] * out, out, w.data, e * matrix, in, 1f, g.grad(x),
-                                offsets[e] * in, in);
-                    }
-                    if (w.requiresGrad) {
-                        b.gemm(true, false, out, in, rows, 1f, dy, offsets[e] * out, out, x.data, offsets[e] * in, in, 1f, g.grad(w),
-                                e * matrix, in);
-                    }
-                }
+                });
             });
         }
         return y;
+    }
+
+    /** Work on the experts {@code [first, last)} on {@code backend}. */
+    @FunctionalInterface
+    private interface ExpertRange {
+        void run(Backend backend, int first, int last);
+    }
+
+    /**
+     * Runs {@code body} over all experts: on the graph's backend in one call, or, where the backend has
+     * {@link Backend#concurrentWorkers() concurrent workers} and the graph more than one thread, over
+     * contiguous runs of experts with about equal rows each, one run per worker, side by side. An
+     * expert's products write only its own rows of the output and of dx and its own slice of dw, so
+     * the runs never touch the same memory; which worker runs an expert depends only on the routing.
+     */
+    private static void perExpert(Graph g, int[] offsets, ExpertRange body) {
+        int experts = offsets.length - 1;
+        List<Backend> workers = g.backend().concurrentWorkers();
+        int parts = Math.min(Math.min(workers.size(), g.parallel().threads()), experts);
+        if (parts < 2) {
+            body.run(g.backend(), 0, experts);
+            return;
+        }
+        int total = offsets[experts];
+        int[] split = new int[parts + 1];
+        split[parts] = experts;
+        for (int p = 1, e = 0; p < parts; p++) {
+            long target = (long) total * p / parts;
+            while (e < experts && offsets[e] < target) {
+                e++;
+            }
+            split[p] = Math.max(e, split[p - 1]);
+        }
+        g.parallel().forRows(parts, 1, (from, to) -> {
+            for (int p = from; p < to; p++) {
+                body.run(workers.get(p), split[p], split[p + 1]);
+            }
+        });
     }
 
     /**

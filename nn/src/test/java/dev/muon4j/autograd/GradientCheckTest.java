@@ -69,6 +69,8 @@ class GradientCheckTest {
         backends.put("vector-1", reference);
         backends.put("vector-2", new VectorBackend(2));
         backends.put("openblas-2", Backends.openBundled(2));
+        // two one-thread workers side by side in groupedLinear
+        backends.put("onednn-2", Backends.openOneDnn(2));
     }
 
     @AfterAll
