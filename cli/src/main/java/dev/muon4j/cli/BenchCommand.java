@@ -202,7 +202,11 @@ public final class BenchCommand implements Callable<Integer> {
                 System.out.println("backend: " + backend.description());
                 System.out.printf("java %s, %d processors%n%n", Runtime.version(), Runtime.getRuntime().availableProcessors());
                 OptimizerBenchmark bench = new OptimizerBenchmark(backend, System.out, repetitions);
-                System.out.printf("square GEMM 2048: %.1f GFLOP/s%n%n", bench.gemmGflops(2048, 2048, 2048));
+                double peak = dev.muon4j.bench.FmaPeak.gflops(backend.threads(), 5);
+                System.out.printf("float32 FMA peak (probe, %d threads, %d-float vectors): %.1f GFLOP/s%n", backend.threads(),
+                        dev.muon4j.bench.FmaPeak.lanes(), peak);
+                double gemm = bench.gemmGflops(2048, 2048, 2048);
+                System.out.printf("square GEMM 2048: %.1f GFLOP/s = %.0f%% of the probe's peak%n%n", gemm, 100 * gemm / peak);
                 bench.runNewtonSchulz(OptimizerBenchmark.NS_SHAPES);
                 if (!skipGpt2) {
                     System.out.println();
