@@ -57,7 +57,13 @@ public final class Backends {
             case VECTOR -> logged(new VectorBackend(config.threads()), "requested");
             case OPENBLAS_SYSTEM -> logged(openSystem(config.threads()), "requested");
             case OPENBLAS_BUNDLED -> logged(openBundled(config.threads()), "requested");
-            case ONEDNN -> logged(openOneDnn(config.threads()), "requested");
+            case ONEDNN -> {
+                if (flightRecordingRuns()) {
+                    LOG.log(Level.WARNING, "oneDNN requested while " + JFR_CRASH
+                            + "; disable jdk.ExecutionSample in the recording's settings");
+                }
+                yield logged(openOneDnn(config.threads()), "requested");
+            }
             case AUTO -> openAuto(config.threads());
         };
     }
@@ -66,6 +72,9 @@ public final class Backends {
         List<String> skipped = new ArrayList<>();
         OneDnnBackend oneDnn = null;
         try {
+            if (flightRecordingRuns()) {
+                throw new IllegalStateException(JFR_CRASH);
+            }
             oneDnn = checked(openOneDnn(threads));
             if (oneDnn.isa().startsWith("AVX-512")) {
                 return logged(oneDnn, "auto: its kernels use " + oneDnn.isa() + " on this processor");
@@ -88,6 +97,27 @@ public final class Backends {
             return logged(oneDnn, auto(skipped));
         }
         return logged(new VectorBackend(threads), auto(skipped));
+    }
+
+    /**
+     * Why AUTO leaves oneDNN while a flight recording runs: seen on JDK 25.0.3 (2026-11-27), with the
+     * {@code profile} settings a recording aborted the JVM within seconds of the first oneDNN calls
+     * (SIGSEGV in {@code JfrTraceIdKlassQueue::enqueue}, glibc heap corruption, or a hang), every
+     * time, and never with execution sampling disabled, with OpenBLAS, or without a recording. The
+     * calls run as critical downcalls (heap arrays passed in place, the thread counted as in Java)
+     * and oneDNN's kernels are generated at run time: the sampler walks a stack it cannot read.
+     */
+    private static final String JFR_CRASH = "a flight recording is running: JFR's execution sampler crashes the JVM "
+            + "inside oneDNN's calls (JDK 25, docs/BENCHMARKS.md)";
+
+    /** Whether a Java Flight Recorder recording exists in this JVM; never starts the recorder itself. */
+    static boolean flightRecordingRuns() {
+        try {
+            return jdk.jfr.FlightRecorder.isInitialized()
+                    && !jdk.jfr.FlightRecorder.getFlightRecorder().getRecordings().isEmpty();
+        } catch (RuntimeException | LinkageError e) {
+            return false;
+        }
     }
 
     private static String auto(List<String> skipped) {

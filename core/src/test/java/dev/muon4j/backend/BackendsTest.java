@@ -74,6 +74,19 @@ class BackendsTest {
     }
 
     @Test
+    void autoLeavesOneDnnWhileAFlightRecordingRuns() {
+        try (jdk.jfr.Recording recording = new jdk.jfr.Recording()) {
+            recording.start();
+            assertTrue(Backends.flightRecordingRuns());
+            try (Backend b = Backends.open(BackendConfig.defaults())) {
+                assertTrue(b.kind() == BackendKind.OPENBLAS_SYSTEM || b.kind() == BackendKind.OPENBLAS_BUNDLED, b.description());
+                checkGemm(b);
+            }
+        }
+        assertTrue(!Backends.flightRecordingRuns(), "the closed recording still counts");
+    }
+
+    @Test
     void instructionSetNamesFollowOneDnnsBitSets() {
         assertEquals("AVX2", OneDnnBackend.isaName(0x7));
         assertEquals("AVX-512+BF16", OneDnnBackend.isaName(0xe7));
