@@ -27,6 +27,7 @@ import java.util.List;
  */
 public final class Backends {
     private static final System.Logger LOG = System.getLogger("dev.muon4j.backend");
+    private static volatile boolean waitPolicyTold;
 
     /** Where Debian/Ubuntu/Fedora put libopenblas; the first that exists is used. */
     private static final List<String> SYSTEM_OPENBLAS_PATHS = List.of(
@@ -236,36 +237,22 @@ public final class Backends {
     /**
      * Extracts (once) and opens oneDNN from the org.bytedeco:dnnl jar on the class path.
      *
-     * <p>Unless the environment already says how OpenMP threads wait ({@code OMP_WAIT_POLICY} or
-     * {@code GOMP_SPINCOUNT}), sets {@code OMP_WAIT_POLICY=PASSIVE} for the process before the
-     * OpenMP runtime loads: between two GEMMs muon4j's own threads run the element-wise work, and
-     * OpenMP workers spinning on their cores for the next parallel region would take the cores
-     * from them (measured on 2 shared cores: docs/BENCHMARKS.md).
+     * <p>OpenMP reads how its idle workers wait when it loads, from {@code OMP_WAIT_POLICY} (or
+     * {@code GOMP_SPINCOUNT}). muon4j wants {@code PASSIVE}: between two GEMMs muon4j's own threads
+     * run the element-wise work, and workers spinning for the next parallel region take the cores
+     * from them (measured on 2 cores: docs/BENCHMARKS.md). The launcher and the build's test runs
+     * set it before the JVM starts; a process without it is told so once, and runs, slower. The
+     * variable is not set from here: changing the environment of a running multi-threaded process
+     * races with any thread reading it.
      */
     public static OneDnnBackend openOneDnn(int threads) {
         Path dir = extractAll("dnnl", ONEDNN_RESOURCE_DIR, ONEDNN_FILES);
-        if (System.getenv("OMP_WAIT_POLICY") == null && System.getenv("GOMP_SPINCOUNT") == null) {
-            setEnvironment("OMP_WAIT_POLICY", "PASSIVE");
+        if (System.getenv("OMP_WAIT_POLICY") == null && System.getenv("GOMP_SPINCOUNT") == null && !waitPolicyTold) {
+            waitPolicyTold = true;
+            LOG.log(Level.INFO, "OMP_WAIT_POLICY is not set: oneDNN's OpenMP workers will spin between products and compete"
+                    + " with muon4j's own threads; set OMP_WAIT_POLICY=PASSIVE before starting Java (the muon4j launcher does)");
         }
         return OneDnnBackend.open(dir.resolve("libdnnl.so.3"), threads);
-    }
-
-    /** Sets a variable of the process environment (C's {@code setenv}, not overwriting), as native libraries see it. */
-    private static void setEnvironment(String name, String value) {
-        var linker = java.lang.foreign.Linker.nativeLinker();
-        var setenv = linker.defaultLookup().find("setenv").orElseThrow(() -> new IllegalStateException("no setenv in libc"));
-        var handle = linker.downcallHandle(setenv, java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT,
-                java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.JAVA_INT));
-        try (var arena = java.lang.foreign.Arena.ofConfined()) {
-            int status = (int) handle.invokeExact(arena.allocateFrom(name), arena.allocateFrom(value), 0);
-            if (status != 0) {
-                throw new IllegalStateException("setenv " + name + " failed");
-            }
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new IllegalStateException("setenv " + name + " failed", t);
-        }
     }
 
     /** Extracts {@code files} of the org.bytedeco artifact into the cache directory named after its version. */
