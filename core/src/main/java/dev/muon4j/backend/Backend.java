@@ -94,6 +94,45 @@ public interface Backend extends AutoCloseable {
         checkMatrix("gemm C", c, cOffset, m, n, ldc);
     }
 
+    /**
+     * The part of {@link #gemm} every implementation shares: checks the operands, and does the whole
+     * call when no product is needed (an empty C; or k = 0, when C only scales by beta). Returns
+     * whether the product itself is still to be computed.
+     */
+    static boolean gemmNeedsProduct(boolean transA, boolean transB, int m, int n, int k, float[] a, int aOffset, int lda,
+                                    float[] b, int bOffset, int ldb, float beta, float[] c, int cOffset, int ldc) {
+        checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
+        if (m == 0 || n == 0) {
+            return false;
+        }
+        if (k == 0) {
+            Kernels.scaleMatrix(c, cOffset, m, n, ldc, beta);
+            return false;
+        }
+        return true;
+    }
+
+    /** As {@link #gemmNeedsProduct} for {@link #syrk}: with k = 0 only C's upper triangle scales by beta. */
+    static boolean syrkNeedsProduct(boolean trans, int n, int k, float[] a, int aOffset, int lda, float beta,
+                                    float[] c, int cOffset, int ldc) {
+        checkSyrk(trans, n, k, a, aOffset, lda, c, cOffset, ldc);
+        if (n == 0) {
+            return false;
+        }
+        if (k == 0) {
+            Kernels.scaleUpperTriangle(c, cOffset, n, ldc, beta);
+            return false;
+        }
+        return true;
+    }
+
+    /** As {@link #gemmNeedsProduct} for {@link #symm}: an empty C needs nothing. */
+    static boolean symmNeedsProduct(int m, int n, float[] s, int sOffset, int lds, float[] b, int bOffset, int ldb,
+                                    float[] c, int cOffset, int ldc) {
+        checkSymm(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc);
+        return m != 0 && n != 0;
+    }
+
     /** Checks the operands of {@link #syrk} fit their arrays. */
     static void checkSyrk(boolean trans, int n, int k, float[] a, int aOffset, int lda, float[] c, int cOffset, int ldc) {
         checkMatrix("syrk A", a, aOffset, trans ? k : n, trans ? n : k, lda);

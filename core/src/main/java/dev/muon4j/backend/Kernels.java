@@ -102,6 +102,18 @@ public final class Kernels {
         return -1;
     }
 
+    /**
+     * Writes into {@code full} (m×m, row-major, leading dimension m) the dense symmetric matrix whose
+     * upper triangle is that of S (m×m at {@code sOffset}, leading dimension {@code lds}); S's
+     * strictly lower triangle is not read.
+     */
+    public static void expandUpper(float[] s, int sOffset, int m, int lds, float[] full) {
+        for (int i = 0; i < m; i++) {
+            System.arraycopy(s, sOffset + i * lds + i, full, i * m + i, m - i);
+        }
+        symmetrizeFromUpper(full, 0, m, m);
+    }
+
     /** C (rows×cols, leading dimension ld) {@code *= beta}; beta == 0 writes zeros (NaN does not survive). Modifies c. */
     public static void scaleMatrix(float[] c, int off, int rows, int cols, int ld, float beta) {
         for (int r = 0; r < rows; r++) {

@@ -178,12 +178,7 @@ public final class OneDnnBackend implements Backend {
                                   float alpha, float[] a, int aOffset, int lda,
                                   float[] b, int bOffset, int ldb,
                                   float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
-        if (m == 0 || n == 0) {
-            return;
-        }
-        if (k == 0) {
-            Kernels.scaleMatrix(c, cOffset, m, n, ldc, beta);
+        if (!Backend.gemmNeedsProduct(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc)) {
             return;
         }
         call(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
@@ -212,12 +207,7 @@ public final class OneDnnBackend implements Backend {
     public synchronized void syrk(boolean trans, int n, int k,
                                   float alpha, float[] a, int aOffset, int lda,
                                   float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkSyrk(trans, n, k, a, aOffset, lda, c, cOffset, ldc);
-        if (n == 0) {
-            return;
-        }
-        if (k == 0) {
-            Kernels.scaleUpperTriangle(c, cOffset, n, ldc, beta);
+        if (!Backend.syrkNeedsProduct(trans, n, k, a, aOffset, lda, beta, c, cOffset, ldc)) {
             return;
         }
         int blocks = Math.max(1, Math.min(SYRK_MAX_BLOCKS, n / SYRK_MIN_BLOCK));
@@ -253,17 +243,11 @@ public final class OneDnnBackend implements Backend {
                                   float alpha, float[] s, int sOffset, int lds,
                                   float[] b, int bOffset, int ldb,
                                   float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkSymm(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc);
-        if (m == 0 || n == 0) {
+        if (!Backend.symmNeedsProduct(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc)) {
             return;
         }
         float[] full = scratch(m * m);
-        for (int i = 0; i < m; i++) {
-            System.arraycopy(s, sOffset + i * lds + i, full, i * m + i, m - i);
-            for (int j = i + 1; j < m; j++) {
-                full[j * m + i] = s[sOffset + i * lds + j];
-            }
-        }
+        Kernels.expandUpper(s, sOffset, m, lds, full);
         call(false, false, m, n, m, alpha, full, 0, m, b, bOffset, ldb, beta, c, cOffset, ldc);
     }
 

@@ -113,12 +113,7 @@ public final class OpenBlasBackend implements Backend {
                      float alpha, float[] a, int aOffset, int lda,
                      float[] b, int bOffset, int ldb,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
-        if (m == 0 || n == 0) {
-            return;
-        }
-        if (k == 0) {
-            Kernels.scaleMatrix(c, cOffset, m, n, ldc, beta);
+        if (!Backend.gemmNeedsProduct(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc)) {
             return;
         }
         try {
@@ -133,12 +128,7 @@ public final class OpenBlasBackend implements Backend {
     public void syrk(boolean trans, int n, int k,
                      float alpha, float[] a, int aOffset, int lda,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkSyrk(trans, n, k, a, aOffset, lda, c, cOffset, ldc);
-        if (n == 0) {
-            return;
-        }
-        if (k == 0) {
-            Kernels.scaleUpperTriangle(c, cOffset, n, ldc, beta);
+        if (!Backend.syrkNeedsProduct(trans, n, k, a, aOffset, lda, beta, c, cOffset, ldc)) {
             return;
         }
         try {
@@ -154,8 +144,7 @@ public final class OpenBlasBackend implements Backend {
                      float alpha, float[] s, int sOffset, int lds,
                      float[] b, int bOffset, int ldb,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkSymm(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc);
-        if (m == 0 || n == 0) {
+        if (!Backend.symmNeedsProduct(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc)) {
             return;
         }
         try {

@@ -104,11 +104,10 @@ public final class VectorBackend implements Backend {
                      float alpha, float[] a, int aOffset, int lda,
                      float[] b, int bOffset, int ldb,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
-        if (m == 0 || n == 0) {
+        if (!Backend.gemmNeedsProduct(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc)) {
             return;
         }
-        if (k == 0 || alpha == 0f) {
+        if (alpha == 0f) {
             Kernels.scaleMatrix(c, cOffset, m, n, ldc, beta);
             return;
         }
@@ -121,11 +120,10 @@ public final class VectorBackend implements Backend {
     public void syrk(boolean trans, int n, int k,
                      float alpha, float[] a, int aOffset, int lda,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkSyrk(trans, n, k, a, aOffset, lda, c, cOffset, ldc);
-        if (n == 0) {
+        if (!Backend.syrkNeedsProduct(trans, n, k, a, aOffset, lda, beta, c, cOffset, ldc)) {
             return;
         }
-        if (k == 0 || alpha == 0f) {
+        if (alpha == 0f) {
             Kernels.scaleUpperTriangle(c, cOffset, n, ldc, beta);
             return;
         }
@@ -140,22 +138,12 @@ public final class VectorBackend implements Backend {
                      float alpha, float[] s, int sOffset, int lds,
                      float[] b, int bOffset, int ldb,
                      float beta, float[] c, int cOffset, int ldc) {
-        Backend.checkSymm(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc);
-        if (m == 0 || n == 0) {
+        if (!Backend.symmNeedsProduct(m, n, s, sOffset, lds, b, bOffset, ldb, c, cOffset, ldc)) {
             return;
         }
-        float[] full = expandUpper(s, sOffset, m, lds);
-        gemm(false, false, m, n, m, alpha, full, 0, m, b, bOffset, ldb, beta, c, cOffset, ldc);
-    }
-
-    /** The dense m×m symmetric matrix whose upper triangle is that of S. */
-    private static float[] expandUpper(float[] s, int sOffset, int m, int lds) {
         float[] full = new float[m * m];
-        for (int i = 0; i < m; i++) {
-            System.arraycopy(s, sOffset + i * lds + i, full, i * m + i, m - i);
-        }
-        Kernels.symmetrizeFromUpper(full, 0, m, m);
-        return full;
+        Kernels.expandUpper(s, sOffset, m, lds, full);
+        gemm(false, false, m, n, m, alpha, full, 0, m, b, bOffset, ldb, beta, c, cOffset, ldc);
     }
 
     /**
