@@ -1,6 +1,7 @@
 package dev.muon4j.optim;
 
 import dev.muon4j.backend.Backend;
+import dev.muon4j.backend.Bf16Matmul;
 import dev.muon4j.backend.Kernels;
 import dev.muon4j.tensor.BFloat16;
 import dev.muon4j.tensor.DType;
@@ -56,6 +57,14 @@ public final class NewtonSchulz {
         /** Gram Newton–Schulz's Q and a scratch m×m matrix; allocated only when that method runs. */
         private float[] q = new float[0];
         private float[] t = new float[0];
+        /**
+         * bfloat16 copies of X, Y, A and B in native memory for the bfloat16 iteration on a backend's
+         * {@link Backend#bf16Matmul()}; allocated only when that runs, freed with the workspace.
+         */
+        private java.lang.foreign.MemorySegment xs;
+        private java.lang.foreign.MemorySegment ys;
+        private java.lang.foreign.MemorySegment as;
+        private java.lang.foreign.MemorySegment bs;
         /** One workspace per concurrent worker of {@link #orthogonalizeBatch}; made when first needed. */
         private Workspace[] workers = new Workspace[0];
 
@@ -80,6 +89,19 @@ public final class NewtonSchulz {
             if (a.length < mm) {
                 a = new float[mm];
                 b = new float[mm];
+            }
+        }
+
+        void ensureBf16(int m, int n) {
+            long mn = (long) m * n * Short.BYTES;
+            long mm = (long) m * m * Short.BYTES;
+            if (xs == null || xs.byteSize() < mn) {
+                xs = java.lang.foreign.Arena.ofAuto().allocate(mn, 64);
+                ys = java.lang.foreign.Arena.ofAuto().allocate(mn, 64);
+            }
+            if (as == null || as.byteSize() < mm) {
+                as = java.lang.foreign.Arena.ofAuto().allocate(mm, 64);
+                bs = java.lang.foreign.Arena.ofAuto().allocate(mm, 64);
             }
         }
 
@@ -125,6 +147,8 @@ public final class NewtonSchulz {
         if (config.method() == NewtonSchulzConfig.Method.GRAM && m < n) {
             gram(backend, config, m, n, workspace);
             x = workspace.x;
+        } else if (bf16 && backend.bf16Matmul().isPresent()) {
+            x = standardBf16(backend.bf16Matmul().get(), config, m, n, workspace);
         } else {
             x = standard(backend, config, m, n, workspace);
         }
@@ -173,6 +197,45 @@ public final class NewtonSchulz {
         workspace.x = x;
         workspace.y = y;
         return x;
+    }
+
+    /**
+     * The standard iteration in {@link DType#BF16} precision on bfloat16 matrices in native memory
+     * ({@code workspace.x} holds the normalised X, already rounded to bfloat16): the same products,
+     * each accumulated in float32 and rounded once to bfloat16, as {@link #standard} computes with
+     * float32 products and rounding afterwards; only the order of the float32 sums differs. A is a
+     * full GEMM here rather than a SYRK: bfloat16 products run at twice the float32 rate, which more
+     * than pays for computing both triangles. The result is left in {@code workspace.x}, returned.
+     */
+    private static float[] standardBf16(Bf16Matmul matmul, NewtonSchulzConfig config, int m, int n, Workspace workspace) {
+        int size = m * n;
+        workspace.ensureBf16(m, n);
+        java.lang.foreign.MemorySegment x = workspace.xs;
+        java.lang.foreign.MemorySegment y = workspace.ys;
+        java.lang.foreign.MemorySegment a = workspace.as;
+        java.lang.foreign.MemorySegment b = workspace.bs;
+        long xBytes = (long) size * Short.BYTES;
+        long aBytes = (long) m * m * Short.BYTES;
+        BFloat16.store(workspace.x, 0, size, x, 0);
+        CoefficientSchedule schedule = config.schedule();
+        for (int step = 0; step < config.steps(); step++) {
+            Coefficients k = schedule.at(step);
+            // A = X·Xᵀ
+            matmul.gemm(false, true, m, m, n, 1f, x, n, x, n, 0f, a, m);
+            // B = b·A + c·A·A
+            java.lang.foreign.MemorySegment.copy(a, 0, b, 0, aBytes);
+            matmul.gemm(false, false, m, m, m, (float) k.c(), a, m, a, m, (float) k.b(), b, m);
+            // Y = a·X + B·X
+            java.lang.foreign.MemorySegment.copy(x, 0, y, 0, xBytes);
+            matmul.gemm(false, false, m, n, m, 1f, b, m, x, n, (float) k.a(), y, n);
+            java.lang.foreign.MemorySegment t = x;
+            x = y;
+            y = t;
+        }
+        workspace.xs = x;
+        workspace.ys = y;
+        BFloat16.load(x, 0, workspace.x, 0, size);
+        return workspace.x;
     }
 
     /**
