@@ -71,6 +71,11 @@ public final class BenchCommand implements Callable<Integer> {
         @Option(names = "--accumulate", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE}).")
         int accumulate;
 
+        @Option(names = "--ns-precision", defaultValue = "F32", paramLabel = "PRECISION",
+                description = "Precision of Muon's Newton-Schulz: F32 or BF16 (bfloat16 products, twice as fast where the processor "
+                        + "has bfloat16 dot products) (default: ${DEFAULT-VALUE}).")
+        dev.muon4j.tensor.DType nsPrecision;
+
         @Option(names = "--steps", defaultValue = "5", description = "Timed steps per optimizer, median reported (default: ${DEFAULT-VALUE}).")
         int steps;
 
@@ -142,9 +147,17 @@ public final class BenchCommand implements Callable<Integer> {
                 for (TrainingBenchmark.Case c : cases) {
                     System.out.printf("%s: %s%n", c.label(), c.config().describe());
                 }
-                System.out.printf("batch %d x %d tokens, %d micro-batch(es) per optimizer step%s%n%n", batch, trunk.contextLength(),
+                System.out.printf("batch %d x %d tokens, %d micro-batch(es) per optimizer step%s%n", batch, trunk.contextLength(),
                         accumulate, cases.size() > 1 ? "; the models step in turns" : "");
-                TrainingBenchmark bench = new TrainingBenchmark(backend, System.out);
+                if (optimizers != Optimizers.ADAMW) {
+                    System.out.printf("Muon: Moonlight's, Newton-Schulz in %s%s%n", nsPrecision.name().toLowerCase(java.util.Locale.ROOT),
+                            nsPrecision == dev.muon4j.tensor.DType.BF16
+                                    ? backend.bf16Matmul().map(m -> " on " + m.description().replaceFirst(", \\d+ threads?$", ""))
+                                            .orElse(" (float32 products rounded to bfloat16: this backend has no bfloat16 products)")
+                                    : "");
+                }
+                System.out.println();
+                TrainingBenchmark bench = new TrainingBenchmark(backend, System.out, nsPrecision);
                 List<TrainingBenchmark.Result> adam = null;
                 List<TrainingBenchmark.Result> muon = null;
                 if (optimizers != Optimizers.MUON) {
