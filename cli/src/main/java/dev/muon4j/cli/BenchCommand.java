@@ -219,8 +219,19 @@ public final class BenchCommand implements Callable<Integer> {
                 System.out.printf("float32 FMA peak (probe, %d threads, %d-float vectors): %.1f GFLOP/s%n", backend.threads(),
                         dev.muon4j.bench.FmaPeak.lanes(), peak);
                 double gemm = bench.gemmGflops(2048, 2048, 2048);
-                System.out.printf("square GEMM 2048: %.1f GFLOP/s = %.0f%% of the probe's peak%n%n", gemm, 100 * gemm / peak);
+                System.out.printf("square GEMM 2048: %.1f GFLOP/s = %.0f%% of the probe's peak%n", gemm, 100 * gemm / peak);
+                java.util.OptionalDouble bf16 = bench.bf16GemmGflops(2048, 2048, 2048);
+                if (bf16.isPresent()) {
+                    // a bfloat16 dot product does two multiply-adds per float32 lane where an FMA does one
+                    System.out.printf("bfloat16 GEMM 2048 (%s): %.1f GFLOP/s = %.0f%% of twice the float32 peak%n",
+                            backend.bf16Matmul().get().description(), bf16.getAsDouble(), 100 * bf16.getAsDouble() / (2 * peak));
+                } else {
+                    System.out.println("bfloat16 GEMM: this backend has no bfloat16 products");
+                }
+                System.out.println();
                 bench.runNewtonSchulz(OptimizerBenchmark.NS_SHAPES);
+                System.out.println();
+                bench.runNewtonSchulzBf16(OptimizerBenchmark.NS_SHAPES);
                 if (!skipGpt2) {
                     System.out.println();
                     bench.runGpt2Step();
