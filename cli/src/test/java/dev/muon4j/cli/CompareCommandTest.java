@@ -6,10 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import javax.xml.parsers.DocumentBuilder;
@@ -97,6 +100,14 @@ class CompareCommandTest {
         assertTrue(Files.isRegularFile(out.resolve("muon").resolve("metrics.jsonl")));
         assertFalse(Files.exists(out.resolve("load.svg")), "a dense model has no expert loads");
         assertFalse(report.contains("Expert load"), report);
+
+        // Written with the permissions of any new file (0644 under umask 022), not a temporary file's owner-only 0600.
+        if (FileSystems.getDefault().supportedFileAttributeViews().contains("posix")) {
+            Set<PosixFilePermission> usual = Files.getPosixFilePermissions(Files.createFile(tmp.resolve("reference")));
+            for (Path file : List.of(out.resolve("report.md"), out.resolve("loss.svg"), out.resolve("muon/metrics.jsonl"))) {
+                assertEquals(usual, Files.getPosixFilePermissions(file), file.toString());
+            }
+        }
     }
 
     /**
