@@ -1,12 +1,16 @@
 package dev.muon4j.cli;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.muon4j.bench.DistributedBenchmark;
 import dev.muon4j.bench.DistributedBenchmark.Measurement;
 import dev.muon4j.bench.DistributedBenchmark.Setting;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.AtomicFiles;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.OptimizerChoice;
 import java.io.IOException;
@@ -14,7 +18,6 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.time.LocalDate;
 import java.util.ArrayList;
@@ -183,8 +186,8 @@ final class DistributedBench implements Callable<Integer> {
             String command = commandLine();
             String text = out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".md")
                     ? markdown(command, machine, dataset.describe(), modelText, stepsText, notes, results, ratios)
-                    : Json.pretty(json(command, machine, dataset.describe(), model, notes, results)) + "\n";
-            writeAtomically(out, text);
+                    : JsonCodec.pretty(report(command, machine, dataset.describe(), model, notes, results)) + "\n";
+            AtomicFiles.write(out, stream -> stream.write(text.getBytes(StandardCharsets.UTF_8)));
             w.println("report: " + out);
             w.flush();
         }
@@ -298,58 +301,36 @@ final class DistributedBench implements Callable<Integer> {
         return s.toString();
     }
 
-    private Map<String, Object> json(String command, String machine, String data, ModelConfig model, List<String> notes,
-                                     List<Measurement> results) {
-        Map<String, Object> root = new LinkedHashMap<>();
-        root.put("command", command);
-        root.put("date", LocalDate.now().toString());
-        root.put("machine", machine);
-        root.put("data", data);
-        Map<String, Object> m = new LinkedHashMap<>(model.toMap());
-        m.put("parameters", model.parameterCount());
-        root.put("model", m);
-        root.put("batch", batch);
-        root.put("context", model.contextLength());
-        root.put("warmup_steps", WARMUP_STEPS);
-        root.put("measured_steps", steps);
-        root.put("notes", notes);
-        List<Object> rows = new ArrayList<>();
-        for (Measurement r : results) {
-            Map<String, Object> row = new LinkedHashMap<>();
-            row.put("ranks", r.ranks());
-            row.put("optimizer", r.setting().optimizer().name());
-            row.put("sharding", r.ranks() == 1 ? "NONE" : r.setting() == Setting.ADAMW ? "ZERO1" : r.setting().mode().name());
-            row.put("step_seconds", r.stepSeconds());
-            row.put("compute_seconds", r.computeSeconds());
-            row.put("communication_seconds", r.communicationSeconds());
-            row.put("newton_schulz_seconds", r.newtonSchulzSeconds());
-            row.put("other_optimizer_seconds", r.optimizerSeconds());
-            row.put("bytes_sent_per_rank", r.bytesSent());
-            row.put("bytes_received_per_rank", r.bytesReceived());
-            if (r.ranks() > 1 && r.setting() != Setting.ADAMW) {
-                row.put("bytes_ratio_to_adamw", r.bytesMoved() / find(results, Setting.ADAMW, r.ranks()).bytesMoved());
-            }
-            row.put("state_bytes_largest_rank", r.stateBytesLargest());
-            row.put("state_bytes_mean_rank", r.stateBytesMean());
-            row.put("state_bytes_one_process", r.singleProcessStateBytes());
-            row.put("state_ratio_largest", r.stateRatio());
-            row.put("state_ratio_mean", r.meanStateRatio());
-            rows.add(row);
-        }
-        root.put("results", rows);
-        return root;
+    /** The JSON report: how it was run, then one row per setting and rank count. */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    record Report(String command, String date, String machine, String data, Map<String, Object> model, int batch, int context,
+                  int warmupSteps, int measuredSteps, List<String> notes, List<Row> results) {
     }
 
-    private static void writeAtomically(Path file, String text) throws IOException {
-        Path parent = file.toAbsolutePath().getParent();
-        Files.createDirectories(parent);
-        Path tmp = Files.createTempFile(parent, file.getFileName().toString(), ".tmp");
-        try {
-            Files.writeString(tmp, text, StandardCharsets.UTF_8);
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } finally {
-            Files.deleteIfExists(tmp);
+    /** One setting at one rank count; {@code bytesRatioToAdamw} only for Muon on more than one rank. */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    record Row(int ranks, String optimizer, String sharding, double stepSeconds, double computeSeconds, double communicationSeconds,
+               double newtonSchulzSeconds, double otherOptimizerSeconds, double bytesSentPerRank, double bytesReceivedPerRank,
+               Double bytesRatioToAdamw, long stateBytesLargestRank, double stateBytesMeanRank, long stateBytesOneProcess,
+               double stateRatioLargest, double stateRatioMean) {
+    }
+
+    private Report report(String command, String machine, String data, ModelConfig model, List<String> notes,
+                          List<Measurement> results) {
+        Map<String, Object> m = new LinkedHashMap<>(model.toMap());
+        m.put("parameters", model.parameterCount());
+        List<Row> rows = new ArrayList<>();
+        for (Measurement r : results) {
+            rows.add(new Row(r.ranks(), r.setting().optimizer().name(),
+                    r.ranks() == 1 ? "NONE" : r.setting() == Setting.ADAMW ? "ZERO1" : r.setting().mode().name(),
+                    r.stepSeconds(), r.computeSeconds(), r.communicationSeconds(), r.newtonSchulzSeconds(), r.optimizerSeconds(),
+                    r.bytesSent(), r.bytesReceived(), r.ranks() > 1 && r.setting() != Setting.ADAMW
+                            ? r.bytesMoved() / find(results, Setting.ADAMW, r.ranks()).bytesMoved() : null,
+                    r.stateBytesLargest(), r.stateBytesMean(), r.singleProcessStateBytes(), r.stateRatio(), r.meanStateRatio()));
         }
+        return new Report(command, LocalDate.now().toString(), machine, data, m, batch, model.contextLength(), WARMUP_STEPS, steps,
+                notes, rows);
     }
 
     private static Optional<String> cpuName() {

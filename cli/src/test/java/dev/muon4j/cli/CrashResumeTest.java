@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
 import dev.muon4j.train.CheckpointStore;
@@ -74,7 +74,7 @@ class CrashResumeTest {
                 break;
             }
             try {
-                Map<String, Object> m = Json.parseObject(parts[i]);
+                Map<String, Object> m = JsonCodec.parseObject(parts[i]);
                 Map<String, Object> copy = new HashMap<>(m);
                 copy.remove("seconds");
                 lines.add(copy);

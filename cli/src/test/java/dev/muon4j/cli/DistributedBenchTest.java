@@ -3,9 +3,10 @@ package dev.muon4j.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -69,7 +70,7 @@ class DistributedBenchTest {
                 .matcher(console).find(), console);
         assertTrue(console.contains("report: " + out), console);
 
-        Map<String, Object> report = Json.parseObject(Files.readString(out));
+        Map<String, Object> report = JsonCodec.parseObject(Files.readString(out));
         assertTrue(((String) report.get("command")).startsWith("./muon4j bench distributed --preset tiny"), report.toString());
         List<Map<String, Object>> rows = new ArrayList<>();
         for (Object row : (List<?>) report.get("results")) {
@@ -78,14 +79,22 @@ class DistributedBenchTest {
             rows.add(r);
         }
         assertEquals(5, rows.size(), "1 rank: Muon, AdamW; 2 ranks: AdamW and Muon in both modes");
+        assertEquals(List.of("command", "date", "machine", "data", "model", "batch", "context", "warmup_steps", "measured_steps", "notes",
+                "results"), List.copyOf(report.keySet()));
         for (Map<String, Object> r : rows) {
             long ranks = ((Number) r.get("ranks")).longValue();
+            assertEquals(ranks == 2 && !"ADAMW".equals(r.get("optimizer")), r.containsKey("bytes_ratio_to_adamw"), r.toString());
             assertEquals(ranks == 1, ((Number) r.get("bytes_sent_per_rank")).doubleValue() == 0, r.toString());
             assertTrue(((Number) r.get("compute_seconds")).doubleValue() > 0, r.toString());
             if (ranks == 2 && "DISTRIBUTED_MUON".equals(r.get("sharding"))) {
                 assertEquals(bytesRatio, ((Number) r.get("bytes_ratio_to_adamw")).doubleValue(), 1e-4);
                 assertTrue(((Number) r.get("newton_schulz_seconds")).doubleValue() > 0, r.toString());
             }
+        }
+        if (FileSystems.getDefault().supportedFileAttributeViews().contains("posix")) {
+            Path reference = Files.createFile(tmp.resolve("reference"));
+            assertEquals(Files.getPosixFilePermissions(reference), Files.getPosixFilePermissions(out), "the usual permissions of a new file");
+            Files.delete(reference);
         }
         // No run directory is left behind in the working directory or next to the report.
         try (var files = Files.list(tmp)) {
@@ -115,7 +124,7 @@ class DistributedBenchTest {
         assertTrue(console.contains("4 experts (2 active + 2 shared) of width 16"), console);
         double state = number(console, "(?m)^optimizer state per rank / one process, 2 ranks, Muon \\(hybrid\\) WHOLE_MATRIX: ([0-9.]+) ");
         assertTrue(state >= 0.5 && state < 0.6, "state ratio " + state + "\n" + console);
-        Map<String, Object> report = Json.parseObject(Files.readString(out));
+        Map<String, Object> report = JsonCodec.parseObject(Files.readString(out));
         assertEquals("deepseek", ((Map<?, ?>) report.get("model")).get("model"));
     }
 }

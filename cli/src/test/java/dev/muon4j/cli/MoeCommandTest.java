@@ -3,7 +3,7 @@ package dev.muon4j.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
@@ -54,7 +54,7 @@ class MoeCommandTest {
                 "--router-bias-rate", "0.01", "--balance-loss", "0.0001"));
         assertEquals(0, r.code(), r.out() + r.err());
         assertTrue(r.out().contains("6 experts (3 active + 1 shared) of width 32") && r.out().contains("latent attention"), r.out());
-        Map<?, ?> config = (Map<?, ?>) Json.parse(Files.readString(dir.resolve("step-00000002/config.json")));
+        Map<?, ?> config = JsonCodec.parseObject(Files.readString(dir.resolve("step-00000002/config.json")));
         Map<?, ?> model = (Map<?, ?>) config.get("model");
         assertEquals("deepseek", model.get("model"));
         assertEquals(6L, ((Map<?, ?>) model.get("moe")).get("experts"));

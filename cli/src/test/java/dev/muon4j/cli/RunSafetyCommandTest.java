@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.train.CheckpointStore;
 import dev.muon4j.train.RunLock;
 import java.io.PrintWriter;
@@ -123,7 +123,7 @@ class RunSafetyCommandTest {
         // The first run's metrics are whole: each step once, in order.
         List<Long> steps = new ArrayList<>();
         for (String line : Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
-            Map<String, Object> m = Json.parseObject(line);
+            Map<String, Object> m = JsonCodec.parseObject(line);
             if (m.containsKey("loss")) {
                 steps.add((Long) m.get("step"));
             }
@@ -172,7 +172,7 @@ class RunSafetyCommandTest {
         assertTrue(o.out().contains("training: MUON (moonlight), QK-clip at tau 0.01, 4 steps"), o.out());
         int clipped = 0;
         for (String line : Files.readAllLines(runDir.resolve("metrics.jsonl"))) {
-            Map<String, Object> m = Json.parseObject(line);
+            Map<String, Object> m = JsonCodec.parseObject(line);
             if (m.containsKey("loss")) {
                 assertTrue(((Number) m.get("max_logit")).doubleValue() > 0, line);
                 clipped += ((Number) m.get("clipped_heads")).intValue();

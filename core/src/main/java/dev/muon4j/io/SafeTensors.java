@@ -1,5 +1,6 @@
 package dev.muon4j.io;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
@@ -146,11 +147,15 @@ public final class SafeTensors {
         return written;
     }
 
+    /** A tensor's entry in the header. */
+    private record HeaderEntry(String dtype, int[] shape, @JsonProperty("data_offsets") long[] dataOffsets) {
+    }
+
     /** The header bytes (JSON padded with spaces to a multiple of 8) for tensors sorted by name. */
     static byte[] header(TreeMap<String, TensorData> sorted, Map<String, String> metadata) {
         LinkedHashMap<String, Object> json = new LinkedHashMap<>();
         if (metadata != null && !metadata.isEmpty()) {
-            LinkedHashMap<String, Object> meta = new LinkedHashMap<>();
+            LinkedHashMap<String, String> meta = new LinkedHashMap<>();
             metadata.forEach((k, v) -> meta.put(Objects.requireNonNull(k, "metadata key"), Objects.requireNonNull(v, "metadata value of " + k)));
             json.put(METADATA_KEY, meta);
         }
@@ -158,18 +163,10 @@ public final class SafeTensors {
         for (Map.Entry<String, TensorData> e : sorted.entrySet()) {
             TensorData t = e.getValue();
             long bytes = (long) t.size() * dtypeBytes(t.dtype());
-            LinkedHashMap<String, Object> info = new LinkedHashMap<>();
-            info.put("dtype", t.dtype());
-            List<Object> shape = new ArrayList<>();
-            for (int d : t.shape()) {
-                shape.add((long) d);
-            }
-            info.put("shape", shape);
-            info.put("data_offsets", List.of(offset, offset + bytes));
-            json.put(e.getKey(), info);
+            json.put(e.getKey(), new HeaderEntry(t.dtype(), t.shape(), new long[] {offset, offset + bytes}));
             offset += bytes;
         }
-        byte[] text = Json.write(json).getBytes(StandardCharsets.UTF_8);
+        byte[] text = JsonCodec.write(json).getBytes(StandardCharsets.UTF_8);
         int padded = (text.length + 7) / 8 * 8;
         byte[] header = Arrays.copyOf(text, padded);
         Arrays.fill(header, text.length, padded, (byte) ' ');
@@ -245,7 +242,7 @@ public final class SafeTensors {
             }
             ByteBuffer headerBytes = ByteBuffer.allocate((int) n);
             readFully(channel, headerBytes, 8, file);
-            Map<String, Object> header = Json.parseObject(file, headerBytes.flip(), 8, "the header");
+            Map<String, Object> header = JsonCodec.parseObject(file, headerBytes.array(), 0, (int) n, 8, "the header");
             long dataStart = 8 + n;
             long bufferSize = size - dataStart;
             Map<String, String> metadata = new LinkedHashMap<>();
@@ -329,7 +326,7 @@ public final class SafeTensors {
         int[] shape = new int[shapeList.size()];
         for (int i = 0; i < shape.length; i++) {
             if (!(shapeList.get(i) instanceof Long d) || d < 0 || d > Integer.MAX_VALUE) {
-                throw bad(file, "has " + where + " with invalid shape " + Json.write(shapeList)
+                throw bad(file, "has " + where + " with invalid shape " + JsonCodec.write(shapeList)
                         + " (dimensions must be integers from 0 to " + Integer.MAX_VALUE + ")");
             }
             shape[i] = (int) (long) d;

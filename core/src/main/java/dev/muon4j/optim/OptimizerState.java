@@ -1,6 +1,6 @@
 package dev.muon4j.optim;
 
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -101,7 +101,7 @@ public final class OptimizerState {
         /** Copies the settings through JSON, so that settings read back from a file equal the saved ones. */
         public Stage {
             Objects.requireNonNull(name, "stage name");
-            settings = Collections.unmodifiableMap(Json.parseObject(Json.write(Objects.requireNonNull(settings, "settings"))));
+            settings = Collections.unmodifiableMap(JsonCodec.parseObject(JsonCodec.write(Objects.requireNonNull(settings, "settings"))));
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.muon4j.optim;
 
-import dev.muon4j.io.Json;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
 import java.io.IOException;
@@ -38,43 +39,38 @@ final class StateFormat {
 
     // ------------------------------------------------------------------------------------------ writing
 
+    /** A parameter's entry in the {@code parameters} metadata; {@code rule} is left out when not recorded. */
+    private record ParameterEntry(String route, int[] shape, @JsonInclude(JsonInclude.Include.NON_NULL) String rule,
+                                  Set<String> buffers) {
+    }
+
+    /** An update rule's entry in the {@code rules} metadata. */
+    private record RuleEntry(String family, List<StageEntry> transforms) {
+    }
+
+    /** One stage of a rule: its name and settings. */
+    private record StageEntry(String name, Map<String, Object> settings) {
+    }
+
     static void write(OptimizerState state, Path file) throws IOException {
         Map<String, TensorData> tensors = new LinkedHashMap<>();
-        Map<String, Object> parameters = new LinkedHashMap<>();
+        Map<String, ParameterEntry> parameters = new LinkedHashMap<>();
         state.entries().forEach((name, entry) -> {
             int[] shape = entry.shape();
-            Map<String, Object> p = new LinkedHashMap<>();
-            p.put("route", lower(entry.route()));
-            p.put("shape", Arrays.stream(shape).boxed().toList());
-            if (entry.rule() != null) {
-                p.put("rule", entry.rule());
-            }
-            p.put("buffers", List.copyOf(entry.buffers().keySet()));
-            parameters.put(name, p);
+            parameters.put(name, new ParameterEntry(lower(entry.route()), shape, entry.rule(), entry.buffers().keySet()));
             entry.buffers().forEach((buffer, data) ->
                     tensors.put(OptimizerState.tensorName(name, buffer), TensorData.f32(OptimizerState.bufferShape(shape, data.length), data)));
         });
-        Map<String, Object> rules = new LinkedHashMap<>();
-        state.rules().forEach((name, rule) -> {
-            List<Object> stages = new ArrayList<>();
-            for (OptimizerState.Stage s : rule.stages()) {
-                Map<String, Object> stage = new LinkedHashMap<>();
-                stage.put("name", s.name());
-                stage.put("settings", s.settings());
-                stages.add(stage);
-            }
-            Map<String, Object> r = new LinkedHashMap<>();
-            r.put("family", lower(rule.family()));
-            r.put("transforms", stages);
-            rules.put(name, r);
-        });
+        Map<String, RuleEntry> rules = new LinkedHashMap<>();
+        state.rules().forEach((name, rule) -> rules.put(name, new RuleEntry(lower(rule.family()),
+                rule.stages().stream().map(s -> new StageEntry(s.name(), s.settings())).toList())));
         Map<String, String> metadata = new LinkedHashMap<>();
         metadata.put(KEY_FORMAT, FORMAT);
         metadata.put(KEY_VERSION, Integer.toString(OptimizerState.FORMAT_VERSION));
         metadata.put(KEY_STEP, Long.toString(state.step()));
         metadata.put(KEY_SKIPPED, Long.toString(state.skippedSteps()));
-        metadata.put(KEY_PARAMETERS, Json.write(parameters));
-        metadata.put(KEY_RULES, Json.write(rules));
+        metadata.put(KEY_PARAMETERS, JsonCodec.write(parameters));
+        metadata.put(KEY_RULES, JsonCodec.write(rules));
         long metadataCrc = metadataCrc32(metadata);
         metadata.put(KEY_DATA_CRC, hex(SafeTensors.dataCrc32(tensors)));
         metadata.put(KEY_METADATA_CRC, hex(metadataCrc));
@@ -91,7 +87,7 @@ final class StateFormat {
         sorted.remove(KEY_DATA_CRC);
         sorted.remove(KEY_METADATA_CRC);
         CRC32 crc = new CRC32();
-        crc.update(Json.write(sorted).getBytes(StandardCharsets.UTF_8));
+        crc.update(JsonCodec.write(sorted).getBytes(StandardCharsets.UTF_8));
         return crc.getValue();
     }
 
@@ -123,13 +119,13 @@ final class StateFormat {
             String format = metadata.get(KEY_FORMAT);
             if (!FORMAT.equals(format)) {
                 throw bad("is a safetensors file but not a muon4j optimizer state: its " + SafeTensors.METADATA_KEY + " has "
-                        + (format == null ? "no \"" + KEY_FORMAT + "\"" : "\"" + KEY_FORMAT + "\": " + Json.write(format))
+                        + (format == null ? "no \"" + KEY_FORMAT + "\"" : "\"" + KEY_FORMAT + "\": " + JsonCodec.write(format))
                         + ", not \"" + FORMAT + "\"");
             }
             String version = metadata.get(KEY_VERSION);
             if (!Integer.toString(OptimizerState.FORMAT_VERSION).equals(version)) {
                 throw bad("has optimizer state format version " + (version == null ? "(none: no \"" + KEY_VERSION + "\")"
-                        : Json.write(version)) + " in its metadata; this muon4j reads versions " + OptimizerState.OLDEST_READABLE_VERSION
+                        : JsonCodec.write(version)) + " in its metadata; this muon4j reads versions " + OptimizerState.OLDEST_READABLE_VERSION
                         + " to " + OptimizerState.FORMAT_VERSION);
             }
             checkCrc(metadata, KEY_METADATA_CRC, metadataCrc32(metadata), "its other metadata entries (the header was changed)");
@@ -153,7 +149,7 @@ final class StateFormat {
                 String rule = null;
                 if (p.get("rule") != null) {
                     if (!(p.get("rule") instanceof String r) || !rules.containsKey(r)) {
-                        throw bad("has " + where + " with rule " + Json.write(p.get("rule")) + ", not one of the " + KEY_RULES + " "
+                        throw bad("has " + where + " with rule " + JsonCodec.write(p.get("rule")) + ", not one of the " + KEY_RULES + " "
                                 + rules.keySet());
                     }
                     if (rules.get(r).family() != route) {
@@ -197,7 +193,7 @@ final class StateFormat {
         private void checkCrc(Map<String, String> metadata, String key, long actual, String over) throws IOException {
             String stored = metadataOf(metadata, key);
             if (!stored.matches("[0-9a-f]{8}")) {
-                throw bad("is damaged: its metadata's \"" + key + "\" is " + Json.write(stored) + ", not 8 hex digits");
+                throw bad("is damaged: its metadata's \"" + key + "\" is " + JsonCodec.write(stored) + ", not 8 hex digits");
             }
             if (Long.parseLong(stored, 16) != actual) {
                 throw bad("is damaged: checksum mismatch, the CRC-32 of " + over + " is " + hex(actual) + " but its metadata's \""
@@ -222,7 +218,7 @@ final class StateFormat {
                 n = -1;
             }
             if (n < 0) {
-                throw bad("has metadata \"" + key + "\" " + Json.write(value) + ", not a count from 0 to " + Long.MAX_VALUE);
+                throw bad("has metadata \"" + key + "\" " + JsonCodec.write(value) + ", not a count from 0 to " + Long.MAX_VALUE);
             }
             return n;
         }
@@ -230,7 +226,7 @@ final class StateFormat {
         private Map<String, Object> object(Map<String, String> metadata, String key) throws IOException {
             String value = metadataOf(metadata, key);
             try {
-                return Json.parseObject(value);
+                return JsonCodec.parseObject(value);
             } catch (IllegalArgumentException e) {
                 throw bad("has metadata \"" + key + "\" that is not a JSON object: " + e.getMessage());
             }
@@ -249,7 +245,7 @@ final class StateFormat {
                     if (!(stage instanceof Map<?, ?> s) || !(s.get("name") instanceof String name)
                             || !(s.get("settings") instanceof Map<?, ?> settings)) {
                         throw bad("has " + where + " with a transform that is not {\"name\": string, \"settings\": object}: "
-                                + Json.write(stage));
+                                + JsonCodec.write(stage));
                     }
                     @SuppressWarnings("unchecked")
                     Map<String, Object> typed = (Map<String, Object>) settings;
@@ -266,20 +262,20 @@ final class StateFormat {
                     return r;
                 }
             }
-            throw bad("has " + where + " with route " + Json.write(value) + ", not one of " + Arrays.stream(Route.values())
+            throw bad("has " + where + " with route " + JsonCodec.write(value) + ", not one of " + Arrays.stream(Route.values())
                     .map(StateFormat::lower).toList());
         }
 
         /** A shape of rank 0 to {@value OptimizerState#MAX_RANK}, dimensions ≥ 0 whose product fits in an int. */
         private int[] shape(Object value, String where) throws IOException {
             if (!(value instanceof List<?> list) || list.size() > OptimizerState.MAX_RANK) {
-                throw bad("has " + where + " with shape " + Json.write(value) + ", not an array of at most " + OptimizerState.MAX_RANK
+                throw bad("has " + where + " with shape " + JsonCodec.write(value) + ", not an array of at most " + OptimizerState.MAX_RANK
                         + " dimensions");
             }
             int[] shape = new int[list.size()];
             for (int i = 0; i < shape.length; i++) {
                 if (!(list.get(i) instanceof Long d) || d < 0 || d > Integer.MAX_VALUE) {
-                    throw bad("has " + where + " with shape " + Json.write(value) + ": dimension " + i + " is not an integer from 0 to "
+                    throw bad("has " + where + " with shape " + JsonCodec.write(value) + ": dimension " + i + " is not an integer from 0 to "
                             + Integer.MAX_VALUE);
                 }
                 shape[i] = (int) (long) d;
@@ -293,13 +289,13 @@ final class StateFormat {
         /** Distinct non-empty buffer names, at most {@value OptimizerState#MAX_BUFFERS}. */
         private List<String> names(Object value, String where) throws IOException {
             if (!(value instanceof List<?> list) || list.size() > OptimizerState.MAX_BUFFERS) {
-                throw bad("has " + where + " " + Json.write(value) + ", not an array of at most " + OptimizerState.MAX_BUFFERS
+                throw bad("has " + where + " " + JsonCodec.write(value) + ", not an array of at most " + OptimizerState.MAX_BUFFERS
                         + " buffer names");
             }
             List<String> names = new ArrayList<>();
             for (Object o : list) {
                 if (!(o instanceof String s) || s.isEmpty() || names.contains(s)) {
-                    throw bad("has " + where + " " + Json.write(value) + ": " + Json.write(o) + " is not a new, non-empty buffer name");
+                    throw bad("has " + where + " " + JsonCodec.write(value) + ": " + JsonCodec.write(o) + " is not a new, non-empty buffer name");
                 }
                 names.add(s);
             }

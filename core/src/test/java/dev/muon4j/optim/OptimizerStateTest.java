@@ -5,10 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
 import java.io.ByteArrayOutputStream;
@@ -25,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
+import java.util.concurrent.TimeUnit;
 import java.util.zip.CRC32;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -230,7 +232,7 @@ class OptimizerStateTest {
         sorted.remove("data_crc32");
         sorted.remove("metadata_crc32");
         CRC32 crc = new CRC32();
-        crc.update(Json.write(sorted).getBytes(StandardCharsets.UTF_8));
+        crc.update(JsonCodec.write(sorted).getBytes(StandardCharsets.UTF_8));
         return hex(crc);
     }
 
@@ -267,7 +269,7 @@ class OptimizerStateTest {
         assertEquals("3", meta.get("format_version"));
         assertEquals(Long.toString(trained.step()), meta.get("step"));
         assertEquals("2", meta.get("skipped_steps"));
-        Map<String, Object> parameters = Json.parseObject(meta.get("parameters"));
+        Map<String, Object> parameters = JsonCodec.parseObject(meta.get("parameters"));
         assertEquals(List.copyOf(entries.keySet()), List.copyOf(parameters.keySet()), "every parameter, in the optimizer's order");
         Map<String, Object> wq = cast(parameters.get("layers.0.wq"));
         assertEquals(Map.of("route", "muon", "shape", List.of(16L, 24L), "rule", "muon", "buffers", List.of("momentum")), wq);
@@ -276,7 +278,7 @@ class OptimizerStateTest {
                 embed);
         assertEquals(Map.of("route", "adamw", "shape", List.of(), "buffers", List.of()), parameters.get("layers.0.scale"),
                 "a parameter without buffers is recorded; its rule was not");
-        Map<String, Object> rules = Json.parseObject(meta.get("rules"));
+        Map<String, Object> rules = JsonCodec.parseObject(meta.get("rules"));
         assertEquals(List.of("adamw", "muon"), List.copyOf(rules.keySet()), "in the order of the parameters that first name them");
         Map<String, Object> muon = cast(rules.get("muon"));
         assertEquals("muon", muon.get("family"));
@@ -312,6 +314,37 @@ class OptimizerStateTest {
             assertArrayEquals(entry.shape(), other.shape(), name);
             assertEquals(List.copyOf(entry.buffers().keySet()), List.copyOf(other.buffers().keySet()), name);
         });
+    }
+
+    /**
+     * The metadata checksum is computed over JSON text that Python's {@code json.dumps} writes the same way:
+     * scripts/read-optimizer-state.py recomputes both checksums of a state whose names go beyond ASCII.
+     */
+    @Test
+    void pythonsReaderAgreesOnTheChecksums() throws Exception {
+        Path script = Path.of("..", "scripts", "read-optimizer-state.py");
+        assumeTrue(Files.isRegularFile(script), "scripts/read-optimizer-state.py is not beside the core module");
+        boolean python;
+        try {
+            Process p = new ProcessBuilder("python3", "--version").redirectErrorStream(true).start();
+            p.getInputStream().readAllBytes();
+            python = p.waitFor(20, TimeUnit.SECONDS) && p.exitValue() == 0;
+        } catch (IOException e) {
+            python = false;
+        }
+        assumeTrue(python, "python3 is not available");
+        Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
+        entries.put("caf\u00e9.w\u007f\u2028\"q\"", new OptimizerState.Entry(Route.MUON, new int[] {2, 3},
+                Map.of("momentum", new float[] {1, 2, 3, 4, 5, 6})));
+        entries.put("\ud83d\ude00.bias", new OptimizerState.Entry(Route.ADAMW, new int[] {2}, Map.of("m", new float[] {-1, 0.5f})));
+        Path file = dir.resolve("names.safetensors");
+        new OptimizerState(9, 1, entries).write(file);
+        assertEquals(entries.keySet(), OptimizerState.read(file).entries().keySet());
+        Process p = new ProcessBuilder("python3", script.toString(), file.toString()).redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "python3 finished");
+        assertEquals(0, p.exitValue(), output);
+        assertTrue(output.contains("2 tensors, 2 parameters") && !output.contains("problem"), output);
     }
 
     @Test

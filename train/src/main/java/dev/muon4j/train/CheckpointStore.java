@@ -1,8 +1,9 @@
 package dev.muon4j.train;
 
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.muon4j.backend.Kernels;
 import dev.muon4j.io.AtomicFiles;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
 import dev.muon4j.nn.ExpertTensors;
@@ -90,7 +91,7 @@ import java.util.regex.Pattern;
  * saying that the checkpoint is from another model with the missing and unexpected names and the
  * shape mismatches.
  *
- * <p>JSON values come back as {@link Json} parses them: integral numbers as {@code Long}, others as
+ * <p>JSON values come back as {@link JsonCodec} reads them: integral numbers as {@code Long}, others as
  * {@code Double}, objects as {@code LinkedHashMap}, arrays as {@code List}.
  */
 public final class CheckpointStore {
@@ -143,6 +144,43 @@ public final class CheckpointStore {
             Objects.requireNonNull(optimizer, "optimizer");
             config = Collections.unmodifiableMap(new LinkedHashMap<>(config));
             trainer = Collections.unmodifiableMap(new LinkedHashMap<>(trainer));
+        }
+    }
+
+    /**
+     * The manifest of a checkpoint directory: what it holds and how to tell that a file is intact.
+     *
+     * @param format  {@value #MANIFEST_FORMAT}
+     * @param version {@value #MANIFEST_VERSION}
+     * @param step    the checkpoint's step, ≥ 0
+     * @param files   file name → its size and SHA-256
+     */
+    record Manifest(@JsonProperty(required = true) String format, @JsonProperty(required = true) int version,
+                    @JsonProperty(required = true) long step, @JsonProperty(required = true) Map<String, FileEntry> files) {
+        Manifest {
+            if (step < 0) {
+                throw new IllegalArgumentException("the step is " + step + ", below 0");
+            }
+            Objects.requireNonNull(files, "files");
+            files = Collections.unmodifiableMap(new LinkedHashMap<>(files));
+        }
+    }
+
+    /**
+     * A file's entry in the manifest.
+     *
+     * @param size   its size in bytes, ≥ 0
+     * @param sha256 its SHA-256, 64 hex digits
+     */
+    record FileEntry(@JsonProperty(required = true) long size, @JsonProperty(required = true) String sha256) {
+        FileEntry {
+            if (size < 0) {
+                throw new IllegalArgumentException("the size is " + size + ", below 0");
+            }
+            if (sha256 == null || !sha256.matches("[0-9a-fA-F]{64}")) {
+                throw new IllegalArgumentException("the sha256 is " + (sha256 == null ? "missing" : "'" + abbreviate(sha256) + "'")
+                        + ", not 64 hex digits");
+            }
         }
     }
 
@@ -244,8 +282,8 @@ public final class CheckpointStore {
      * @param step    the training step (≥ 0); names the directory
      * @param params  the model's parameters; their values are written as F32 under their names
      * @param state   the optimizer state
-     * @param config  written to config.json (values as {@link Json#write} accepts)
-     * @param trainer written to trainer.json (values as {@link Json#write} accepts)
+     * @param config  written to config.json: a record or a map that {@link JsonCodec#write} turns into a JSON object
+     * @param trainer written to trainer.json: a record or a map that {@link JsonCodec#write} turns into a JSON object
      * @return the new checkpoint directory
      * @throws IllegalArgumentException before anything is written, for duplicate parameter names,
      *                                  values JSON cannot hold (NaN, Infinity, other types), an
@@ -256,8 +294,7 @@ public final class CheckpointStore {
      *                                  {@code latest} pointer could not be replaced, that the
      *                                  directory was written but {@code latest} still names the old one)
      */
-    public Path save(long step, List<Parameter> params, OptimizerState state, Map<String, Object> config,
-                     Map<String, Object> trainer) throws IOException {
+    public Path save(long step, List<Parameter> params, OptimizerState state, Object config, Object trainer) throws IOException {
         String name = dirName(step);
         Objects.requireNonNull(state, "optimizer state");
         Map<String, TensorData> tensors = new LinkedHashMap<>();
@@ -276,7 +313,7 @@ public final class CheckpointStore {
             throw new IllegalArgumentException("checkpoint " + name + ": the optimizer state has taken " + (state.step()
                     + state.skippedSteps()) + " steps (" + state.step() + " applied + " + state.skippedSteps() + " skipped), not " + step);
         }
-        if (trainer != null && trainer.get("step") instanceof Number t && t.longValue() != step) {
+        if (JsonCodec.parseObject(new String(trainerJson, StandardCharsets.UTF_8)).get("step") instanceof Number t && t.longValue() != step) {
             throw new IllegalArgumentException("checkpoint " + name + ": trainer.json's step is " + t + ", not " + step);
         }
         Optional<String> bad = firstNonFinite(tensors, OPTIMIZER_FILE, state);
@@ -294,19 +331,14 @@ public final class CheckpointStore {
         Path tmp = runDir.resolve(TMP_PREFIX + name + "-" + nonce());
         try {
             Files.createDirectory(tmp);
-            Map<String, Object> files = new LinkedHashMap<>();
+            Map<String, FileEntry> files = new LinkedHashMap<>();
             files.put(MODEL_FILE, writeFile(tmp, MODEL_FILE, out -> SafeTensors.write(out, tensors, metadata)));
             Path optimizerFile = tmp.resolve(OPTIMIZER_FILE);
             state.write(optimizerFile);
-            files.put(OPTIMIZER_FILE, fileInfo(Files.size(optimizerFile), FileUtil.sha256(optimizerFile)));
+            files.put(OPTIMIZER_FILE, new FileEntry(Files.size(optimizerFile), FileUtil.sha256(optimizerFile)));
             files.put(CONFIG_FILE, writeFile(tmp, CONFIG_FILE, out -> out.write(configJson)));
             files.put(TRAINER_FILE, writeFile(tmp, TRAINER_FILE, out -> out.write(trainerJson)));
-            Map<String, Object> manifest = new LinkedHashMap<>();
-            manifest.put("format", MANIFEST_FORMAT);
-            manifest.put("version", MANIFEST_VERSION);
-            manifest.put("step", step);
-            manifest.put("files", files);
-            byte[] manifestJson = (Json.pretty(manifest) + "\n").getBytes(StandardCharsets.UTF_8);
+            byte[] manifestJson = JsonCodec.prettyFile(new Manifest(MANIFEST_FORMAT, MANIFEST_VERSION, step, files));
             writeFile(tmp, MANIFEST_FILE, out -> out.write(manifestJson));
             AtomicFiles.fsyncDirectory(tmp);
             if (Files.exists(target)) {
@@ -340,12 +372,18 @@ public final class CheckpointStore {
         }
     }
 
-    private static byte[] jsonBytes(Map<String, Object> value, String file) {
+    /** The file's bytes: the value as a pretty-printed JSON object. */
+    private static byte[] jsonBytes(Object value, String file) {
+        byte[] bytes;
         try {
-            return (Json.pretty(value) + "\n").getBytes(StandardCharsets.UTF_8);
+            bytes = JsonCodec.prettyFile(value);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
         }
+        if (bytes.length == 0 || bytes[0] != '{') {
+            throw new IllegalArgumentException(file + ": a " + value.getClass().getSimpleName() + " is not written as a JSON object");
+        }
+        return bytes;
     }
 
     private static String nonce() {
@@ -378,7 +416,7 @@ public final class CheckpointStore {
     }
 
     /** Writes a new file through the wrapper, fsyncs it, and returns its manifest entry. */
-    private Map<String, Object> writeFile(Path dir, String fileName, Body body) throws IOException {
+    private FileEntry writeFile(Path dir, String fileName, Body body) throws IOException {
         Path file = dir.resolve(fileName);
         MessageDigest digest = FileUtil.sha256();
         long size;
@@ -390,14 +428,7 @@ public final class CheckpointStore {
             channel.force(true);
             size = channel.size();
         }
-        return fileInfo(size, HexFormat.of().formatHex(digest.digest()));
-    }
-
-    private static Map<String, Object> fileInfo(long size, String sha256) {
-        Map<String, Object> info = new LinkedHashMap<>();
-        info.put("size", size);
-        info.put("sha256", sha256);
-        return info;
+        return new FileEntry(size, HexFormat.of().formatHex(digest.digest()));
     }
 
     private static void atomicMove(Path from, Path to) throws IOException {
@@ -535,20 +566,16 @@ public final class CheckpointStore {
         if (!Files.isRegularFile(manifestFile)) {
             throw new IOException("checkpoint " + dir + " is incomplete: " + MANIFEST_FILE + " is missing");
         }
-        Map<String, Object> manifest = readJsonObject(manifestFile);
-        if (!MANIFEST_FORMAT.equals(manifest.get("format"))) {
-            throw new IOException(manifestFile + " is not a muon4j checkpoint manifest (format " + manifest.get("format") + ")");
+        Map<String, Object> raw = JsonCodec.readObject(manifestFile);
+        if (!MANIFEST_FORMAT.equals(raw.get("format"))) {
+            throw new IOException(manifestFile + " is not a muon4j checkpoint manifest (format " + raw.get("format") + ")");
         }
-        if (!Long.valueOf(MANIFEST_VERSION).equals(manifest.get("version"))) {
-            throw new IOException(manifestFile + " has manifest version " + manifest.get("version") + "; this muon4j reads version "
+        if (!Long.valueOf(MANIFEST_VERSION).equals(raw.get("version"))) {
+            throw new IOException(manifestFile + " has manifest version " + raw.get("version") + "; this muon4j reads version "
                     + MANIFEST_VERSION);
         }
-        if (!(manifest.get("step") instanceof Long step) || step < 0) {
-            throw new IOException(manifestFile + " is damaged: no valid \"step\"");
-        }
-        if (!(manifest.get("files") instanceof Map<?, ?> files)) {
-            throw new IOException(manifestFile + " is damaged: no \"files\" object");
-        }
+        Manifest manifest = JsonCodec.convert(manifestFile, raw, Manifest.class, "the manifest");
+        Map<String, FileEntry> files = manifest.files();
         for (String required : REQUIRED) {
             if (!files.containsKey(required)) {
                 throw new IOException(manifestFile + " does not list " + required);
@@ -559,13 +586,14 @@ public final class CheckpointStore {
             throw new IOException(manifestFile + " does not list " + OPTIMIZER_FILE + " (nor " + LEGACY_OPTIMIZER_FILE
                     + ", its name in older checkpoints)");
         }
-        for (Map.Entry<?, ?> e : files.entrySet()) {
-            verify(dir, manifestFile, (String) e.getKey(), e.getValue());
+        for (Map.Entry<String, FileEntry> e : files.entrySet()) {
+            verify(dir, manifestFile, e.getKey(), e.getValue());
         }
+        long step = manifest.step();
         SafeTensors.Contents model = SafeTensors.read(dir.resolve(MODEL_FILE));
         OptimizerState optimizer = OptimizerState.read(dir.resolve(optimizerFile));
-        Map<String, Object> config = readJsonObject(dir.resolve(CONFIG_FILE));
-        Map<String, Object> trainer = readJsonObject(dir.resolve(TRAINER_FILE));
+        Map<String, Object> config = JsonCodec.readObject(dir.resolve(CONFIG_FILE));
+        Map<String, Object> trainer = JsonCodec.readObject(dir.resolve(TRAINER_FILE));
         checkSteps(dir, step, model.metadata(), optimizerFile, optimizer, trainer);
         checkFinite(dir, model.tensors(), optimizerFile, optimizer);
         return new Checkpoint(dir, step, model.tensors(), optimizer, config, trainer);
@@ -633,20 +661,18 @@ public final class CheckpointStore {
         return Optional.empty();
     }
 
-    private static void verify(Path dir, Path manifestFile, String name, Object entry) throws IOException {
+    private static void verify(Path dir, Path manifestFile, String name, FileEntry entry) throws IOException {
         if (name.isEmpty() || name.contains("/") || name.contains("\\") || name.equals(".") || name.equals("..")
                 || name.chars().anyMatch(c -> c < 0x20)) {
-            throw new IOException(manifestFile + " is damaged: invalid file name " + Json.write(name));
+            throw new IOException(manifestFile + " is damaged: invalid file name " + JsonCodec.write(name));
         }
-        if (!(entry instanceof Map<?, ?> info) || !(info.get("size") instanceof Long size)
-                || !(info.get("sha256") instanceof String sha256)) {
-            throw new IOException(manifestFile + " is damaged: the entry of " + name + " lacks size or sha256");
-        }
+        long size = entry.size();
+        String sha256 = entry.sha256();
         Path file;
         try {
             file = dir.resolve(name);
         } catch (InvalidPathException e) {
-            throw new IOException(manifestFile + " is damaged: invalid file name " + Json.write(name) + " (" + e.getMessage() + ")");
+            throw new IOException(manifestFile + " is damaged: invalid file name " + JsonCodec.write(name) + " (" + e.getMessage() + ")");
         }
         if (!Files.isRegularFile(file)) {
             throw new IOException("checkpoint " + dir + " is incomplete: " + file + " is missing (listed in " + manifestFile + ")");
@@ -661,11 +687,6 @@ public final class CheckpointStore {
             throw new IOException(file + " is damaged: its SHA-256 " + actualSha + " does not match " + sha256 + " in "
                     + manifestFile);
         }
-    }
-
-    /** A manifest saved by this store lies in the directory named after its step. */
-    private static Map<String, Object> readJsonObject(Path file) throws IOException {
-        return Json.readObject(file);
     }
 
     // ------------------------------------------------------------------------------------------ model check

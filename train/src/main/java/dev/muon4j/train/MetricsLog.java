@@ -1,6 +1,9 @@
 package dev.muon4j.train;
 
-import dev.muon4j.io.Json;
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+import dev.muon4j.io.JsonCodec;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -49,7 +52,7 @@ public final class MetricsLog {
                 }
                 Map<String, Object> m;
                 try {
-                    m = Json.parseObject(line);
+                    m = JsonCodec.parseObject(line);
                 } catch (IllegalArgumentException e) {
                     // A line cut short by a crash mid-write: everything after it is dropped too.
                     break;
@@ -73,30 +76,28 @@ public final class MetricsLog {
         return evals;
     }
 
-    void step(Trainer.StepPoint p) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("step", p.step());
-        m.put("tokens", p.tokens());
-        m.put("loss", p.loss());
-        m.put("lr", p.lr());
-        m.put("grad_norm", p.gradNorm());
-        m.put("seconds", p.seconds());
-        if (p.qkClip() != null) {
-            if (Double.isFinite(p.qkClip().maxLogit())) {
-                m.put("max_logit", p.qkClip().maxLogit());
-            }
-            m.put("clipped_heads", p.qkClip().clippedHeads());
+    /** A step's line; the QK-clip and expert fields are left out when absent. */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    record StepLine(long step, long tokens, double loss, double lr, double gradNorm, double seconds, Double maxLogit,
+                    Integer clippedHeads, double[] expertLoadMaxMean, double[][] expertShare, double[][] routerBias) {
+        static StepLine of(Trainer.StepPoint p) {
+            Trainer.QkClipPoint clip = p.qkClip();
+            Trainer.ExpertLoadPoint experts = p.experts();
+            return new StepLine(p.step(), p.tokens(), p.loss(), p.lr(), p.gradNorm(), p.seconds(),
+                    clip != null && Double.isFinite(clip.maxLogit()) ? clip.maxLogit() : null, clip == null ? null : clip.clippedHeads(),
+                    experts == null ? null : experts.maxOverMean(), experts == null ? null : experts.shares(),
+                    experts == null ? null : experts.biases());
         }
-        if (p.experts() != null) {
-            m.put("expert_load_max_mean", list(p.experts().maxOverMean()));
-            m.put("expert_share", java.util.Arrays.stream(p.experts().shares()).map(MetricsLog::list).toList());
-            m.put("router_bias", java.util.Arrays.stream(p.experts().biases()).map(MetricsLog::list).toList());
-        }
-        append(m);
     }
 
-    private static List<Double> list(double[] values) {
-        return java.util.Arrays.stream(values).boxed().toList();
+    /** A validation's line. */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    record EvalLine(long step, long tokens, double valLoss) {
+    }
+
+    void step(Trainer.StepPoint p) {
+        append(StepLine.of(p));
     }
 
     /** An event line, {@code {"step": step, "event": name, ...details}}, e.g. a resume with changed settings. */
@@ -109,17 +110,14 @@ public final class MetricsLog {
     }
 
     void eval(Trainer.EvalPoint p) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("step", p.step());
-        m.put("tokens", p.tokens());
-        m.put("val_loss", p.loss());
-        append(m);
+        append(new EvalLine(p.step(), p.tokens(), p.loss()));
     }
 
-    private void append(Map<String, Object> m) {
+    /** Appends the line (a record or a map) and flushes it. */
+    private void append(Object line) {
         try (BufferedWriter w = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
                 StandardOpenOption.APPEND)) {
-            w.write(Json.write(m));
+            w.write(JsonCodec.write(line));
             w.newLine();
         } catch (IOException e) {
             throw new UncheckedIOException("cannot append to " + file + ": " + e.getMessage(), e);

@@ -1,8 +1,11 @@
 package dev.muon4j.train;
 
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.tensor.DType;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 
@@ -47,6 +50,7 @@ import java.util.Objects;
  *                         every expert's choice bias moves by γ towards balance ({@link dev.muon4j.nn.MixtureOfExperts#balance});
  *                         DeepSeek-V3 uses 0.001 (arXiv 2412.19437, §4.2); 0 turns it off; no effect on a dense model
  */
+@JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
 public record TrainConfig(OptimizerChoice optimizer, double learningRate, double muonLearningRate, double weightDecay, double beta1, double beta2,
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
@@ -176,36 +180,13 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         return toBuilder().warmupSteps(Math.min(warmupSteps, s)).steps(s).build();
     }
 
-    /** Field name → value, for JSON. */
+    /**
+     * Field name → value, as config.json holds them: each component under its name in snake case
+     * ({@code learningRate} → {@code learning_rate}), enums by name, numbers as {@code Long} or {@code Double}.
+     */
     public Map<String, Object> toMap() {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("optimizer", optimizer.name());
-        m.put("learning_rate", learningRate);
-        m.put("muon_learning_rate", muonLearningRate);
-        m.put("weight_decay", weightDecay);
-        m.put("beta1", beta1);
-        m.put("beta2", beta2);
-        m.put("muon_momentum", muonMomentum);
-        m.put("schedule", schedule.name());
-        m.put("warmup_steps", warmupSteps);
-        m.put("steps", steps);
-        m.put("min_lr_factor", minLrFactor);
-        m.put("batch_size", batchSize);
-        m.put("accumulation", accumulation);
-        m.put("clip_norm", clipNorm);
-        m.put("seed", seed);
-        m.put("eval_every", evalEvery);
-        m.put("eval_batches", evalBatches);
-        m.put("checkpoint_every", checkpointEvery);
-        m.put("keep_checkpoints", keepCheckpoints);
-        m.put("muon_variant", muonVariant.name());
-        m.put("cautious_weight_decay", cautiousWeightDecay);
-        m.put("per_head_qk", perHeadQk);
-        m.put("qk_clip_threshold", qkClipThreshold);
-        m.put("ns_method", nsMethod.name());
-        m.put("router_bias_rate", routerBiasRate);
-        m.put("ns_precision", nsPrecision.name());
-        return m;
+        return JsonCodec.MAPPER.convertValue(this, new TypeReference<>() {
+        });
     }
 
     /** A builder holding this config's values: change some, {@link Builder#build()} checks them all. */

@@ -996,25 +996,13 @@ public final class Trainer {
         }
     }
 
-    private Map<String, Object> checkpointConfig() {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("model", modelConfig.toMap());
-        m.put("train", config.toMap());
-        m.put("tokenizer", tokenizerName);
-        Map<String, Object> d = new LinkedHashMap<>();
-        d.put("fingerprint", data.fingerprint());
-        d.put("description", data.describe());
-        m.put("data", d);
-        return m;
+    private CheckpointConfig checkpointConfig() {
+        return new CheckpointConfig(modelConfig.toMap(), config, tokenizerName,
+                new CheckpointConfig.Data(data.fingerprint(), data.describe()));
     }
 
-    private Map<String, Object> trainerState(long step, long tokens) {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("step", step);
-        m.put("tokens", tokens);
-        m.put("data_position", step * config.accumulation());
-        m.put("seed", config.seed());
-        return m;
+    private TrainerState trainerState(long step, long tokens) {
+        return new TrainerState(step, tokens, step * config.accumulation(), config.seed());
     }
 
     @SuppressWarnings("unchecked")

@@ -10,7 +10,7 @@ import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
 import dev.muon4j.optim.OptimizerState;
@@ -391,7 +391,7 @@ class CheckpointFuzzTest {
             originals.put(name, Files.readAllBytes(work.resolve(name)));
         }
         originals.put(LEGACY, Files.readAllBytes(old.resolve(LEGACY)));
-        Map<String, Object> manifest = Json.readObject(work.resolve(MANIFEST));
+        Map<String, Object> manifest = JsonCodec.readObject(work.resolve(MANIFEST));
         List<Mutation> mutations = mutations(originals, new Random(SEED));
 
         Map<String, Tally> tallies = new LinkedHashMap<>();
@@ -420,9 +420,9 @@ class CheckpointFuzzTest {
                     case MODEL -> sameTensors(reference.weights(), SafeTensors.read(file).tensors());
                     case STATE, LEGACY -> sameState(reference.optimizer(), wellFormed(OptimizerState.read(file), reference.optimizer(), where,
                             failures));
-                    case MANIFEST -> manifest.equals(Json.readObject(file));
-                    case CONFIG -> reference.config().equals(Json.readObject(file));
-                    default -> reference.trainer().equals(Json.readObject(file));
+                    case MANIFEST -> manifest.equals(JsonCodec.readObject(file));
+                    case CONFIG -> reference.config().equals(JsonCodec.readObject(file));
+                    default -> reference.trainer().equals(JsonCodec.readObject(file));
                 }, file, where + ", through the parser", failures);
                 if (viaStore == Outcome.OTHER_DATA) {
                     failures.add(where + ": the store loaded data other than the original");
@@ -476,7 +476,7 @@ class CheckpointFuzzTest {
         }
         Map<String, Object> header;
         try {
-            header = Json.parseObject(new String(bytes, 8, (int) n, StandardCharsets.UTF_8));
+            header = JsonCodec.parseObject(new String(bytes, 8, (int) n, StandardCharsets.UTF_8));
         } catch (IllegalArgumentException e) {
             return bytes;
         }
@@ -488,7 +488,7 @@ class CheckpointFuzzTest {
         others.remove("data_crc32");
         others.remove("metadata_crc32");
         CRC32 meta = new CRC32();
-        meta.update(Json.write(others).getBytes(StandardCharsets.UTF_8));
+        meta.update(JsonCodec.write(others).getBytes(StandardCharsets.UTF_8));
         CRC32 data = new CRC32();
         data.update(bytes, 8 + (int) n, bytes.length - 8 - (int) n);
         byte[] out = bytes.clone();

@@ -5,8 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.optim.OptimizerState;
 import dev.muon4j.optim.ParamRole;
 import dev.muon4j.optim.Parameter;
@@ -14,13 +15,16 @@ import dev.muon4j.optim.Route;
 import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -130,7 +134,7 @@ class CheckpointStoreTest {
             assertEquals(List.of("MANIFEST.json", "config.json", "model.safetensors", "optimizer.safetensors", "trainer.json"),
                     s.map(p -> p.getFileName().toString()).sorted().toList());
         }
-        Map<String, Object> manifest = Json.parseObject(Files.readString(dir.resolve("MANIFEST.json")));
+        Map<String, Object> manifest = JsonCodec.parseObject(Files.readString(dir.resolve("MANIFEST.json")));
         assertEquals(100L, manifest.get("step"));
         @SuppressWarnings("unchecked")
         Map<String, Map<String, Object>> files = (Map<String, Map<String, Object>>) manifest.get("files");
@@ -419,6 +423,58 @@ class CheckpointStoreTest {
     }
 
     @Test
+    void checkpointFilesGetTheUsualPermissions() throws IOException {
+        assumeTrue(FileSystems.getDefault().supportedFileAttributeViews().contains("posix"), "POSIX permissions");
+        Path reference = Files.createFile(runDir.resolve("reference"));
+        Path referenceDir = Files.createDirectory(runDir.resolve("reference-dir"));
+        Set<PosixFilePermission> file = Files.getPosixFilePermissions(reference);
+        Set<PosixFilePermission> directory = Files.getPosixFilePermissions(referenceDir);
+        Path dir = save(store(3), 7, model(1));
+        assertEquals(directory, Files.getPosixFilePermissions(dir), "the checkpoint directory, as any new directory (0755 under umask 022)");
+        assertEquals(file, Files.getPosixFilePermissions(runDir.resolve(CheckpointStore.LATEST_FILE)), CheckpointStore.LATEST_FILE);
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                assertEquals(file, Files.getPosixFilePermissions(p), p.getFileName() + ", as any new file (0644 under umask 022)");
+            }
+        }
+    }
+
+    /** Writes the manifest with {@code edit} applied to its text. */
+    private static void editManifest(Path dir, String from, String to) throws IOException {
+        Path manifest = dir.resolve(CheckpointStore.MANIFEST_FILE);
+        String text = Files.readString(manifest);
+        assertTrue(text.contains(from), from);
+        Files.writeString(manifest, text.replace(from, to));
+    }
+
+    @Test
+    void aManifestOfTheWrongShapeIsRefusedNamingTheField() throws IOException {
+        CheckpointStore store = store(3);
+        Path dir = save(store, 5, model(1));
+        String manifest = Files.readString(dir.resolve(CheckpointStore.MANIFEST_FILE));
+        String[][] edits = {
+            {"\"step\": 5", "\"step\": \"5\"", "invalid field /step"},
+            {"\"step\": 5", "\"step\": -5", "the manifest is invalid: the step is -5, below 0"},
+            {"\"step\": 5", "\"step\": 5.5", "invalid field /step"},
+            {"\"version\": 1", "\"version\": 2", "has manifest version 2; this muon4j reads version 1"},
+            {"\"format\": \"muon4j-checkpoint\"", "\"format\": \"other\"", "not a muon4j checkpoint manifest (format other)"},
+            {"\"size\": ", "\"bytes\": ", "invalid field /files/model.safetensors"},
+            {"\"sha256\": \"", "\"sha256\": \"x", "invalid field /files/model.safetensors", "not 64 hex digits"},
+            {"\"step\": 5,", "\"step\": 5, \"step\": 6,", "is damaged at byte", "Duplicate field 'step'"},
+        };
+        for (String[] edit : edits) {
+            editManifest(dir, edit[0], edit[1]);
+            IOException e = assertThrows(IOException.class, () -> store.load(dir), edit[1]);
+            assertTrue(e.getMessage().contains(dir.resolve(CheckpointStore.MANIFEST_FILE).toString()), e.getMessage());
+            for (int i = 2; i < edit.length; i++) {
+                assertTrue(e.getMessage().contains(edit[i]), edit[i] + " in: " + e.getMessage());
+            }
+            Files.writeString(dir.resolve(CheckpointStore.MANIFEST_FILE), manifest);
+        }
+        assertEquals(5, store.load(dir).step());
+    }
+
+    @Test
     void invalidJsonValuesAreRejectedBeforeWriting() throws IOException {
         CheckpointStore store = store(3);
         List<Parameter> params = model(1);
@@ -426,7 +482,7 @@ class CheckpointStoreTest {
         trainer.put("loss", Double.NaN);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> store.save(100, params, state(params, 100), config(), trainer));
-        assertTrue(e.getMessage().contains("trainer.json") && e.getMessage().contains("$.loss"), e.getMessage());
+        assertTrue(e.getMessage().contains("trainer.json") && e.getMessage().contains("/loss is NaN"), e.getMessage());
         assertFalse(Files.exists(runDir.resolve("step-00000100")));
         List<Parameter> twice = List.of(params.get(0), params.get(0));
         assertThrows(IllegalArgumentException.class, () -> store.save(100, twice, state(params, 100), config(), trainer(100)));

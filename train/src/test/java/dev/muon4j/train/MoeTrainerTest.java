@@ -8,7 +8,7 @@ import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.VectorBackend;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.ShardedOptimizer;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.nn.MlaConfig;
@@ -82,7 +82,7 @@ class MoeTrainerTest {
         assertTrue(moved, "the balancing moved some bias");
 
         List<String> lines = Files.readAllLines(tmp.resolve("whole/metrics.jsonl"));
-        Map<?, ?> step = (Map<?, ?>) Json.parse(lines.stream().filter(l -> l.contains("\"loss\"")).findFirst().orElseThrow());
+        Map<?, ?> step = JsonCodec.parseObject(lines.stream().filter(l -> l.contains("\"loss\"")).findFirst().orElseThrow());
         List<?> loads = (List<?>) step.get("expert_load_max_mean");
         assertEquals(1, loads.size(), "one MoE layer");
         double load = ((Number) loads.getFirst()).doubleValue();

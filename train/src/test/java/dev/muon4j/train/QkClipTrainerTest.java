@@ -14,7 +14,7 @@ import dev.muon4j.data.Batch;
 import dev.muon4j.data.BatchSampler;
 import dev.muon4j.distributed.LocalRanks;
 import dev.muon4j.distributed.ShardedOptimizer;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.nn.DecoderModel;
 import dev.muon4j.optim.Parameter;
@@ -210,14 +210,14 @@ class QkClipTrainerTest {
         assertTrue(underTau > 0, "every head passed τ: " + java.util.Arrays.toString(s));
 
         // metrics.jsonl: the step line says what the clip saw and did; without QK-clip it says nothing.
-        Map<String, Object> line = Json.parseObject(Files.readAllLines(tmp.resolve("on/metrics.jsonl")).getFirst());
+        Map<String, Object> line = JsonCodec.parseObject(Files.readAllLines(tmp.resolve("on/metrics.jsonl")).getFirst());
         float largest = Float.NEGATIVE_INFINITY;
         for (float v : s) {
             largest = Math.max(largest, v);
         }
         assertEquals((double) largest, ((Number) line.get("max_logit")).doubleValue(), 0, line.toString());
         assertEquals(scaledHeads, ((Number) line.get("clipped_heads")).intValue(), line.toString());
-        Map<String, Object> offLine = Json.parseObject(Files.readAllLines(tmp.resolve("off/metrics.jsonl")).getFirst());
+        Map<String, Object> offLine = JsonCodec.parseObject(Files.readAllLines(tmp.resolve("off/metrics.jsonl")).getFirst());
         assertFalse(offLine.containsKey("max_logit") || offLine.containsKey("clipped_heads"), offLine.toString());
     }
 

@@ -10,7 +10,7 @@ import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
 import dev.muon4j.nn.LlamaConfig;
@@ -82,7 +82,7 @@ class RunSafetyTest {
     static List<Map<String, Object>> metricLines(Path dir) throws IOException {
         List<Map<String, Object>> lines = new ArrayList<>();
         for (String line : Files.readAllLines(dir.resolve("metrics.jsonl"))) {
-            lines.add(Json.parseObject(line));
+            lines.add(JsonCodec.parseObject(line));
         }
         return lines;
     }
@@ -192,14 +192,14 @@ class RunSafetyTest {
     @SuppressWarnings("unchecked")
     static void fixManifest(Path checkpoint, String fileName) throws IOException {
         Path manifestFile = checkpoint.resolve(CheckpointStore.MANIFEST_FILE);
-        Map<String, Object> manifest = Json.parseObject(Files.readString(manifestFile));
+        Map<String, Object> manifest = JsonCodec.parseObject(Files.readString(manifestFile));
         Map<String, Object> files = new LinkedHashMap<>((Map<String, Object>) manifest.get("files"));
         Map<String, Object> entry = new LinkedHashMap<>();
         entry.put("size", Files.size(checkpoint.resolve(fileName)));
         entry.put("sha256", FileUtil.sha256(checkpoint.resolve(fileName)));
         files.put(fileName, entry);
         manifest.put("files", files);
-        Files.writeString(manifestFile, Json.pretty(manifest) + "\n");
+        Files.writeString(manifestFile, JsonCodec.pretty(manifest) + "\n");
     }
 
     @Test

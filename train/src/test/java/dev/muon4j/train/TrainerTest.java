@@ -12,7 +12,7 @@ import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
-import dev.muon4j.io.Json;
+import dev.muon4j.io.JsonCodec;
 import dev.muon4j.nn.LlamaConfig;
 import dev.muon4j.optim.LegacyStateWriter;
 import dev.muon4j.optim.OptimizerState;
@@ -123,7 +123,7 @@ class TrainerTest {
     private static List<Map<String, Object>> metrics(Path dir) throws IOException {
         List<Map<String, Object>> lines = new ArrayList<>();
         for (String line : Files.readAllLines(dir.resolve("metrics.jsonl"))) {
-            lines.add(withoutSeconds(Json.parseObject(line)));
+            lines.add(withoutSeconds(JsonCodec.parseObject(line)));
         }
         return lines;
     }
@@ -204,7 +204,7 @@ class TrainerTest {
         LegacyStateWriter.write(OptimizerState.read(state), old, 2);
         Files.delete(state);
         Path manifestFile = checkpoint.resolve(CheckpointStore.MANIFEST_FILE);
-        Map<String, Object> manifest = Json.readObject(manifestFile);
+        Map<String, Object> manifest = JsonCodec.readObject(manifestFile);
         Map<String, Object> files = new LinkedHashMap<>();
         for (Map.Entry<String, Object> e : ((Map<String, Object>) manifest.get("files")).entrySet()) {
             if (e.getKey().equals(CheckpointStore.OPTIMIZER_FILE)) {
@@ -217,7 +217,7 @@ class TrainerTest {
             }
         }
         manifest.put("files", files);
-        Files.writeString(manifestFile, Json.pretty(manifest) + "\n");
+        Files.writeString(manifestFile, JsonCodec.pretty(manifest) + "\n");
     }
 
     @Test
