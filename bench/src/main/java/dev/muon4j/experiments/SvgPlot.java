@@ -7,6 +7,12 @@ import java.util.Locale;
 /**
  * A line chart written as a standalone SVG document: axes with ticks, a grid, one polyline per
  * series and a legend. Enough for loss curves; no dependencies.
+ *
+ * <p>The legend stays on the canvas whatever the labels: a small one sits on a white box in the corner
+ * of the plot that the curves cross least; one that would cover much of the plot (long labels, many
+ * series) goes below the plot, each label wrapped to the canvas's width, and the canvas grows to hold
+ * it. Text widths are estimated from the advance widths of DejaVu Sans, the widest of the common
+ * sans-serif faces, so the estimate errs on the wide side.
  */
 public final class SvgPlot {
     /** One named curve; x and y have the same length. */
@@ -29,6 +35,12 @@ public final class SvgPlot {
     private final int top = 50;
     private final int bottom = 60;
     private double yFrom = Double.NaN;
+
+    /** Legend text size, line height, the swatch's width with its gap, and the padding around the legend. */
+    private static final double LEGEND_FONT = 13;
+    private static final int LEGEND_LINE = 17;
+    private static final int SWATCH = 38;
+    private static final int PAD = 8;
 
     public SvgPlot(String title, String xLabel, String yLabel) {
         this.title = title;
@@ -88,10 +100,17 @@ public final class SvgPlot {
         yMax = Math.max(yMax, yTicks[yTicks.length - 1]);
         double plotW = width - left - right;
         double plotH = height - top - bottom;
+        // A legend taking at most half the plot's width and height goes inside it; a larger one below it.
+        double widest = series.stream().mapToDouble(ser -> textWidth(ser.name(), LEGEND_FONT)).max().orElse(0);
+        int boxWidth = (int) Math.ceil(2 * PAD + SWATCH + widest);
+        int boxHeight = LEGEND_LINE * series.size() + PAD;
+        boolean inside = boxWidth <= plotW / 2 && boxHeight <= plotH / 2;
+        Below below = inside ? null : below();
+        int canvasHeight = inside ? height : height + below.height();
         StringBuilder svg = new StringBuilder();
         svg.append(f("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">%n",
-                width, height, width, height));
-        svg.append(f("<rect width=\"%d\" height=\"%d\" fill=\"white\"/>%n", width, height));
+                width, canvasHeight, width, canvasHeight));
+        svg.append(f("<rect width=\"%d\" height=\"%d\" fill=\"white\"/>%n", width, canvasHeight));
         svg.append(f("<text x=\"%d\" y=\"28\" font-size=\"18\" text-anchor=\"middle\">%s</text>%n", width / 2, escape(title)));
         for (double t : xTicks) {
             double px = left + (t - xMin) / (xMax - xMin) * plotW;
@@ -121,20 +140,26 @@ public final class SvgPlot {
             }
             svg.append(f("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>%n", s.color(), points.toString().strip()));
         }
-        // The legend on a white box over the curves, in the corner of the plot that the curves cross least.
-        int textWidth = 0;
-        for (Series s : series) {
-            textWidth = Math.max(textWidth, (int) Math.ceil(7.0 * s.name().length()));
+        if (inside) {
+            legendInside(svg, boxWidth, boxHeight, xMin, xMax, yMin, yMax);
+        } else {
+            legendBelow(svg, below);
         }
-        int boxWidth = 50 + textWidth;
-        int boxHeight = 20 * series.size() + 8;
-        int[][] corners = {{width - right - 8 - boxWidth, top + 8}, {width - right - 8 - boxWidth, height - bottom - 8 - boxHeight},
-                {left + 8, top + 8}, {left + 8, height - bottom - 8 - boxHeight}};
+        svg.append("</svg>\n");
+        return svg.toString();
+    }
+
+    /** The legend on a white box over the curves, in the corner of the plot that the curves cross least. */
+    private void legendInside(StringBuilder svg, int boxWidth, int boxHeight, double xMin, double xMax, double yMin, double yMax) {
+        double plotW = width - left - right;
+        double plotH = height - top - bottom;
+        int[][] corners = {{width - right - PAD - boxWidth, top + PAD}, {width - right - PAD - boxWidth, height - bottom - PAD - boxHeight},
+                {left + PAD, top + PAD}, {left + PAD, height - bottom - PAD - boxHeight}};
         int boxX = corners[0][0];
         int boxY = corners[0][1];
         long fewest = Long.MAX_VALUE;
         for (int[] c : corners) {
-            long inside = 0;
+            long crossing = 0;
             for (Series s : series) {
                 for (int i = 1; i < s.x().length; i++) {
                     for (int k = 0; k < 20; k++) {
@@ -144,28 +169,135 @@ public final class SvgPlot {
                         double px = left + (xv - xMin) / (xMax - xMin) * plotW;
                         double py = top + (1 - (yv - yMin) / (yMax - yMin)) * plotH;
                         if (px >= c[0] && px <= c[0] + boxWidth && py >= c[1] && py <= c[1] + boxHeight) {
-                            inside++;
+                            crossing++;
                         }
                     }
                 }
             }
-            if (inside < fewest) {
-                fewest = inside;
+            if (crossing < fewest) {
+                fewest = crossing;
                 boxX = c[0];
                 boxY = c[1];
             }
         }
         svg.append(f("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#c0c0c0\"/>%n",
                 boxX, boxY, boxWidth, boxHeight));
-        int legendY = boxY + 14;
+        int y = boxY + PAD + LEGEND_LINE / 2;
         for (Series s : series) {
-            svg.append(f("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>%n",
-                    boxX + 8, legendY, boxX + 38, legendY, s.color()));
-            svg.append(f("<text x=\"%d\" y=\"%d\" font-size=\"13\">%s</text>%n", boxX + 46, legendY + 4, escape(s.name())));
-            legendY += 20;
+            entry(svg, s, List.of(s.name()), boxX + PAD, y);
+            y += LEGEND_LINE;
         }
-        svg.append("</svg>\n");
-        return svg.toString();
+    }
+
+    /**
+     * The layout of a legend below the plot: the lines of each label, wrapped to the canvas's width, in
+     * as many columns of {@code columnWidth} as fit side by side; {@code height} is what it adds to the canvas.
+     */
+    private record Below(List<List<String>> lines, int columns, double columnWidth, int height) {
+    }
+
+    private Below below() {
+        double area = width - left - right - 2 * PAD;
+        List<List<String>> lines = new ArrayList<>();
+        double widest = 0;
+        for (Series s : series) {
+            List<String> wrapped = wrap(s.name(), area - SWATCH, LEGEND_FONT);
+            lines.add(wrapped);
+            for (String line : wrapped) {
+                widest = Math.max(widest, textWidth(line, LEGEND_FONT));
+            }
+        }
+        double columnWidth = SWATCH + widest + 2 * PAD;
+        int columns = Math.max(1, (int) ((area + 2 * PAD) / columnWidth));
+        int height = 2 * PAD;
+        for (int row = 0; row < lines.size(); row += columns) {
+            height += rowLines(lines, row, columns) * LEGEND_LINE + PAD / 2;
+        }
+        return new Below(lines, columns, columnWidth, height);
+    }
+
+    /** The most lines of a label in the row of entries that starts at {@code first}. */
+    private static int rowLines(List<List<String>> lines, int first, int columns) {
+        return lines.subList(first, Math.min(lines.size(), first + columns)).stream().mapToInt(List::size).max().orElse(1);
+    }
+
+    /** The legend under the x axis's label, entries row by row in the columns of {@code below}. */
+    private void legendBelow(StringBuilder svg, Below below) {
+        int y = height + PAD + LEGEND_LINE / 2;
+        for (int row = 0; row < series.size(); row += below.columns()) {
+            for (int i = row; i < Math.min(series.size(), row + below.columns()); i++) {
+                entry(svg, series.get(i), below.lines().get(i), left + PAD + (int) ((i - row) * below.columnWidth()), y);
+            }
+            y += rowLines(below.lines(), row, below.columns()) * LEGEND_LINE + PAD / 2;
+        }
+    }
+
+    /** A legend entry: the series' swatch at the height of its first line, then its label's lines, from x. */
+    private static void entry(StringBuilder svg, Series s, List<String> lines, int x, int y) {
+        svg.append(f("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>%n",
+                x, y, x + SWATCH - 8, y, s.color()));
+        for (int k = 0; k < lines.size(); k++) {
+            svg.append(f("<text x=\"%d\" y=\"%d\" font-size=\"%.0f\">%s</text>%n", x + SWATCH, y + 4 + k * LEGEND_LINE, LEGEND_FONT,
+                    escape(lines.get(k))));
+        }
+    }
+
+    /**
+     * The width of {@code text} at {@code fontSize} pixels, from DejaVu Sans's advance widths rounded up
+     * into five classes of characters; any other face draws it narrower or about as wide.
+     */
+    static double textWidth(String text, double fontSize) {
+        double em = 0;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (" .,:;'|!()[]{}/fijlrtI".indexOf(c) >= 0) {
+                em += 0.42;
+            } else if ("mwMW@%".indexOf(c) >= 0) {
+                em += 1.0;
+            } else if (c >= 'a' && c <= 'z') {
+                em += 0.64;
+            } else if (c < 0x80) {
+                em += 0.8;
+            } else {
+                em += 1.0;
+            }
+        }
+        return em * fontSize;
+    }
+
+    /**
+     * {@code text} broken into lines no wider than {@code room} pixels: at spaces where it can, inside a
+     * word only where that word alone is too wide.
+     */
+    static List<String> wrap(String text, double room, double fontSize) {
+        List<String> lines = new ArrayList<>();
+        StringBuilder line = new StringBuilder();
+        for (String word : text.strip().split("\\s+")) {
+            String joined = line.isEmpty() ? word : line + " " + word;
+            if (textWidth(joined, fontSize) <= room) {
+                line.setLength(0);
+                line.append(joined);
+                continue;
+            }
+            if (!line.isEmpty()) {
+                lines.add(line.toString());
+                line.setLength(0);
+            }
+            String rest = word;
+            while (textWidth(rest, fontSize) > room) {
+                int fit = 1;
+                while (fit < rest.length() && textWidth(rest.substring(0, fit + 1), fontSize) <= room) {
+                    fit++;
+                }
+                lines.add(rest.substring(0, fit));
+                rest = rest.substring(fit);
+            }
+            line.append(rest);
+        }
+        if (!line.isEmpty() || lines.isEmpty()) {
+            lines.add(line.toString());
+        }
+        return lines;
     }
 
     /** "Nice" tick values covering [min, max]: steps of 1, 2 or 5 times a power of ten. */
