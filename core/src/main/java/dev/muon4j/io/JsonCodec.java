@@ -62,8 +62,7 @@ public final class JsonCodec {
     private static final TypeReference<Map<String, Object>> OBJECT = new TypeReference<>() {
     };
 
-    /** The configured mapper, for converting records and maps ({@link ObjectMapper#convertValue}). */
-    public static final ObjectMapper MAPPER = mapper();
+    private static final ObjectMapper MAPPER = mapper();
 
     private JsonCodec() {
     }
@@ -125,6 +124,16 @@ public final class JsonCodec {
         } catch (JsonProcessingException e) {
             throw new IllegalArgumentException("cannot write JSON: " + e.getOriginalMessage(), e);
         }
+    }
+
+    /**
+     * The value as the JSON object it is written as, read back: a record's components under their JSON
+     * names, numbers as {@code Long} or {@code Double}, exactly what reading its file gives.
+     *
+     * @throws IllegalArgumentException as {@link #write} does, or when the value is not written as an object
+     */
+    public static Map<String, Object> toObject(Object value) {
+        return parseObject(write(value));
     }
 
     /** {@link #pretty} and a newline, as UTF-8 bytes: the contents of a JSON file. */

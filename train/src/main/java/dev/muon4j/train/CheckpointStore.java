@@ -161,7 +161,14 @@ public final class CheckpointStore {
             if (step < 0) {
                 throw new IllegalArgumentException("the step is " + step + ", below 0");
             }
-            Objects.requireNonNull(files, "files");
+            if (files == null) {
+                throw new IllegalArgumentException("it has no \"files\" object");
+            }
+            files.forEach((name, entry) -> {
+                if (entry == null) {
+                    throw new IllegalArgumentException("the entry of " + name + " is null");
+                }
+            });
             files = Collections.unmodifiableMap(new LinkedHashMap<>(files));
         }
     }

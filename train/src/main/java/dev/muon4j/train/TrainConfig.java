@@ -1,6 +1,5 @@
 package dev.muon4j.train;
 
-import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import dev.muon4j.io.JsonCodec;
@@ -185,8 +184,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
      * ({@code learningRate} → {@code learning_rate}), enums by name, numbers as {@code Long} or {@code Double}.
      */
     public Map<String, Object> toMap() {
-        return JsonCodec.MAPPER.convertValue(this, new TypeReference<>() {
-        });
+        return JsonCodec.toObject(this);
     }
 
     /** A builder holding this config's values: change some, {@link Builder#build()} checks them all. */

@@ -66,11 +66,13 @@ class CheckpointCompatibilityTest {
 
         ModelConfig model = ModelConfig.fromMap(cast(checkpoint.config().get("model")));
         assertInstanceOf(DeepSeekConfig.class, model);
-        TrainConfig train = JsonCodec.MAPPER.convertValue(checkpoint.config().get("train"), TrainConfig.class);
+        TrainConfig train = JsonCodec.convert(dir.resolve(CheckpointStore.CONFIG_FILE), checkpoint.config().get("train"), TrainConfig.class,
+                "its training settings");
         assertEquals(MuonVariant.NORMUON, train.muonVariant());
         assertEquals(100.0, train.qkClipThreshold());
-        assertEquals(checkpoint.config().get("train"), train.toMap(), "the settings keep their names, order and values");
-        assertEquals(List.copyOf(cast(checkpoint.config().get("train"), Map.class).keySet()), List.copyOf(train.toMap().keySet()));
+        Map<String, Object> savedTrain = cast(checkpoint.config().get("train"));
+        assertEquals(savedTrain, train.toMap(), "the settings keep their names and values");
+        assertEquals(List.copyOf(savedTrain.keySet()), List.copyOf(train.toMap().keySet()), "and their order");
         assertEquals(Map.of("step", 2L, "tokens", 32L, "data_position", 2L, "seed", 1L), checkpoint.trainer());
         assertEquals(Set.of("normuon", "adamw"), checkpoint.optimizer().rules().keySet());
 
@@ -97,7 +99,8 @@ class CheckpointCompatibilityTest {
         List<String> oldLines = Files.readAllLines(run.resolve("metrics.jsonl"));
         CheckpointStore.Checkpoint checkpoint = new CheckpointStore(run).latest().orElseThrow();
         ModelConfig model = ModelConfig.fromMap(cast(checkpoint.config().get("model")));
-        TrainConfig saved = JsonCodec.MAPPER.convertValue(checkpoint.config().get("train"), TrainConfig.class);
+        TrainConfig saved = JsonCodec.convert(checkpoint.dir().resolve(CheckpointStore.CONFIG_FILE), checkpoint.config().get("train"),
+                TrainConfig.class, "its training settings");
         TokenDataset data = TokenDataset.of(Corpus.defaultCorpus(), new ByteTokenizer(), 0.05, model.contextLength());
         try (Backend backend = Backends.openBundled(1)) {
             Trainer.Result result = new Trainer(backend, model, saved.withSteps(3), data, run, message -> { }, null)
@@ -110,8 +113,8 @@ class CheckpointCompatibilityTest {
         List<Map<String, Object>> added = lines.subList(oldLines.size(), lines.size()).stream().map(JsonCodec::parseObject).toList();
         assertEquals("resume", added.getFirst().get("event"));
         Map<String, Object> step = added.stream().filter(m -> m.containsKey("loss")).findFirst().orElseThrow();
-        assertEquals(cast(JsonCodec.parseObject(oldLines.getFirst()), Map.class).keySet(), step.keySet(),
-                "a step's line has the fields it had");
+        assertEquals(List.copyOf(JsonCodec.parseObject(oldLines.getFirst()).keySet()), List.copyOf(step.keySet()),
+                "a step's line has the fields it had, in their order");
         assertEquals(3L, step.get("step"));
         assertTrue(new CheckpointStore(run).latest().orElseThrow().dir().endsWith("step-00000003"));
     }
@@ -119,9 +122,5 @@ class CheckpointCompatibilityTest {
     @SuppressWarnings("unchecked")
     private static <T> T cast(Object o) {
         return (T) o;
-    }
-
-    private static <T> T cast(Object o, Class<T> type) {
-        return type.cast(o);
     }
 }

@@ -461,6 +461,8 @@ class CheckpointStoreTest {
             {"\"size\": ", "\"bytes\": ", "invalid field /files/model.safetensors"},
             {"\"sha256\": \"", "\"sha256\": \"x", "invalid field /files/model.safetensors", "not 64 hex digits"},
             {"\"step\": 5,", "\"step\": 5, \"step\": 6,", "is damaged at byte", "Duplicate field 'step'"},
+            {"\"files\": {", "\"files\": {\"x.json\": null, ", "the manifest is invalid: the entry of x.json is null"},
+            {"\"step\": 5,", "\"step\": 5, \"other\": 1,", "invalid field /other", "Unrecognized field \"other\""},
         };
         for (String[] edit : edits) {
             editManifest(dir, edit[0], edit[1]);
@@ -471,6 +473,14 @@ class CheckpointStoreTest {
             }
             Files.writeString(dir.resolve(CheckpointStore.MANIFEST_FILE), manifest);
         }
+        Path file = dir.resolve(CheckpointStore.MANIFEST_FILE);
+        Files.writeString(file, "{\"format\": \"muon4j-checkpoint\", \"version\": 1, \"step\": 5, \"files\": null}");
+        IOException e = assertThrows(IOException.class, () -> store.load(dir));
+        assertTrue(e.getMessage().contains("the manifest is invalid: it has no \"files\" object"), e.getMessage());
+        Files.writeString(file, "{\"format\": \"muon4j-checkpoint\", \"version\": 1, \"step\": 5}");
+        e = assertThrows(IOException.class, () -> store.load(dir));
+        assertTrue(e.getMessage().contains("'files'"), e.getMessage());
+        Files.writeString(file, manifest);
         assertEquals(5, store.load(dir).step());
     }
 
