@@ -18,14 +18,15 @@ import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.core.util.DefaultIndenter;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
 import com.fasterxml.jackson.core.util.JsonGeneratorDelegate;
+import com.fasterxml.jackson.core.util.JsonParserDelegate;
 import com.fasterxml.jackson.core.util.Separators;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.MapperFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.cfg.CoercionAction;
-import com.fasterxml.jackson.databind.exc.ValueInstantiationException;
 import com.fasterxml.jackson.databind.cfg.CoercionInputShape;
+import com.fasterxml.jackson.databind.exc.ValueInstantiationException;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.type.LogicalType;
 import java.io.IOException;
@@ -38,9 +39,9 @@ import java.util.Map;
  * JSON as muon4j reads and writes it, on one Jackson {@link ObjectMapper} configured for files that
  * must round-trip and for input that may be damaged.
  *
- * <p>Reading is strict: no comments, trailing commas, leading zeros, NaN or Infinity, unescaped control
- * characters, duplicate keys in an object (silently keeping one of them would hide damage), or
- * anything after the value. Untyped values come back as {@code LinkedHashMap} (keys in document
+ * <p>Reading is strict: no comments, trailing commas, leading zeros, NaN or Infinity, numbers beyond
+ * the range of a double, unescaped control characters, duplicate keys in an object (silently keeping
+ * one of them would hide damage), or anything after the value. Untyped values come back as {@code LinkedHashMap} (keys in document
  * order), {@code ArrayList}, {@code String}, {@code Boolean}, {@code null}, {@code Long} for an integer
  * (one beyond a long is refused) and {@code Double} for any other number. Records are read strictly
  * too: no unknown fields, no number where a string belongs and the other way round, no fraction
@@ -150,7 +151,7 @@ public final class JsonCodec {
      *                                  value is not an object, or when something follows it
      */
     public static Map<String, Object> parseObject(String text) {
-        try (JsonParser parser = MAPPER.createParser(text)) {
+        try (JsonParser parser = new FiniteParser(MAPPER.createParser(text))) {
             return object(parser);
         } catch (JsonProcessingException e) {
             JsonLocation at = e.getLocation();
@@ -181,8 +182,14 @@ public final class JsonCodec {
      */
     public static <T> T read(Path file, Class<T> type) throws IOException {
         byte[] bytes = readBytes(file);
-        try {
-            return MAPPER.readValue(bytes, type);
+        try (JsonParser parser = new FiniteParser(MAPPER.createParser(bytes))) {
+            T value = MAPPER.readValue(parser, type);
+            JsonToken after = parser.nextToken();
+            if (after != null) {
+                throw new JsonParseException(parser, "unexpected " + describe(after) + " after the JSON value",
+                        parser.currentTokenLocation());
+            }
+            return value;
         } catch (JsonProcessingException e) {
             throw damaged(file, 0, "the file", e);
         }
@@ -214,7 +221,7 @@ public final class JsonCodec {
      */
     static Map<String, Object> parseObject(Path file, byte[] bytes, int offset, int length, long base, String what)
             throws IOException {
-        try (JsonParser parser = MAPPER.createParser(bytes, offset, length)) {
+        try (JsonParser parser = new FiniteParser(MAPPER.createParser(bytes, offset, length))) {
             return object(parser);
         } catch (JsonProcessingException e) {
             throw damaged(file, base, what, e);
@@ -311,6 +318,31 @@ public final class JsonCodec {
         @Override
         public SerializedString getEscapeSequence(int ch) {
             return null;
+        }
+    }
+
+    /** Refuses a number beyond the range of a double, which Jackson would read as infinite. */
+    private static final class FiniteParser extends JsonParserDelegate {
+        FiniteParser(JsonParser parser) {
+            super(parser);
+        }
+
+        @Override
+        public JsonToken nextToken() throws IOException {
+            return checked(super.nextToken());
+        }
+
+        @Override
+        public JsonToken nextValue() throws IOException {
+            return checked(super.nextValue());
+        }
+
+        private JsonToken checked(JsonToken token) throws IOException {
+            if (token == JsonToken.VALUE_NUMBER_FLOAT && !Double.isFinite(getDoubleValue())) {
+                throw new JsonParseException(this, "the number " + getText() + " is beyond the range of a double",
+                        currentTokenLocation());
+            }
+            return token;
         }
     }
 

@@ -107,7 +107,7 @@ class JsonCodecTest {
     void malformedTextIsRefusedWithItsPosition() {
         String[] bad = {
             "", " ", "{", "[1]", "{\"a\":[1,]}", "{\"a\":1,}", "{\"a\":01}", "{\"a\":1.}", "{\"a\":tru}", "{\"a\":\"abc}",
-            "{\"a\":\"\\x\"}", "{\"a\" 1}", "{a:1}", "{'a':1}", "{\"a\":\"a\nb\"}", "{\"a\":NaN}", "{\"a\":1}}", "{\"a\":1} {}",
+            "{\"a\":\"\\x\"}", "{\"a\" 1}", "{a:1}", "{'a':1}", "{\"a\":\"a\nb\"}", "{\"a\":NaN}", "{\"a\":1e400}", "{\"a\":[-1e999]}", "{\"a\":1}}", "{\"a\":1} {}",
             "// c\n{}", "{\"a\":}", "{\"a\":99999999999999999999}", "{\"a\":1,\"b\":2,\"a\":3}",
         };
         for (String text : bad) {
@@ -119,6 +119,9 @@ class JsonCodecTest {
         assertTrue(e.getMessage().startsWith("JSON error at line 3, column "), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> JsonCodec.parseObject("{\"a\":1,\"b\":2,\"a\":3}"));
         assertTrue(e.getMessage().contains("Duplicate field 'a'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> JsonCodec.parseObject("{\"lr\": 1e400}"));
+        assertTrue(e.getMessage().contains("the number 1e400 is beyond the range of a double"), e.getMessage());
+        assertEquals(0.0, JsonCodec.parseObject("{\"tiny\": 1e-400}").get("tiny"), "underflow is a number, zero");
         e = assertThrows(IllegalArgumentException.class, () -> JsonCodec.parseObject("[1]"));
         assertTrue(e.getMessage().contains("expected a JSON object ('{'), found an array"), e.getMessage());
     }
