@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -18,7 +17,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -285,15 +283,7 @@ class SafeTensorsTest {
 
     @Test
     void pythonReadsWhatWeWrite() throws Exception {
-        boolean python;
-        try {
-            Process p = new ProcessBuilder("python3", "--version").redirectErrorStream(true).start();
-            p.getInputStream().readAllBytes();
-            python = p.waitFor(20, TimeUnit.SECONDS) && p.exitValue() == 0;
-        } catch (IOException e) {
-            python = false;
-        }
-        assumeTrue(python, "python3 is not available");
+        Python3.assumeAvailable();
 
         Random random = new Random(3);
         Map<String, TensorData> tensors = new LinkedHashMap<>();
@@ -311,10 +301,9 @@ class SafeTensorsTest {
         SafeTensors.write(file, tensors, Map.of("producer", "muon4j"));
         Path script = dir.resolve("reader.py");
         Files.writeString(script, PYTHON_READER);
-        Process p = new ProcessBuilder("python3", script.toString(), file.toString()).redirectErrorStream(true).start();
-        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "python3 finished");
-        assertEquals(0, p.exitValue(), output);
+        Python3.Run run = Python3.run(script.toString(), file.toString());
+        String output = run.output();
+        assertEquals(0, run.exitCode(), output);
 
         Map<String, Object> parsed = JsonCodec.parseObject(output.trim());
         assertEquals(Map.of("producer", "muon4j"), parsed.get("metadata"));

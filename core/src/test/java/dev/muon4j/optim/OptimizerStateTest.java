@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
 import dev.muon4j.io.JsonCodec;
+import dev.muon4j.io.Python3;
 import dev.muon4j.io.SafeTensors;
 import dev.muon4j.io.TensorData;
 import java.io.ByteArrayOutputStream;
@@ -26,7 +27,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
-import java.util.concurrent.TimeUnit;
 import java.util.zip.CRC32;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -324,15 +324,7 @@ class OptimizerStateTest {
     void pythonsReaderAgreesOnTheChecksums() throws Exception {
         Path script = Path.of("..", "scripts", "read-optimizer-state.py");
         assumeTrue(Files.isRegularFile(script), "scripts/read-optimizer-state.py is not beside the core module");
-        boolean python;
-        try {
-            Process p = new ProcessBuilder("python3", "--version").redirectErrorStream(true).start();
-            p.getInputStream().readAllBytes();
-            python = p.waitFor(20, TimeUnit.SECONDS) && p.exitValue() == 0;
-        } catch (IOException e) {
-            python = false;
-        }
-        assumeTrue(python, "python3 is not available");
+        Python3.assumeAvailable();
         Map<String, OptimizerState.Entry> entries = new LinkedHashMap<>();
         entries.put("caf\u00e9.w\u007f\u2028\"q\"", new OptimizerState.Entry(Route.MUON, new int[] {2, 3},
                 Map.of("momentum", new float[] {1, 2, 3, 4, 5, 6})));
@@ -340,11 +332,9 @@ class OptimizerStateTest {
         Path file = dir.resolve("names.safetensors");
         new OptimizerState(9, 1, entries).write(file);
         assertEquals(entries.keySet(), OptimizerState.read(file).entries().keySet());
-        Process p = new ProcessBuilder("python3", script.toString(), file.toString()).redirectErrorStream(true).start();
-        String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "python3 finished");
-        assertEquals(0, p.exitValue(), output);
-        assertTrue(output.contains("2 tensors, 2 parameters") && !output.contains("problem"), output);
+        Python3.Run run = Python3.run(script.toString(), file.toString());
+        assertEquals(0, run.exitCode(), run.output());
+        assertTrue(run.output().contains("2 tensors, 2 parameters") && !run.output().contains("problem"), run.output());
     }
 
     @Test
