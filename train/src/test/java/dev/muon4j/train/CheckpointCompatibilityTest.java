@@ -20,6 +20,7 @@ import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -66,13 +67,16 @@ class CheckpointCompatibilityTest {
 
         ModelConfig model = ModelConfig.fromMap(cast(checkpoint.config().get("model")));
         assertInstanceOf(DeepSeekConfig.class, model);
-        TrainConfig train = JsonCodec.convert(dir.resolve(CheckpointStore.CONFIG_FILE), checkpoint.config().get("train"), TrainConfig.class,
-                "its training settings");
+        Map<String, Object> savedTrain = cast(checkpoint.config().get("train"));
+        TrainConfig train = trainConfig(checkpoint);
         assertEquals(MuonVariant.NORMUON, train.muonVariant());
         assertEquals(100.0, train.qkClipThreshold());
-        Map<String, Object> savedTrain = cast(checkpoint.config().get("train"));
-        assertEquals(savedTrain, train.toMap(), "the settings keep their names and values");
-        assertEquals(List.copyOf(savedTrain.keySet()), List.copyOf(train.toMap().keySet()), "and their order");
+        Map<String, Object> now = train.toMap();
+        assertEquals(savedTrain, now.entrySet().stream().filter(e -> savedTrain.containsKey(e.getKey()))
+                .collect(LinkedHashMap<String, Object>::new, (m, e) -> m.put(e.getKey(), e.getValue()), Map::putAll),
+                "the settings keep their names and values");
+        assertEquals(List.copyOf(savedTrain.keySet()), List.copyOf(now.keySet()).subList(0, savedTrain.size()),
+                "and their order; settings added since come after them");
         assertEquals(Map.of("step", 2L, "tokens", 32L, "data_position", 2L, "seed", 1L), checkpoint.trainer());
         assertEquals(Set.of("normuon", "adamw"), checkpoint.optimizer().rules().keySet());
 
@@ -99,8 +103,7 @@ class CheckpointCompatibilityTest {
         List<String> oldLines = Files.readAllLines(run.resolve("metrics.jsonl"));
         CheckpointStore.Checkpoint checkpoint = new CheckpointStore(run).latest().orElseThrow();
         ModelConfig model = ModelConfig.fromMap(cast(checkpoint.config().get("model")));
-        TrainConfig saved = JsonCodec.convert(checkpoint.dir().resolve(CheckpointStore.CONFIG_FILE), checkpoint.config().get("train"),
-                TrainConfig.class, "its training settings");
+        TrainConfig saved = trainConfig(checkpoint);
         TokenDataset data = TokenDataset.of(Corpus.defaultCorpus(), new ByteTokenizer(), 0.05, model.contextLength());
         try (Backend backend = Backends.openBundled(1)) {
             Trainer.Result result = new Trainer(backend, model, saved.withSteps(3), data, run, message -> { }, null)
@@ -117,6 +120,17 @@ class CheckpointCompatibilityTest {
                 "a step's line has the fields it had, in their order");
         assertEquals(3L, step.get("step"));
         assertTrue(new CheckpointStore(run).latest().orElseThrow().dir().endsWith("step-00000003"));
+    }
+
+    /**
+     * The checkpoint's training settings as a {@link TrainConfig}; settings added since 0.1.0 take the
+     * value that gives 0.1.0's training ({@code ns_precision} F32).
+     */
+    private static TrainConfig trainConfig(CheckpointStore.Checkpoint checkpoint) throws IOException {
+        Map<String, Object> settings = new LinkedHashMap<>(cast(checkpoint.config().get("train")));
+        settings.putIfAbsent("ns_precision", "F32");
+        return JsonCodec.convert(checkpoint.dir().resolve(CheckpointStore.CONFIG_FILE), settings, TrainConfig.class,
+                "its training settings");
     }
 
     @SuppressWarnings("unchecked")
