@@ -5,15 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.io.File;
-import java.net.URISyntaxException;
-import java.net.URL;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -34,43 +28,19 @@ class WithoutVectorApiTest {
 
     @Test
     void optimizerStepsRunOnAPlainJavaAndSayHowToTurnOnTheVectorApi() throws Exception {
-        List<String> classPath = new ArrayList<>();
-        classPath.add(location(Kernels.class.getProtectionDomain().getCodeSource().getLocation()));
-        classPath.add(location(WithoutVectorApiMain.class.getProtectionDomain().getCodeSource().getLocation()));
-        for (String resource : List.of("org/bytedeco/openblas/linux-x86_64/libopenblas.so.0",
-                "org/bytedeco/dnnl/linux-x86_64/libdnnl.so.3")) {
-            URL url = Backends.class.getClassLoader().getResource(resource);
-            if (url != null && url.getProtocol().equals("jar")) {
-                String file = url.getPath();
-                classPath.add(location(new URL(file.substring(0, file.indexOf("!/")))));
-            }
-        }
-        List<String> command = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", String.join(File.pathSeparator, classPath), WithoutVectorApiMain.class.getName());
-        Path out = dir.resolve("stdout.txt");
-        Path err = dir.resolve("stderr.txt");
-        ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile());
-        Map<String, String> environment = builder.environment();
-        // Nothing may add the module behind the command line's back.
-        environment.remove("JAVA_TOOL_OPTIONS");
-        environment.remove("JDK_JAVA_OPTIONS");
-        environment.remove("_JAVA_OPTIONS");
-        Process child = builder.start();
-        if (!child.waitFor(180, TimeUnit.SECONDS)) {
-            child.destroyForcibly();
-            fail("the child JVM did not finish in 180 s: " + command + "\nstderr:\n" + Files.readString(err));
-        }
-        String stdout = Files.readString(out);
-        String stderr = Files.readString(err);
-        String context = "\ncommand: " + command + "\nstdout:\n" + stdout + "\nstderr:\n" + stderr;
+        List<String> classPath = new ArrayList<>(ChildJvm.coreClassPath());
+        classPath.add(ChildJvm.location(WithoutVectorApiMain.class));
+        ChildJvm.Result child = ChildJvm.run(classPath, WithoutVectorApiMain.class.getName(), dir, 180);
+        String context = child.describe();
         assertEquals(0, child.exitValue(), "exit status of the child JVM" + context);
-        assertFalse(stderr.contains("NoClassDefFoundError") || stderr.contains("Exception"), "errors in the child" + context);
+        assertFalse(child.stderr().contains("NoClassDefFoundError") || child.stderr().contains("Exception"),
+                "errors in the child" + context);
 
-        int told = stderr.split(MESSAGE, -1).length - 1;
+        int told = child.stderr().split(MESSAGE, -1).length - 1;
         assertEquals(1, told, "times the child said '" + MESSAGE + "'" + context);
-        assertTrue(stderr.contains("--add-modules " + VectorApi.MODULE), "the message names the flag" + context);
+        assertTrue(child.stderr().contains("--add-modules " + VectorApi.MODULE), "the message names the flag" + context);
 
-        List<String> lines = stdout.lines().toList();
+        List<String> lines = child.stdout().lines().toList();
         assertEquals(3, lines.size(), "lines of output" + context);
         assertEquals("vector-api false", lines.get(0), context);
 
@@ -100,9 +70,5 @@ class WithoutVectorApiTest {
                         + (tolerance == 0 ? " (must be the same bits)" : " (tolerance " + tolerance + ")"));
             }
         }
-    }
-
-    private static String location(URL url) throws URISyntaxException {
-        return Path.of(url.toURI()).toString();
     }
 }
