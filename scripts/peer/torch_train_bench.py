@@ -3,19 +3,22 @@
 
 Two measurements, each printed as one machine-readable line starting with "RESULT":
 
-  ns     Newton-Schulz, 5 steps, float32, on a 1024x4096 matrix (median seconds of --repetitions)
+  ns     Newton-Schulz, 5 steps, on a 1024x4096 matrix (median seconds of --repetitions), in float32
+         or, with --ns-dtype bfloat16, in bfloat16 as Keller Jordan's Muon and torch.optim.Muon run it
   train  training throughput of the small dense Llama (the same model and step as
          `./muon4j bench training`): tokens/s = batch*context / median step time
 
-Newton-Schulz is Keller Jordan's quintic iteration (github.com/KellerJordan/Muon), in float32:
+Newton-Schulz is Keller Jordan's quintic iteration (github.com/KellerJordan/Muon), in float32
+(default) or bfloat16 (--ns-dtype; G cast first, every product in that type, the result cast back):
 X = G / (||G||_F + 1e-7), transposed if rows > cols, then 5 times
 A = X X^T; B = b A + c A A; X = a X + B X with (a, b, c) = (3.4445, -4.7750, 2.0315).
 
 The model: byte vocabulary 256, 6 layers, width 384, 6 heads of 64 (no grouped queries), SwiGLU
 hidden 1024, RMSNorm eps 1e-5, RoPE theta 10000, context 256, untied output head (10,818,432
 parameters), batches of 16 x 256 random tokens, cross-entropy loss. One step = forward + backward
-+ optimizer step. Optimizers: AdamW on every parameter, or Muon on the 36 hidden matrices with
-AdamW on the embedding, the head and the norms.
++ optimizer step. Optimizers: AdamW on every parameter, or Muon on the 42 hidden matrices (q, k, v,
+o, gate, up, down of each layer; Newton-Schulz in --ns-dtype) with AdamW on the embedding, the head
+and the norms.
 
 Run with the system interpreter that has torch (Debian's python3-torch), e.g.
   /usr/bin/python3 scripts/peer/torch_train_bench.py ns --repetitions 3
@@ -36,9 +39,9 @@ import torch.nn.functional as F
 NS_A, NS_B, NS_C = 3.4445, -4.7750, 2.0315
 
 
-def newton_schulz5(g, steps=5, eps=1e-7):
-    """Approximate orthogonalisation of a 2-D matrix, float32 throughout."""
-    x = g.float()
+def newton_schulz5(g, steps=5, eps=1e-7, dtype=torch.float32):
+    """Approximate orthogonalisation of a 2-D matrix, in dtype throughout; returned in g's dtype."""
+    x = g.to(dtype)
     transposed = x.size(0) > x.size(1)
     if transposed:
         x = x.t()
@@ -49,7 +52,7 @@ def newton_schulz5(g, steps=5, eps=1e-7):
         x = NS_A * x + b @ x
     if transposed:
         x = x.t()
-    return x
+    return x.to(g.dtype)
 
 
 class RMSNorm(nn.Module):
@@ -140,8 +143,9 @@ class Muon(torch.optim.Optimizer):
     0.2 * sqrt(max(out, in)) so that its RMS matches AdamW's (Moonlight, arXiv 2502.16982),
     with decoupled weight decay."""
 
-    def __init__(self, params, lr=3e-3, momentum=0.95, weight_decay=0.1):
+    def __init__(self, params, lr=3e-3, momentum=0.95, weight_decay=0.1, ns_dtype=torch.float32):
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        self.ns_dtype = ns_dtype
 
     @torch.no_grad()
     def step(self):
@@ -156,7 +160,7 @@ class Muon(torch.optim.Optimizer):
                 buf = state["buf"]
                 buf.lerp_(p.grad, 1 - mu)             # buf = mu*buf + (1-mu)*g
                 g = p.grad.lerp(buf, mu)              # Nesterov: (1-mu)*g + mu*buf
-                o = newton_schulz5(g)
+                o = newton_schulz5(g, dtype=self.ns_dtype)
                 scale = 0.2 * math.sqrt(max(p.size(0), p.size(1)))
                 p.mul_(1 - lr * wd)
                 p.add_(o, alpha=-lr * scale)
@@ -165,12 +169,12 @@ class Muon(torch.optim.Optimizer):
 class Hybrid:
     """Muon on the hidden matrices, AdamW on everything else."""
 
-    def __init__(self, model, lr, wd):
+    def __init__(self, model, lr, wd, ns_dtype=torch.float32):
         hidden, other = [], []
         for name, p in model.named_parameters():
             (hidden if p.ndim == 2 and name.startswith("blocks.") else other).append(p)
         self.hidden_count = len(hidden)
-        self.muon = Muon(hidden, lr=lr, weight_decay=wd)
+        self.muon = Muon(hidden, lr=lr, weight_decay=wd, ns_dtype=ns_dtype)
         self.adamw = torch.optim.AdamW(other, lr=lr, weight_decay=wd)
 
     def zero_grad(self, set_to_none=True):
@@ -182,17 +186,21 @@ class Hybrid:
         self.adamw.step()
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 def cmd_ns(args):
     torch.manual_seed(0)
     g = torch.randn(args.rows, args.cols, dtype=torch.float32)
-    newton_schulz5(g)  # warm-up
+    dtype = DTYPES[args.ns_dtype]
+    newton_schulz5(g, dtype=dtype)  # warm-up
     times = []
     for _ in range(args.repetitions):
         t0 = time.perf_counter()
-        newton_schulz5(g)
+        newton_schulz5(g, dtype=dtype)
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    print(f"torch NS5 {args.rows}x{args.cols} float32: " + ", ".join(f"{t:.4f}" for t in times)
+    print(f"torch NS5 {args.rows}x{args.cols} {args.ns_dtype}: " + ", ".join(f"{t:.4f}" for t in times)
           + f" s; median {med:.4f} s")
     print(f"RESULT ns5_s {med:.6f}")
 
@@ -205,8 +213,8 @@ def cmd_train(args):
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         label = "AdamW"
     else:
-        opt = Hybrid(model, lr=args.lr, wd=args.weight_decay)
-        label = f"Muon (hybrid, {opt.hidden_count} matrices)"
+        opt = Hybrid(model, lr=args.lr, wd=args.weight_decay, ns_dtype=DTYPES[args.ns_dtype])
+        label = f"Muon (hybrid, {opt.hidden_count} matrices, Newton-Schulz in {args.ns_dtype})"
     tokens_per_step = args.batch * args.context
     gen = torch.Generator().manual_seed(1)
     times = []
@@ -239,6 +247,7 @@ def main():
     ns.add_argument("--rows", type=int, default=1024)
     ns.add_argument("--cols", type=int, default=4096)
     ns.add_argument("--repetitions", type=int, default=3)
+    ns.add_argument("--ns-dtype", choices=sorted(DTYPES), default="float32")
     tr = sub.add_parser("train", help="training tokens/s of the small dense Llama")
     tr.add_argument("--optimizer", choices=["adamw", "muon"], required=True)
     tr.add_argument("--batch", type=int, default=16)
@@ -247,6 +256,7 @@ def main():
     tr.add_argument("--warmup", type=int, default=2)
     tr.add_argument("--lr", type=float, default=3e-3)
     tr.add_argument("--weight-decay", type=float, default=0.1)
+    tr.add_argument("--ns-dtype", choices=sorted(DTYPES), default="float32", help="Muon's Newton-Schulz precision")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)

@@ -1,5 +1,6 @@
 package dev.muon4j.bench;
 
+import dev.muon4j.tensor.DType;
 import dev.muon4j.backend.Backend;
 import dev.muon4j.optim.HybridOptimizer;
 import dev.muon4j.optim.MuonConfig;
@@ -81,9 +82,9 @@ public final class OptimizerBenchmark {
                            double referenceMinSingular, double referenceMaxSingular) {
     }
 
-    /** Results of the GPT-2 optimizer step, with the standard Newton–Schulz and with the Gram one. */
+    /** Results of the GPT-2 optimizer step, with the standard Newton–Schulz, with the Gram one and with the standard one in bfloat16. */
     public record StepResult(int matrices, long parameters, double stepSeconds, double gramStepSeconds, double pureGemmSeconds,
-                             double conventionalGflop) {
+                             double conventionalGflop, double bf16StepSeconds) {
         public double fractionOfGemm() {
             return stepSeconds / pureGemmSeconds;
         }
@@ -387,13 +388,100 @@ public final class OptimizerBenchmark {
         return 0.5 * (lo + hi);
     }
 
-    /** GFLOP/s of {@code C(m×n) = A(m×k)·B(k×n)}, the median of the repetitions. */
+    /**
+     * Seconds a rate measured right after start-up is first run for: the JIT compilers are still
+     * compiling then and take a core of their own (measured on 2 Zen 5 cores, 2048² GEMM: 255 GFLOP/s
+     * in the first second against 335–340 after).
+     */
+    static final double SETTLE_SECONDS = 1.0;
+
+    /** GFLOP/s of {@code C(m×n) = A(m×k)·B(k×n)}, the median of the repetitions after {@link #SETTLE_SECONDS} of the same. */
     public double gemmGflops(int m, int n, int k) {
         float[] a = random(m * k, 2);
         float[] b = random(k * n, 3);
         float[] c = new float[m * n];
-        double seconds = median(() -> backend.gemm(false, false, m, n, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n));
+        Runnable product = () -> backend.gemm(false, false, m, n, k, 1f, a, 0, k, b, 0, n, 0f, c, 0, n);
+        settle(product);
+        double seconds = median(product);
         return 2.0 * m * n * k / seconds / 1e9;
+    }
+
+    /**
+     * GFLOP/s of the same product on bfloat16 matrices through the backend's {@link Backend#bf16Matmul()}
+     * (float32 sums), measured like {@link #gemmGflops}; empty where the backend has none.
+     */
+    public java.util.OptionalDouble bf16GemmGflops(int m, int n, int k) {
+        if (backend.bf16Matmul().isEmpty()) {
+            return java.util.OptionalDouble.empty();
+        }
+        dev.muon4j.backend.Bf16Matmul matmul = backend.bf16Matmul().get();
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment a = arena.allocate(2L * m * k, 64);
+            java.lang.foreign.MemorySegment b = arena.allocate(2L * k * n, 64);
+            java.lang.foreign.MemorySegment c = arena.allocate(2L * m * n, 64);
+            dev.muon4j.tensor.BFloat16.store(random(m * k, 2), 0, m * k, a, 0);
+            dev.muon4j.tensor.BFloat16.store(random(k * n, 3), 0, k * n, b, 0);
+            Runnable product = () -> matmul.gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+            settle(product);
+            double seconds = median(product);
+            return java.util.OptionalDouble.of(2.0 * m * n * k / seconds / 1e9);
+        }
+    }
+
+    /** Runs {@code body} over and over for {@link #SETTLE_SECONDS}. */
+    private static void settle(Runnable body) {
+        long end = System.nanoTime() + (long) (SETTLE_SECONDS * 1e9);
+        do {
+            body.run();
+        } while (System.nanoTime() < end);
+    }
+
+    /** Newton–Schulz in float32 and in bfloat16 on one shape: median times and the bfloat16 result's accuracy (null where not computed). */
+    public record Bf16NsResult(int rows, int cols, double f32Seconds, double bf16Seconds, Accuracy bf16Accuracy) {
+        public double bf16EffectiveGflops() {
+            return NewtonSchulz.conventionalFlops(rows, cols, 5) / bf16Seconds / 1e9;
+        }
+
+        public double speedup() {
+            return f32Seconds / bf16Seconds;
+        }
+    }
+
+    /**
+     * NS5 (Keller Jordan's coefficients) in float32 and in {@link DType#BF16} precision on each shape,
+     * interleaved, with the bfloat16 result against the float64 iteration. On a backend with
+     * {@link Backend#bf16Matmul()} the bfloat16 products run there; elsewhere they are float32 products
+     * rounded afterwards, and no faster.
+     */
+    public List<Bf16NsResult> runNewtonSchulzBf16(int[][] shapes) {
+        List<Bf16NsResult> results = new ArrayList<>();
+        out.printf("%-10s | %8s | %8s %7s | %7s | %-47s%n", "shape", "f32 s", "bf16 s", "eff", "speedup", "bf16 vs float64");
+        for (int[] shape : shapes) {
+            int rows = shape[0];
+            int cols = shape[1];
+            int m = Math.min(rows, cols);
+            int n = Math.max(rows, cols);
+            float[] g = random(rows * cols, 1);
+            float[] o32 = new float[rows * cols];
+            float[] o16 = new float[rows * cols];
+            NewtonSchulz.Workspace ws = new NewtonSchulz.Workspace();
+            NewtonSchulzConfig f32 = NewtonSchulzConfig.defaults();
+            NewtonSchulzConfig bf16 = f32.withPrecision(DType.BF16);
+            double[] seconds = interleavedMedians(List.of(
+                    () -> NewtonSchulz.orthogonalize(backend, f32, g, 0, rows, cols, o32, 0, ws),
+                    () -> NewtonSchulz.orthogonalize(backend, bf16, g, 0, rows, cols, o16, 0, ws)));
+            Accuracy accuracy = null;
+            if ((double) m * m * n <= ACCURACY_MAX_WORK) {
+                double[] reference = float64NewtonSchulz(g, rows, cols, f32);
+                accuracy = accuracy(o16, reference, rows, cols, band(reference, rows, cols));
+            }
+            Bf16NsResult r = new Bf16NsResult(rows, cols, seconds[0], seconds[1], accuracy);
+            results.add(r);
+            out.printf("%-10s | %8.4f | %8.4f %7.1f | %6.2fx | %-47s%n", rows + "x" + cols, r.f32Seconds(), r.bf16Seconds(),
+                    r.bf16EffectiveGflops(), r.speedup(), describe(accuracy));
+        }
+        out.println("eff: conventional NS5 flops / bf16 time, GFLOP/s; speedup: f32 time / bf16 time; vs float64 as above");
+        return results;
     }
 
     public StepResult runGpt2Step() {
@@ -416,18 +504,24 @@ public final class OptimizerBenchmark {
                 .newtonSchulz(NewtonSchulzConfig.defaults().withMethod(NewtonSchulzConfig.Method.GRAM)).build();
         HybridOptimizer opt = Optimizers.muon(backend, standard, params);
         HybridOptimizer gramOpt = Optimizers.muon(backend, gram, params);
+        MuonConfig bf16 = MuonConfig.moonlight().learningRate(1e-3)
+                .newtonSchulz(NewtonSchulzConfig.defaults().withPrecision(DType.BF16)).build();
+        HybridOptimizer bf16Opt = Optimizers.muon(backend, bf16, params);
         double conventional = 0;
         for (int[] s : GPT2_HIDDEN) {
             conventional += GPT2_LAYERS * NewtonSchulz.conventionalFlops(s[0], s[1], 5);
         }
-        double[] seconds = interleavedMedians(List.of(opt::step, gramOpt::step, () -> plainGemmNewtonSchulzWork(params)));
-        StepResult r = new StepResult(params.size(), total, seconds[0], seconds[1], seconds[2], conventional / 1e9);
+        double[] seconds = interleavedMedians(List.of(opt::step, gramOpt::step, () -> plainGemmNewtonSchulzWork(params), bf16Opt::step));
+        StepResult r = new StepResult(params.size(), total, seconds[0], seconds[1], seconds[2], conventional / 1e9, seconds[3]);
         out.printf("GPT-2 small hidden matrices: %d matrices, %.1fM parameters%n", r.matrices(), total / 1e6);
         out.printf("  full Muon step (momentum + NS5 + update): %.3f s; with Gram Newton-Schulz: %.3f s (%.2fx)%n",
                 r.stepSeconds(), r.gramStepSeconds(), r.stepSeconds() / r.gramStepSeconds());
         out.printf("  same NS5 flops (%.0f GFLOP) as plain GEMMs: %.3f s%n", r.conventionalGflop(), r.pureGemmSeconds());
         out.printf("  step / plain-GEMM time: %.2f (%.1f effective GFLOP/s); with Gram: %.2f (%.1f)%n", r.fractionOfGemm(),
                 r.conventionalGflop() / r.stepSeconds(), r.gramFractionOfGemm(), r.conventionalGflop() / r.gramStepSeconds());
+        out.printf("  with Newton-Schulz in bfloat16%s: %.3f s (%.2fx the float32 step; %.1f effective GFLOP/s)%n",
+                backend.bf16Matmul().isPresent() ? " (bfloat16 products)" : " (float32 products rounded)", r.bf16StepSeconds(),
+                r.stepSeconds() / r.bf16StepSeconds(), r.conventionalGflop() / r.bf16StepSeconds());
         return r;
     }
 

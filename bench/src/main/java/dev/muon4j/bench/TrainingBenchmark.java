@@ -1,5 +1,6 @@
 package dev.muon4j.bench;
 
+import dev.muon4j.tensor.DType;
 import dev.muon4j.autograd.Graph;
 import dev.muon4j.autograd.Tensor;
 import dev.muon4j.backend.Backend;
@@ -67,10 +68,18 @@ public final class TrainingBenchmark {
 
     private final Backend backend;
     private final PrintStream out;
+    private final DType nsPrecision;
 
+    /** A benchmark whose Muon runs Newton–Schulz in float32. */
     public TrainingBenchmark(Backend backend, PrintStream out) {
+        this(backend, out, DType.F32);
+    }
+
+    /** A benchmark whose Muon (Moonlight's) runs Newton–Schulz in {@code nsPrecision}. */
+    public TrainingBenchmark(Backend backend, PrintStream out, DType nsPrecision) {
         this.backend = backend;
         this.out = out;
+        this.nsPrecision = java.util.Objects.requireNonNull(nsPrecision, "Newton–Schulz precision");
     }
 
     /**
@@ -143,7 +152,8 @@ public final class TrainingBenchmark {
             experts = !model.expertLayers().isEmpty();
             AdamWConfig adamw = AdamWConfig.builder().learningRate(1e-3).weightDecay(0.1).build();
             HybridOptimizer.Builder builder = HybridOptimizer.builder(backend).adamw(adamw)
-                    .muon(MuonConfig.moonlight().learningRate(1e-3).weightDecay(0.1).build());
+                    .muon(MuonConfig.moonlight().learningRate(1e-3).weightDecay(0.1)
+                            .newtonSchulz(dev.muon4j.optim.NewtonSchulzConfig.defaults().withPrecision(nsPrecision)).build());
             if (!muon) {
                 builder.routeAll(Route.ADAMW);
             }

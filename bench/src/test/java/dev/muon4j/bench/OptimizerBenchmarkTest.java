@@ -61,4 +61,29 @@ class OptimizerBenchmarkTest {
         String table = bytes.toString(StandardCharsets.UTF_8);
         assertTrue(table.contains("32x128") && table.contains("96x24") && table.contains("Gram s"), table);
     }
+
+    /**
+     * The bfloat16 rows: on oneDNN (bfloat16 products where the processor has them) and on the Vector API
+     * backend (float32 products rounded), each result within the bfloat16 band of float64, and the bfloat16
+     * GEMM rate measured where the backend has bfloat16 products and absent where not.
+     */
+    @Test
+    void bfloat16RowsAndTheBfloat16GemmRate() {
+        try (dev.muon4j.backend.Backend oneDnn = dev.muon4j.backend.Backends.openOneDnn(2); VectorBackend vector = new VectorBackend(1)) {
+            for (dev.muon4j.backend.Backend backend : List.of(oneDnn, vector)) {
+                ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+                OptimizerBenchmark bench = new OptimizerBenchmark(backend, new PrintStream(bytes, true, StandardCharsets.UTF_8), 1);
+                for (OptimizerBenchmark.Bf16NsResult r : bench.runNewtonSchulzBf16(new int[][] {{32, 128}, {96, 24}})) {
+                    assertTrue(r.f32Seconds() > 0 && r.bf16Seconds() > 0, r.toString());
+                    assertNotNull(r.bf16Accuracy());
+                    assertTrue(r.bf16Accuracy().relativeError() < 8e-2 && r.bf16Accuracy().relativeError() > 1e-4,
+                            "bfloat16, so neither worse than its band nor as close as float32: " + r);
+                }
+                String table = bytes.toString(StandardCharsets.UTF_8);
+                assertTrue(table.contains("32x128") && table.contains("bf16 s"), table);
+                assertEquals(backend.bf16Matmul().isPresent(), bench.bf16GemmGflops(64, 64, 64).isPresent(), backend.description());
+                bench.bf16GemmGflops(64, 64, 64).ifPresent(g -> assertTrue(g > 0, "GFLOP/s " + g));
+            }
+        }
+    }
 }

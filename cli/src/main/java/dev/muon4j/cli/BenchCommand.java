@@ -71,6 +71,11 @@ public final class BenchCommand implements Callable<Integer> {
         @Option(names = "--accumulate", defaultValue = "1", description = "Micro-batches per optimizer step (default: ${DEFAULT-VALUE}).")
         int accumulate;
 
+        @Option(names = "--ns-precision", defaultValue = "F32", paramLabel = "PRECISION",
+                description = "Precision of Muon's Newton-Schulz: F32 or BF16 (bfloat16 products, twice as fast where the processor "
+                        + "has bfloat16 dot products) (default: ${DEFAULT-VALUE}).")
+        dev.muon4j.tensor.DType nsPrecision;
+
         @Option(names = "--steps", defaultValue = "5", description = "Timed steps per optimizer, median reported (default: ${DEFAULT-VALUE}).")
         int steps;
 
@@ -142,9 +147,17 @@ public final class BenchCommand implements Callable<Integer> {
                 for (TrainingBenchmark.Case c : cases) {
                     System.out.printf("%s: %s%n", c.label(), c.config().describe());
                 }
-                System.out.printf("batch %d x %d tokens, %d micro-batch(es) per optimizer step%s%n%n", batch, trunk.contextLength(),
+                System.out.printf("batch %d x %d tokens, %d micro-batch(es) per optimizer step%s%n", batch, trunk.contextLength(),
                         accumulate, cases.size() > 1 ? "; the models step in turns" : "");
-                TrainingBenchmark bench = new TrainingBenchmark(backend, System.out);
+                if (optimizers != Optimizers.ADAMW) {
+                    System.out.printf("Muon: Moonlight's, Newton-Schulz in %s%s%n", nsPrecision.name().toLowerCase(java.util.Locale.ROOT),
+                            nsPrecision == dev.muon4j.tensor.DType.BF16
+                                    ? backend.bf16Matmul().map(m -> " on " + m.description().replaceFirst(", \\d+ threads?$", ""))
+                                            .orElse(" (float32 products rounded to bfloat16: this backend has no bfloat16 products)")
+                                    : "");
+                }
+                System.out.println();
+                TrainingBenchmark bench = new TrainingBenchmark(backend, System.out, nsPrecision);
                 List<TrainingBenchmark.Result> adam = null;
                 List<TrainingBenchmark.Result> muon = null;
                 if (optimizers != Optimizers.MUON) {
@@ -206,8 +219,19 @@ public final class BenchCommand implements Callable<Integer> {
                 System.out.printf("float32 FMA peak (probe, %d threads, %d-float vectors): %.1f GFLOP/s%n", backend.threads(),
                         dev.muon4j.bench.FmaPeak.lanes(), peak);
                 double gemm = bench.gemmGflops(2048, 2048, 2048);
-                System.out.printf("square GEMM 2048: %.1f GFLOP/s = %.0f%% of the probe's peak%n%n", gemm, 100 * gemm / peak);
+                System.out.printf("square GEMM 2048: %.1f GFLOP/s = %.0f%% of the probe's peak%n", gemm, 100 * gemm / peak);
+                java.util.OptionalDouble bf16 = bench.bf16GemmGflops(2048, 2048, 2048);
+                if (bf16.isPresent()) {
+                    // a bfloat16 dot product does two multiply-adds per float32 lane where an FMA does one
+                    System.out.printf("bfloat16 GEMM 2048 (%s): %.1f GFLOP/s = %.0f%% of twice the float32 peak%n",
+                            backend.bf16Matmul().get().description(), bf16.getAsDouble(), 100 * bf16.getAsDouble() / (2 * peak));
+                } else {
+                    System.out.println("bfloat16 GEMM: this backend has no bfloat16 products");
+                }
+                System.out.println();
                 bench.runNewtonSchulz(OptimizerBenchmark.NS_SHAPES);
+                System.out.println();
+                bench.runNewtonSchulzBf16(OptimizerBenchmark.NS_SHAPES);
                 if (!skipGpt2) {
                     System.out.println();
                     bench.runGpt2Step();

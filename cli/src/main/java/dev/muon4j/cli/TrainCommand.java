@@ -216,6 +216,7 @@ public final class TrainCommand implements Callable<Integer> {
             java.util.Map.entry("seed", "seed"), java.util.Map.entry("muon-variant", "muon_variant"),
             java.util.Map.entry("cautious-weight-decay", "cautious_weight_decay"), java.util.Map.entry("per-head-qk", "per_head_qk"),
             java.util.Map.entry("qk-clip", "qk_clip_threshold"), java.util.Map.entry("ns-method", "ns_method"),
+            java.util.Map.entry("ns-precision", "ns_precision"),
             java.util.Map.entry("router-bias-rate", "router_bias_rate"), java.util.Map.entry("data", "data"));
 
     private java.util.Set<String> allowedChanges() {
@@ -294,7 +295,9 @@ public final class TrainCommand implements Callable<Integer> {
                 optimizer == OptimizerChoice.MUON ? "MUON (" + config.muonVariant().name().toLowerCase(Locale.ROOT)
                         + (config.cautiousWeightDecay() ? ", cautious weight decay" : "")
                         + (config.perHeadQk() ? ", per-head Q/K" : "")
-                        + (config.nsMethod() == NewtonSchulzConfig.Method.GRAM ? ", Gram Newton-Schulz" : "") + ")"
+                        + (config.nsMethod() == NewtonSchulzConfig.Method.GRAM ? ", Gram Newton-Schulz" : "")
+                        + (config.nsPrecision() != config.muonVariant().defaultPrecision()
+                                ? ", Newton-Schulz in " + config.nsPrecision().name().toLowerCase(Locale.ROOT) : "") + ")"
                         + qkClip(config) : optimizer + qkClip(config),
                 config.steps(), config.sequencesPerStep(), model.contextLength(), config.learningRate(), config.muonLearningRate(), dir);
         if (n > 1) {

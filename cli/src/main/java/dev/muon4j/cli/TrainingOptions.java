@@ -64,6 +64,12 @@ public final class TrainingOptions {
                     + "wide as tall; square matrices run the standard iteration); float32 only, not with --muon-variant torch.")
     NewtonSchulzConfig.Method nsMethod;
 
+    @Option(names = "--ns-precision", paramLabel = "PRECISION",
+            description = "Precision of Muon's Newton-Schulz: F32 or BF16 (default: the variant's, F32 but for --muon-variant torch, "
+                    + "which is always BF16). BF16 multiplies bfloat16 matrices with float32 sums, twice as fast where the "
+                    + "processor has bfloat16 dot products (AVX512_BF16, AMX); not with --ns-method gram.")
+    dev.muon4j.tensor.DType nsPrecision;
+
     @Option(names = "--cautious-weight-decay", description = "Decay only the hidden matrices' weights that the Muon update "
             + "already pushes towards zero (cautious weight decay).")
     boolean cautiousWeightDecay;
@@ -191,6 +197,14 @@ public final class TrainingOptions {
             throw new IllegalArgumentException("--ns-method gram does not combine with --muon-variant torch: Gram Newton-Schulz "
                     + "runs in float32, torch's Newton-Schulz in bfloat16");
         }
+        if (nsPrecision != null && nsPrecision != muonVariant.defaultPrecision() && muonVariant == MuonVariant.TORCH) {
+            throw new IllegalArgumentException("--ns-precision " + nsPrecision + " does not combine with --muon-variant torch: "
+                    + "torch's Newton-Schulz is bfloat16 arithmetic");
+        }
+        if (nsPrecision == dev.muon4j.tensor.DType.BF16 && nsMethod == NewtonSchulzConfig.Method.GRAM) {
+            throw new IllegalArgumentException("--ns-method gram does not combine with --ns-precision BF16: Gram Newton-Schulz "
+                    + "runs in float32");
+        }
         if (!(qkClip >= 0) || !Double.isFinite(qkClip)) {
             throw new IllegalArgumentException("--qk-clip must be a finite threshold > 0, or 0 for off; got " + qkClip);
         }
@@ -199,6 +213,7 @@ public final class TrainingOptions {
         long every = evalEvery != null ? evalEvery : Math.max(1, n / 10);
         return new TrainConfig(optimizer, learningRate, muonLearningRate != null ? muonLearningRate : 4 * learningRate, weightDecay, 0.9, beta2, momentum, schedule, Math.min(warmup, n), n,
                 0.1, batch, accumulate, clip, seed, every, evalBatches, checkpointEvery, keep).withMuon(muonVariant, cautiousWeightDecay, perHeadQk)
-                .withQkClip(qkClip).withNsMethod(nsMethod).withRouterBiasRate(routerBiasRate != null ? routerBiasRate : defaultRouterBiasRate);
+                .withQkClip(qkClip).withNsMethod(nsMethod).withRouterBiasRate(routerBiasRate != null ? routerBiasRate : defaultRouterBiasRate)
+                .withNsPrecision(nsPrecision != null ? nsPrecision : muonVariant.defaultPrecision());
     }
 }

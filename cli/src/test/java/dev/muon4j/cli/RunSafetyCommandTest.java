@@ -213,6 +213,30 @@ class RunSafetyCommandTest {
     }
 
     @Test
+    void nsPrecisionIsShownRecordedAndASettingOfTheRun() throws Exception {
+        Path runDir = tmp.resolve("bf16");
+        Outcome o = run(train(runDir, 4, "--ns-precision", "bf16", "--stop-after", "2"));
+        assertEquals(0, o.code(), o::err);
+        assertTrue(o.out().contains("training: MUON (moonlight, Newton-Schulz in bf16), 4 steps"), o.out());
+        CheckpointStore.Checkpoint saved = new CheckpointStore(runDir, 3).latest().orElseThrow();
+        @SuppressWarnings("unchecked")
+        Map<String, Object> train = (Map<String, Object>) saved.config().get("train");
+        assertEquals("BF16", train.get("ns_precision"), train.toString());
+        assertOneLineError(run(train(runDir, 4, "--resume")), "--ns-precision is F32, the checkpoint's BF16",
+                "--allow-changed ns-precision");
+        Outcome resumed = run(train(runDir, 4, "--resume", "--ns-precision", "BF16"));
+        assertEquals(0, resumed.code(), resumed::err);
+
+        Outcome torch = run(train(tmp.resolve("torch-bf16"), 1, "--muon-variant", "torch"));
+        assertEquals(0, torch.code(), torch::err);
+        assertFalse(torch.out().contains("Newton-Schulz in"), "torch's own bfloat16 is not news: " + torch.out());
+        assertOneLineError(run(train(tmp.resolve("torch"), 1, "--ns-precision", "f32", "--muon-variant", "torch")),
+                "--ns-precision F32 does not combine with --muon-variant torch");
+        assertOneLineError(run(train(tmp.resolve("gram"), 1, "--ns-precision", "bf16", "--ns-method", "gram")),
+                "--ns-method gram does not combine with --ns-precision BF16");
+    }
+
+    @Test
     void aRunDirectoryThatIsAFileIsNamed() throws Exception {
         Path file = Files.writeString(tmp.resolve("file"), "not a directory");
         assertOneLineError(run(train(file, 4)), file + " is not a directory");

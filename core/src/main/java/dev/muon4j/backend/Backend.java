@@ -63,6 +63,16 @@ public interface Backend extends AutoCloseable {
         return java.util.List.of();
     }
 
+    /**
+     * Products of bfloat16 matrices in native memory at the processor's bfloat16 rate, where this
+     * backend has them (oneDNN on a processor with AVX512_BF16 or AMX); empty (the default) elsewhere.
+     * Newton–Schulz in {@link dev.muon4j.tensor.DType#BF16} precision runs on it when present. The
+     * same instance is returned every time; it closes with this backend.
+     */
+    default java.util.Optional<Bf16Matmul> bf16Matmul() {
+        return java.util.Optional.empty();
+    }
+
     /** Releases native resources, if any. Further calls are undefined. */
     @Override
     default void close() {

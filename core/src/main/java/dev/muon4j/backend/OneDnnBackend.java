@@ -55,6 +55,9 @@ public final class OneDnnBackend implements Backend {
     private final String isa;
     private final MethodHandle sgemm;
     private final MethodHandle setOmpThreads;
+    /** The library's matmul functions and engine; null where the processor has no bfloat16 products. */
+    private final OneDnnMatmul.Library matmulLibrary;
+    private OneDnnMatmul matmul;
     private float[] scratch = new float[0];
     private java.util.List<Backend> workers;
 
@@ -71,11 +74,19 @@ public final class OneDnnBackend implements Backend {
             // dnnl_version_t: int major, minor, patch; const char *hash; unsigned cpu_runtime, gpu_runtime
             MemorySegment v = ((MemorySegment) versionHandle.invokeExact()).reinterpret(12);
             this.version = v.get(I, 0) + "." + v.get(I, 4) + "." + v.get(I, 8);
-            this.isa = isaName((int) isaHandle.invokeExact());
+            int isaBits = (int) isaHandle.invokeExact();
+            this.isa = isaName(isaBits);
+            this.matmulLibrary = (isaBits & ISA_AVX512_BF16) == ISA_AVX512_BF16 ? new OneDnnMatmul.Library(dnnl, library, setOmpThreads) : null;
         } catch (Throwable t) {
             throw new IllegalStateException("oneDNN at " + library + " failed to initialise", t);
         }
     }
+
+    /**
+     * dnnl_cpu_isa_avx512_core_bf16 (dnnl_types.h): AVX-512 with bfloat16 dot products; the ISAs above it
+     * (AMX, AVX10) contain its bits.
+     */
+    private static final int ISA_AVX512_BF16 = 0xe7;
 
     /** A one-thread backend over the same library and handles as {@code parent}, with scratch of its own. */
     private OneDnnBackend(OneDnnBackend parent) {
@@ -85,6 +96,7 @@ public final class OneDnnBackend implements Backend {
         this.isa = parent.isa;
         this.sgemm = parent.sgemm;
         this.setOmpThreads = parent.setOmpThreads;
+        this.matmulLibrary = parent.matmulLibrary;
     }
 
     /**
@@ -171,6 +183,34 @@ public final class OneDnnBackend implements Backend {
             workers = java.util.List.copyOf(list);
         }
         return workers;
+    }
+
+    /**
+     * oneDNN's matmul primitive on bfloat16 matrices where the processor multiplies bfloat16 pairs
+     * (AVX512_BF16, AMX); empty elsewhere, where oneDNN would convert to float32 and gain nothing.
+     */
+    @Override
+    public synchronized java.util.Optional<Bf16Matmul> bf16Matmul() {
+        if (matmulLibrary == null) {
+            return java.util.Optional.empty();
+        }
+        if (matmul == null) {
+            matmul = new OneDnnMatmul(matmulLibrary, threads);
+        }
+        return java.util.Optional.of(matmul);
+    }
+
+    @Override
+    public synchronized void close() {
+        if (matmul != null) {
+            matmul.close();
+            matmul = null;
+        }
+        if (workers != null) {
+            for (Backend w : workers) {
+                w.close();
+            }
+        }
     }
 
     @Override

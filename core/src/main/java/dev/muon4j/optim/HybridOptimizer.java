@@ -53,9 +53,16 @@ public final class HybridOptimizer implements Optimizer {
     private final List<ParamState> slots;
     private final StepContext context;
     private final float[] scratch;
+    /** Slots stepped one after another on the calling thread with {@link #context}. */
+    private final List<ParamState> inTurn;
+    /** Single matrices stepped side by side on the backend's concurrent workers, largest first; empty without workers. */
+    private final List<ParamState> sideBySide;
+    private final StepContext[] workerContexts;
+    private final float[][] workerScratch;
     private long step;
     private long skipped;
     private long newtonSchulzNanos;
+    private long newtonSchulzMatrices;
 
     private HybridOptimizer(Builder b, List<Parameter> params) {
         this.muon = b.muon;
@@ -75,6 +82,40 @@ public final class HybridOptimizer implements Optimizer {
         }
         this.slots = List.copyOf(built);
         this.scratch = new float[scratchSize];
+        List<Backend> workers = b.backend.concurrentWorkers();
+        List<ParamState> alone = new ArrayList<>();
+        List<ParamState> rest = new ArrayList<>();
+        for (ParamState s : slots) {
+            (workers.size() >= 2 && stepsAloneOnAWorker(s) ? alone : rest).add(s);
+        }
+        if (alone.size() < 2) {
+            rest = slots;
+            alone = List.of();
+        } else {
+            alone.sort(java.util.Comparator.comparingInt((ParamState s) -> s.parameter().size()).reversed());
+        }
+        this.inTurn = List.copyOf(rest);
+        this.sideBySide = List.copyOf(alone);
+        int workerCount = alone.isEmpty() ? 0 : workers.size();
+        this.workerContexts = new StepContext[workerCount];
+        this.workerScratch = new float[workerCount][];
+        for (int w = 0; w < workerCount; w++) {
+            workerContexts[w] = new StepContext(workers.get(w));
+            workerScratch[w] = new float[alone.getFirst().parameter().size()];
+        }
+    }
+
+    /**
+     * Whether a slot is stepped on one of the backend's concurrent workers: one whole matrix (not a
+     * stack, whose Newton–Schulz splits over the workers itself) under a rule with matrix stages, no
+     * larger than {@link NewtonSchulz#CONCURRENT_MAX_FLOATS}. A model's hidden matrices are many and
+     * small for a multi-threaded product: on 2 Zen 5 cores one bfloat16 Newton–Schulz per core did
+     * 760 GFLOP/s at 384×1024 against 430 for one at a time on both (docs/BENCHMARKS.md).
+     */
+    private static boolean stepsAloneOnAWorker(ParamState s) {
+        Parameter p = s.parameter();
+        return s.rule().needsMatrices() && p.layout() != null && p.layout().matrixSize() == p.size()
+                && p.size() <= NewtonSchulz.CONCURRENT_MAX_FLOATS;
     }
 
     /**
@@ -106,6 +147,29 @@ public final class HybridOptimizer implements Optimizer {
         return new Builder(backend);
     }
 
+    /**
+     * Steps {@link #sideBySide}'s slots on the workers, each taking the next slot when it is done with
+     * one (largest first). Every worker computes alike, so which one steps a slot does not change its
+     * result. Newton–Schulz time is counted as the longest of the workers' totals.
+     */
+    private void stepSideBySide(long t, double factor) {
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        SideBySide.run(workerContexts.length, w -> {
+            StepContext c = workerContexts[w];
+            c.begin(t, factor);
+            for (int i = next.getAndIncrement(); i < sideBySide.size(); i = next.getAndIncrement()) {
+                ParamState s = sideBySide.get(i);
+                s.rule().apply(c, s, workerScratch[w]);
+            }
+        });
+        long longest = 0;
+        for (StepContext c : workerContexts) {
+            longest = Math.max(longest, c.newtonSchulzNanos());
+            context.addNewtonSchulzMatrices(c.newtonSchulzMatrices());
+        }
+        context.addNewtonSchulzNanos(longest);
+    }
+
     @Override
     public StepResult step() {
         for (ParamState s : slots) {
@@ -124,10 +188,14 @@ public final class HybridOptimizer implements Optimizer {
         double factor = schedule.factor(step);
         long t = step + 1;
         context.begin(t, factor);
-        for (ParamState s : slots) {
+        for (ParamState s : inTurn) {
             s.rule().apply(context, s, scratch);
         }
+        if (!sideBySide.isEmpty()) {
+            stepSideBySide(t, factor);
+        }
         newtonSchulzNanos = context.newtonSchulzNanos();
+        newtonSchulzMatrices = context.newtonSchulzMatrices();
         step = t;
         return new StepResult(step, false, norm, clipped, factor);
     }
@@ -151,9 +219,17 @@ public final class HybridOptimizer implements Optimizer {
         return buffer + " of " + parameter + " element " + element + " is " + value;
     }
 
-    /** Wall time the last {@link #step()} spent in Newton–Schulz, in nanoseconds. */
+    /**
+     * Wall time the last {@link #step()} spent in Newton–Schulz, in nanoseconds (where matrices are
+     * stepped side by side, the longest of the workers' times).
+     */
     public long lastNewtonSchulzNanos() {
         return newtonSchulzNanos;
+    }
+
+    /** Matrices (or row blocks) Newton–Schulz orthogonalized in the last {@link #step()}. */
+    public long lastNewtonSchulzMatrices() {
+        return newtonSchulzMatrices;
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.muon4j.optim;
 
 import dev.muon4j.backend.Backend;
+import dev.muon4j.backend.Bf16Matmul;
 import dev.muon4j.backend.Kernels;
 import dev.muon4j.tensor.BFloat16;
 import dev.muon4j.tensor.DType;
@@ -56,6 +57,14 @@ public final class NewtonSchulz {
         /** Gram Newton–Schulz's Q and a scratch m×m matrix; allocated only when that method runs. */
         private float[] q = new float[0];
         private float[] t = new float[0];
+        /**
+         * bfloat16 copies of X, Y, A and B in native memory for the bfloat16 iteration on a backend's
+         * {@link Backend#bf16Matmul()}; allocated only when that runs, freed with the workspace.
+         */
+        private java.lang.foreign.MemorySegment xs;
+        private java.lang.foreign.MemorySegment ys;
+        private java.lang.foreign.MemorySegment as;
+        private java.lang.foreign.MemorySegment bs;
         /** One workspace per concurrent worker of {@link #orthogonalizeBatch}; made when first needed. */
         private Workspace[] workers = new Workspace[0];
 
@@ -83,6 +92,19 @@ public final class NewtonSchulz {
             }
         }
 
+        void ensureBf16(int m, int n) {
+            long mn = (long) m * n * Short.BYTES;
+            long mm = (long) m * m * Short.BYTES;
+            if (xs == null || xs.byteSize() < mn) {
+                xs = java.lang.foreign.Arena.ofAuto().allocate(mn, 64);
+                ys = java.lang.foreign.Arena.ofAuto().allocate(mn, 64);
+            }
+            if (as == null || as.byteSize() < mm) {
+                as = java.lang.foreign.Arena.ofAuto().allocate(mm, 64);
+                bs = java.lang.foreign.Arena.ofAuto().allocate(mm, 64);
+            }
+        }
+
         void ensureGram(int m) {
             int mm = Math.multiplyExact(m, m);
             if (q.length < mm) {
@@ -105,16 +127,19 @@ public final class NewtonSchulz {
         boolean transposed = rows > cols;
         int m = Math.min(rows, cols);
         int n = Math.max(rows, cols);
+        boolean gram = config.method() == NewtonSchulzConfig.Method.GRAM && m < n;
+        boolean bf16 = config.precision() == DType.BF16;
+        // bfloat16 products work on X as it is laid out, tall or wide (transposes are strides to them)
+        java.util.Optional<Bf16Matmul> bf16Products = bf16 && !gram ? backend.bf16Matmul() : java.util.Optional.empty();
         workspace.ensure(m, n);
         int size = m * n;
         float[] x = workspace.x;
-        if (transposed) {
+        if (transposed && bf16Products.isEmpty()) {
             Kernels.transpose(input, inputOffset, rows, cols, x, 0);
         } else {
             System.arraycopy(input, inputOffset, x, 0, size);
         }
         CoefficientSchedule schedule = config.schedule();
-        boolean bf16 = config.precision() == DType.BF16;
         if (config.normalization() == NewtonSchulzConfig.Normalization.TORCH_BF16) {
             normalizeAsTorch(x, size, schedule.normScale(), config.eps());
         } else if (!normalize(x, size, schedule.normScale(), config.eps(), bf16)) {
@@ -122,7 +147,11 @@ public final class NewtonSchulz {
             java.util.Arrays.fill(output, outputOffset, outputOffset + size, 0f);
             return;
         }
-        if (config.method() == NewtonSchulzConfig.Method.GRAM && m < n) {
+        if (bf16Products.isPresent()) {
+            standardBf16(bf16Products.get(), config, rows, cols, workspace, output, outputOffset);
+            return;
+        }
+        if (gram) {
             gram(backend, config, m, n, workspace);
             x = workspace.x;
         } else {
@@ -173,6 +202,57 @@ public final class NewtonSchulz {
         workspace.x = x;
         workspace.y = y;
         return x;
+    }
+
+    /**
+     * The standard iteration in {@link DType#BF16} precision on bfloat16 matrices in native memory, from
+     * the normalised rows×cols X in {@code workspace.x} (already rounded to bfloat16) into {@code output}:
+     * the same products, each accumulated in float32 and rounded once to bfloat16, as {@link #standard}
+     * computes with float32 products and rounding afterwards; only the order of the float32 sums
+     * differs. A tall X (rows &gt; cols) is not transposed: the iteration runs on Xᵀ's terms, A = XᵀX and
+     * X ← a·X + X·B, which are the transposes of the wide form's. A is a full product here rather than
+     * a SYRK: bfloat16 products run at twice the float32 rate, which more than pays for computing both
+     * triangles.
+     */
+    private static void standardBf16(Bf16Matmul matmul, NewtonSchulzConfig config, int rows, int cols, Workspace workspace,
+                                     float[] output, int outputOffset) {
+        boolean tall = rows > cols;
+        int m = Math.min(rows, cols);
+        int size = rows * cols;
+        workspace.ensureBf16(m, Math.max(rows, cols));
+        java.lang.foreign.MemorySegment x = workspace.xs;
+        java.lang.foreign.MemorySegment y = workspace.ys;
+        java.lang.foreign.MemorySegment a = workspace.as;
+        java.lang.foreign.MemorySegment b = workspace.bs;
+        long xBytes = (long) size * Short.BYTES;
+        long aBytes = (long) m * m * Short.BYTES;
+        BFloat16.store(workspace.x, 0, size, x, 0);
+        CoefficientSchedule schedule = config.schedule();
+        for (int step = 0; step < config.steps(); step++) {
+            Coefficients k = schedule.at(step);
+            // A = X·Xᵀ (wide) or Xᵀ·X (tall), m×m
+            if (tall) {
+                matmul.gemm(true, false, m, m, rows, 1f, x, cols, x, cols, 0f, a, m);
+            } else {
+                matmul.gemm(false, true, m, m, cols, 1f, x, cols, x, cols, 0f, a, m);
+            }
+            // B = b·A + c·A·A
+            java.lang.foreign.MemorySegment.copy(a, 0, b, 0, aBytes);
+            matmul.gemm(false, false, m, m, m, (float) k.c(), a, m, a, m, (float) k.b(), b, m);
+            // Y = a·X + B·X (wide) or a·X + X·B (tall)
+            java.lang.foreign.MemorySegment.copy(x, 0, y, 0, xBytes);
+            if (tall) {
+                matmul.gemm(false, false, rows, cols, cols, 1f, x, cols, b, m, (float) k.a(), y, cols);
+            } else {
+                matmul.gemm(false, false, rows, cols, rows, 1f, b, m, x, cols, (float) k.a(), y, cols);
+            }
+            java.lang.foreign.MemorySegment t = x;
+            x = y;
+            y = t;
+        }
+        workspace.xs = x;
+        workspace.ys = y;
+        BFloat16.load(x, 0, output, outputOffset, size);
     }
 
     /**
@@ -314,53 +394,15 @@ public final class NewtonSchulz {
             return;
         }
         int parts = Math.min(workers.size(), count);
-        List<java.util.concurrent.Future<?>> running = new java.util.ArrayList<>();
-        for (int p = 1; p < parts; p++) {
+        SideBySide.run(parts, p -> {
             int from = (int) ((long) count * p / parts);
             int to = (int) ((long) count * (p + 1) / parts);
             Backend worker = workers.get(p);
             Workspace space = workspace.worker(p, parts);
-            running.add(WORKER_THREADS.submit(() -> {
-                for (int i = from; i < to; i++) {
-                    orthogonalize(worker, config, input, inputOffset + i * size, rows, cols, output, outputOffset + i * size, space);
-                }
-            }));
-        }
-        RuntimeException failure = null;
-        try {
-            Workspace space = workspace.worker(0, parts);
-            for (int i = 0, to = (int) ((long) count / parts); i < to; i++) {
-                orthogonalize(workers.get(0), config, input, inputOffset + i * size, rows, cols, output, outputOffset + i * size, space);
+            for (int i = from; i < to; i++) {
+                orthogonalize(worker, config, input, inputOffset + i * size, rows, cols, output, outputOffset + i * size, space);
             }
-        } catch (RuntimeException e) {
-            failure = e;
-        }
-        boolean interrupted = false;
-        for (java.util.concurrent.Future<?> f : running) {
-            while (true) {
-                try {
-                    f.get();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true; // finish the step's arithmetic; the interrupt is kept for the caller
-                } catch (java.util.concurrent.ExecutionException e) {
-                    RuntimeException cause = e.getCause() instanceof RuntimeException r ? r
-                            : new IllegalStateException("Newton–Schulz worker failed", e.getCause());
-                    if (failure == null) {
-                        failure = cause;
-                    } else {
-                        failure.addSuppressed(cause);
-                    }
-                    break;
-                }
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        if (failure != null) {
-            throw failure;
-        }
+        });
     }
 
     /**
@@ -368,19 +410,6 @@ public final class NewtonSchulz {
      * it one product on all threads keeps them busy, and each worker's own workspace would cost more.
      */
     static final int CONCURRENT_MAX_FLOATS = 1 << 20;
-
-    /** Daemon threads for the concurrent workers of {@link #orthogonalizeBatch}; idle ones end after a minute. */
-    private static final java.util.concurrent.ExecutorService WORKER_THREADS;
-
-    static {
-        var pool = new java.util.concurrent.ThreadPoolExecutor(0, Integer.MAX_VALUE, 60, java.util.concurrent.TimeUnit.SECONDS,
-                new java.util.concurrent.SynchronousQueue<>(), r -> {
-                    Thread t = new Thread(r, "muon4j-newton-schulz");
-                    t.setDaemon(true);
-                    return t;
-                });
-        WORKER_THREADS = pool;
-    }
 
     /**
      * Orthogonalises every matrix of a list of same-shape {@code rows×cols} matrices in one call

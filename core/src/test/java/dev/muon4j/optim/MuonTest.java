@@ -226,6 +226,60 @@ class MuonTest {
         }
     }
 
+    /**
+     * A model's single matrices stepped side by side on a 2-thread oneDNN backend's workers (each
+     * taking the next matrix when done) end bit for bit where a 1-thread oneDNN backend, stepping them
+     * one after another, ends: float32 and bfloat16 Newton–Schulz, with AdamW parameters and a stack
+     * of experts in the same optimizer, and the Newton–Schulz counts add up.
+     */
+    @Test
+    void matricesSteppedSideBySideOnWorkersEqualThemSteppedInTurn() {
+        try (Backend two = dev.muon4j.backend.Backends.openOneDnn(2); Backend one = dev.muon4j.backend.Backends.openOneDnn(1)) {
+            assertEquals(2, two.concurrentWorkers().size());
+            for (dev.muon4j.tensor.DType precision : List.of(dev.muon4j.tensor.DType.F32, dev.muon4j.tensor.DType.BF16)) {
+                MuonConfig config = MuonConfig.moonlight().learningRate(0.02)
+                        .newtonSchulz(NewtonSchulzConfig.defaults().withPrecision(precision)).build();
+                int[][] shapes = {{24, 40}, {40, 24}, {32, 32}, {16, 64}, {64, 16}, {8, 8}};
+                List<List<Parameter>> models = new ArrayList<>();
+                for (int copy = 0; copy < 2; copy++) {
+                    Random random = new Random(5);
+                    List<Parameter> params = new ArrayList<>();
+                    for (int i = 0; i < shapes.length; i++) {
+                        int size = shapes[i][0] * shapes[i][1];
+                        params.add(Parameter.of("h." + i + ".weight", ParamRole.HIDDEN_MATRIX, shapes[i],
+                                Float64Reference.gaussian(random, size, 0.1), new float[size]));
+                    }
+                    params.add(Parameter.stackedMatrices("mlp.experts.weight", 3, 12, 20, Float64Reference.gaussian(random, 720, 0.1),
+                            new float[720]));
+                    params.add(Parameter.of("norm.weight", ParamRole.NORM, new int[] {24}, Float64Reference.gaussian(random, 24, 1),
+                            new float[24]));
+                    models.add(params);
+                }
+                HybridOptimizer sideBySide = HybridOptimizer.builder(two).muon(config).build(models.get(0));
+                HybridOptimizer inTurn = HybridOptimizer.builder(one).muon(config).build(models.get(1));
+                Random gradients = new Random(9);
+                for (int step = 0; step < 3; step++) {
+                    for (int p = 0; p < models.get(0).size(); p++) {
+                        float[] g = Float64Reference.gaussian(gradients, models.get(0).get(p).size(), 1.0);
+                        System.arraycopy(g, 0, models.get(0).get(p).gradient(), 0, g.length);
+                        System.arraycopy(g, 0, models.get(1).get(p).gradient(), 0, g.length);
+                    }
+                    sideBySide.step();
+                    inTurn.step();
+                    assertEquals(shapes.length + 3, sideBySide.lastNewtonSchulzMatrices(), "matrices orthogonalized in a step");
+                }
+                for (int p = 0; p < models.get(0).size(); p++) {
+                    float[] got = models.get(0).get(p).value();
+                    float[] want = models.get(1).get(p).value();
+                    for (int i = 0; i < got.length; i++) {
+                        assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+                                precision + " " + models.get(0).get(p).name() + " element " + i);
+                    }
+                }
+            }
+        }
+    }
+
     static Stream<Arguments> nesterovSettings() {
         return Stream.of(Arguments.of(false), Arguments.of(true));
     }

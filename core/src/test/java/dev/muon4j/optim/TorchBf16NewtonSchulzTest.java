@@ -35,8 +35,8 @@ class TorchBf16NewtonSchulzTest {
     @Test
     void torchsArithmeticReproducesPyTorchsBits() throws IOException {
         List<VariantReferenceTest.GoldenCase> cases = VariantReferenceTest.readGolden();
-        try (Backend vector = new VectorBackend(1); Backend openblas = Backends.openBundled(1)) {
-            for (Backend backend : List.of(vector, openblas)) {
+        try (Backend vector = new VectorBackend(1); Backend openblas = Backends.openBundled(1); Backend oneDnn = Backends.openOneDnn(1)) {
+            for (Backend backend : List.of(vector, openblas, oneDnn)) {
                 int total = 0;
                 int muon4jBf16 = 0;
                 int differing = 0;
@@ -44,14 +44,15 @@ class TorchBf16NewtonSchulzTest {
                     total += c.bits().length;
                     int m = mismatches(backend, NewtonSchulzConfig.torchBf16(), c);
                     differing += m;
-                    // Measured: 0 of 1,640 on both backends (Zen 5, AVX2 kernels). Float32 sums in another order (other
+                    // Measured: 0 of 1,640 on all three (Zen 5; OpenBLAS on AVX2 kernels, oneDNN with bfloat16 products). Float32 sums in another order (other
                     // processors' kernels) may round to the other bfloat16 neighbour, rarely: at most 0.5% is allowed.
                     assertTrue(m <= c.bits().length / 200, backend.description() + ", case " + c.seed() + ": " + m
                             + " of " + c.bits().length + " outputs differ from PyTorch's");
                     muon4jBf16 += mismatches(backend, NewtonSchulzConfig.defaults().withPrecision(DType.BF16), c);
                 }
-                System.out.printf("%s: torch's arithmetic, %d of %d outputs differ from PyTorch's; muon4j's bf16 mode %d%n",
-                        backend.description().split(",")[0], differing, total, muon4jBf16);
+                System.out.printf("%s%s: torch's arithmetic, %d of %d outputs differ from PyTorch's; muon4j's bf16 mode %d%n",
+                        backend.description().split(",")[0], backend.bf16Matmul().isPresent() ? " (bfloat16 products)" : "",
+                        differing, total, muon4jBf16);
                 assertTrue(muon4jBf16 > total / 10, "muon4j's own bfloat16 mode is not torch's: " + muon4jBf16 + " of " + total
                         + " differ");
             }

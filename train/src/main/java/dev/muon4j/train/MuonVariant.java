@@ -5,6 +5,7 @@ import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.optim.Preset;
 import dev.muon4j.optim.Transforms;
 import dev.muon4j.optim.UpdateRule;
+import dev.muon4j.tensor.DType;
 
 /**
  * Which Muon the trainer's hidden matrices get: a named {@link Preset} of the optimizer core, with
@@ -36,6 +37,11 @@ public enum MuonVariant {
         return preset;
     }
 
+    /** The precision of this variant's Newton–Schulz unless a run asks for another: BF16 for {@link #TORCH}, F32 otherwise. */
+    public DType defaultPrecision() {
+        return preset.muonSettings().build().newtonSchulz().precision();
+    }
+
     /** The Muon settings of this variant with the run's learning rate, momentum and weight decay. */
     public MuonConfig config(double learningRate, double momentum, double weightDecay) {
         return config(learningRate, momentum, weightDecay, NewtonSchulzConfig.Method.STANDARD);
@@ -47,8 +53,17 @@ public enum MuonVariant {
      * has no Gram form).
      */
     public MuonConfig config(double learningRate, double momentum, double weightDecay, NewtonSchulzConfig.Method nsMethod) {
+        return config(learningRate, momentum, weightDecay, nsMethod, defaultPrecision());
+    }
+
+    /**
+     * As {@link #config(double, double, double, NewtonSchulzConfig.Method)} with Newton–Schulz in {@code precision}
+     * ({@link #TORCH} keeps its bfloat16 normalisation in BF16).
+     */
+    public MuonConfig config(double learningRate, double momentum, double weightDecay, NewtonSchulzConfig.Method nsMethod,
+                             DType precision) {
         MuonConfig base = preset.muonSettings().learningRate(learningRate).momentum(momentum).weightDecay(weightDecay).build();
-        return base.toBuilder().newtonSchulz(base.newtonSchulz().withMethod(nsMethod)).build();
+        return base.toBuilder().newtonSchulz(base.newtonSchulz().withPrecision(precision).withMethod(nsMethod)).build();
     }
 
     /** The update rule of the hidden matrices, with cautious weight decay if asked. */

@@ -1,6 +1,7 @@
 package dev.muon4j.train;
 
 import dev.muon4j.optim.NewtonSchulzConfig;
+import dev.muon4j.tensor.DType;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
@@ -38,6 +39,10 @@ import java.util.Objects;
  * @param nsMethod         how Muon's Newton–Schulz is computed: the standard iteration or Gram Newton–Schulz
  *                         ({@link NewtonSchulzConfig.Method}); same result in exact arithmetic. GRAM runs in float32
  *                         only, so not with {@link MuonVariant#TORCH}
+ * @param nsPrecision      the precision of Muon's Newton–Schulz: {@link DType#F32}, or {@link DType#BF16} (bfloat16
+ *                         products with float32 sums, twice as fast where the processor multiplies bfloat16,
+ *                         {@link dev.muon4j.backend.Backend#bf16Matmul()}); {@link MuonVariant#TORCH} is always BF16,
+ *                         GRAM always F32
  * @param routerBiasRate   γ of the Mixture-of-Experts routers' auxiliary-loss-free load balancing: after each step
  *                         every expert's choice bias moves by γ towards balance ({@link dev.muon4j.nn.MixtureOfExperts#balance});
  *                         DeepSeek-V3 uses 0.001 (arXiv 2412.19437, §4.2); 0 turns it off; no effect on a dense model
@@ -46,7 +51,8 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
                           double muonMomentum, ScheduleKind schedule, long warmupSteps, long steps, double minLrFactor,
                           int batchSize, int accumulation, double clipNorm, long seed, long evalEvery, int evalBatches,
                           long checkpointEvery, int keepCheckpoints, MuonVariant muonVariant, boolean cautiousWeightDecay,
-                          boolean perHeadQk, double qkClipThreshold, NewtonSchulzConfig.Method nsMethod, double routerBiasRate) {
+                          boolean perHeadQk, double qkClipThreshold, NewtonSchulzConfig.Method nsMethod, double routerBiasRate,
+                          DType nsPrecision) {
 
     /** DeepSeek-V3's bias update speed γ for the first 14.3T of its tokens (arXiv 2412.19437, §4.2). */
     public static final double DEFAULT_ROUTER_BIAS_RATE = 0.001;
@@ -61,7 +67,8 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
                        long checkpointEvery, int keepCheckpoints) {
         this(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps,
                 minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints,
-                MuonVariant.MOONLIGHT, false, false, 0, NewtonSchulzConfig.Method.STANDARD, DEFAULT_ROUTER_BIAS_RATE);
+                MuonVariant.MOONLIGHT, false, false, 0, NewtonSchulzConfig.Method.STANDARD, DEFAULT_ROUTER_BIAS_RATE,
+                MuonVariant.MOONLIGHT.defaultPrecision());
     }
 
     public TrainConfig {
@@ -69,9 +76,17 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         Objects.requireNonNull(schedule, "schedule");
         Objects.requireNonNull(muonVariant, "Muon variant");
         Objects.requireNonNull(nsMethod, "Newton–Schulz method");
+        Objects.requireNonNull(nsPrecision, "Newton–Schulz precision");
         if (nsMethod == NewtonSchulzConfig.Method.GRAM && muonVariant == MuonVariant.TORCH) {
             throw new IllegalArgumentException("the Gram Newton–Schulz method runs in float32 only; Muon variant TORCH computes "
                     + "Newton–Schulz in torch's bfloat16 arithmetic, which has no Gram form");
+        }
+        if (muonVariant == MuonVariant.TORCH && nsPrecision != DType.BF16) {
+            throw new IllegalArgumentException("Muon variant TORCH computes Newton–Schulz in torch's bfloat16 arithmetic; "
+                    + "a Newton–Schulz precision of " + nsPrecision + " does not apply to it");
+        }
+        if (nsMethod == NewtonSchulzConfig.Method.GRAM && nsPrecision != DType.F32) {
+            throw new IllegalArgumentException("the Gram Newton–Schulz method runs in float32 only, got precision " + nsPrecision);
         }
         nonNegative("learning rate", learningRate);
         nonNegative("Muon learning rate", muonLearningRate);
@@ -124,9 +139,17 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         return toBuilder().optimizer(o).build();
     }
 
-    /** This config with another Muon variant, cautious weight decay and per-head query/key orthogonalization on or off. */
+    /**
+     * This config with another Muon variant (and that variant's Newton–Schulz precision, {@link MuonVariant#defaultPrecision()}),
+     * cautious weight decay and per-head query/key orthogonalization on or off.
+     */
     public TrainConfig withMuon(MuonVariant variant, boolean cautious, boolean perHead) {
-        return toBuilder().muonVariant(variant).cautiousWeightDecay(cautious).perHeadQk(perHead).build();
+        return toBuilder().muonVariant(variant).nsPrecision(variant.defaultPrecision()).cautiousWeightDecay(cautious).perHeadQk(perHead).build();
+    }
+
+    /** This config with Muon's Newton–Schulz in another precision. */
+    public TrainConfig withNsPrecision(DType precision) {
+        return toBuilder().nsPrecision(precision).build();
     }
 
     /** This config with QK-clip at threshold τ ({@code tau} 0: off). */
@@ -181,6 +204,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         m.put("qk_clip_threshold", qkClipThreshold);
         m.put("ns_method", nsMethod.name());
         m.put("router_bias_rate", routerBiasRate);
+        m.put("ns_precision", nsPrecision.name());
         return m;
     }
 
@@ -212,6 +236,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
             b.qkClipThreshold = qkClipThreshold;
             b.nsMethod = nsMethod;
             b.routerBiasRate = routerBiasRate;
+            b.nsPrecision = nsPrecision;
         return b;
     }
 
@@ -242,6 +267,7 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
         private double qkClipThreshold;
         private NewtonSchulzConfig.Method nsMethod;
         private double routerBiasRate;
+        private DType nsPrecision;
 
         private Builder() {
         }
@@ -371,8 +397,13 @@ public record TrainConfig(OptimizerChoice optimizer, double learningRate, double
             return this;
         }
 
+        public Builder nsPrecision(DType value) {
+            this.nsPrecision = value;
+            return this;
+        }
+
         public TrainConfig build() {
-            return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, routerBiasRate);
+            return new TrainConfig(optimizer, learningRate, muonLearningRate, weightDecay, beta1, beta2, muonMomentum, schedule, warmupSteps, steps, minLrFactor, batchSize, accumulation, clipNorm, seed, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, muonVariant, cautiousWeightDecay, perHeadQk, qkClipThreshold, nsMethod, routerBiasRate, nsPrecision);
         }
     }
 }

@@ -253,7 +253,7 @@ public final class Trainer {
         AdamWConfig adamw = AdamWConfig.builder().learningRate(config.learningRate()).weightDecay(config.weightDecay())
                 .beta1(config.beta1()).beta2(config.beta2()).build();
         MuonConfig muon = config.muonVariant().config(config.muonLearningRate(), config.muonMomentum(), config.weightDecay(),
-                config.nsMethod());
+                config.nsMethod(), config.nsPrecision());
         dev.muon4j.optim.UpdateRule muonRule = config.muonVariant().rule(muon, config.cautiousWeightDecay());
         HybridOptimizer.Builder b = HybridOptimizer.builder(backend).adamw(adamw).muon(muon)
                 .schedule(schedule(config)).clipGradientNorm(config.clipNorm())
@@ -287,7 +287,7 @@ public final class Trainer {
     public static final java.util.Set<String> RESUME_SETTINGS = java.util.Set.of("optimizer", "learning_rate",
             "muon_learning_rate", "weight_decay", "beta1", "beta2", "muon_momentum", "schedule", "warmup_steps", "steps",
             "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "per_head_qk",
-            "qk_clip_threshold", "ns_method", "router_bias_rate", "data");
+            "qk_clip_threshold", "ns_method", "router_bias_rate", "ns_precision", "data");
 
     /** Trains; with {@code resume}, continues from the run directory's latest checkpoint, which must exist. */
     public Result run(boolean resume) throws IOException {
