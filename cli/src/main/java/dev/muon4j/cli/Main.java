@@ -1,11 +1,14 @@
 package dev.muon4j.cli;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.Properties;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** Entry point of the {@code muon4j} command line. */
-@Command(name = "muon4j", mixinStandardHelpOptions = true, version = "muon4j 0.1.0",
+@Command(name = "muon4j", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "The Muon optimizer and its training system on the JVM.",
         subcommands = {CompareCommand.class, TrainCommand.class, DataCommand.class, DemoCommand.class, BenchCommand.class})
 public final class Main implements Callable<Integer> {
@@ -20,6 +23,32 @@ public final class Main implements Callable<Integer> {
         // One line per log record: "INFO dev.muon4j.backend: message".
         System.setProperty("java.util.logging.SimpleFormatter.format", "%4$s %3$s: %5$s%6$s%n");
         System.exit(commandLine().execute(args));
+    }
+
+    /** The project's version, as the build wrote it into {@code version.properties}. */
+    public static String version() {
+        try (InputStream in = Main.class.getResourceAsStream("version.properties")) {
+            if (in == null) {
+                throw new IllegalStateException("dev/muon4j/cli/version.properties is missing from the class path");
+            }
+            Properties properties = new Properties();
+            properties.load(in);
+            String version = properties.getProperty("version");
+            if (version == null || version.isBlank() || version.contains("${")) {
+                throw new IllegalStateException("dev/muon4j/cli/version.properties holds no built version: " + properties);
+            }
+            return version;
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read dev/muon4j/cli/version.properties: " + e.getMessage(), e);
+        }
+    }
+
+    /** {@code --version}: "muon4j" and {@link #version()}. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            return new String[] {"muon4j " + version()};
+        }
     }
 
     /** The configured command line (also used by tests, which redirect its output). */

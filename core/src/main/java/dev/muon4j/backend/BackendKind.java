@@ -14,6 +14,9 @@ public enum BackendKind {
     OPENBLAS_BUNDLED,
     /** oneDNN's GEMM, shipped inside Maven's org.bytedeco:dnnl (linux-x86_64), extracted and called through java.lang.foreign. */
     ONEDNN,
-    /** Pure Java, on the Vector API (jdk.incubator.vector). Always available. */
+    /**
+     * Pure Java: on the Vector API where the JVM was started with
+     * {@code --add-modules jdk.incubator.vector}, as plain loops otherwise. Always available.
+     */
     VECTOR
 }

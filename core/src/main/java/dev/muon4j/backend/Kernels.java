@@ -1,105 +1,62 @@
 package dev.muon4j.backend;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
-
 /**
- * Elementwise kernels on the Vector API, single-threaded, over {@code float[]} ranges.
+ * Elementwise kernels, single-threaded, over {@code float[]} ranges: on the Vector API where the
+ * JVM has {@code jdk.incubator.vector} ({@code VectorKernels}), as plain loops where it does not
+ * ({@code PlainKernels}); see {@link VectorApi}. Both give the same bits, except as
+ * {@link #sumOfSquares} says.
  *
  * <p>Each method documents which arrays it modifies; the others are read only. Every kernel here
  * has a plain scalar twin in the tests ({@code ScalarKernels}) that it is checked against.
  */
 public final class Kernels {
-    static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Integer> SI = IntVector.SPECIES_PREFERRED;
-    private static final int L = S.length();
+    /** Whether the kernels run on the Vector API; a constant, so the JIT keeps only one branch. */
+    private static final boolean VECTOR = VectorApi.PRESENT;
 
     private Kernels() {
     }
 
     /** {@code x[off..off+len) *= s}; modifies x. */
     public static void scale(float[] x, int off, int len, float s) {
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector.fromArray(S, x, off + i).mul(s).intoArray(x, off + i);
-        }
-        for (; i < len; i++) {
-            x[off + i] *= s;
+        if (VECTOR) {
+            VectorKernels.scale(x, off, len, s);
+        } else {
+            PlainKernels.scale(x, off, len, s);
         }
     }
 
     /** {@code y += a·x} over len elements; modifies y. */
     public static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int len) {
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector xv = FloatVector.fromArray(S, x, xOff + i);
-            FloatVector.fromArray(S, y, yOff + i).add(xv.mul(a)).intoArray(y, yOff + i);
-        }
-        for (; i < len; i++) {
-            y[yOff + i] += a * x[xOff + i];
+        if (VECTOR) {
+            VectorKernels.axpy(a, x, xOff, y, yOff, len);
+        } else {
+            PlainKernels.axpy(a, x, xOff, y, yOff, len);
         }
     }
 
     /** {@code y = a·x + b·y} over len elements; modifies y. */
     public static void axpby(float a, float[] x, int xOff, float b, float[] y, int yOff, int len) {
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector xv = FloatVector.fromArray(S, x, xOff + i);
-            FloatVector.fromArray(S, y, yOff + i).mul(b).add(xv.mul(a)).intoArray(y, yOff + i);
-        }
-        for (; i < len; i++) {
-            y[yOff + i] = a * x[xOff + i] + b * y[yOff + i];
+        if (VECTOR) {
+            VectorKernels.axpby(a, x, xOff, b, y, yOff, len);
+        } else {
+            PlainKernels.axpby(a, x, xOff, b, y, yOff, len);
         }
     }
 
     /**
      * Sum of squares, accumulated per vector lane in float over blocks of 1024 and across lanes and
-     * blocks in double, in a fixed order (the same bits interpreted or JIT-compiled).
+     * blocks in double, in a fixed order (the same bits interpreted or JIT-compiled). Without the
+     * Vector API the lanes are 8 running sums, whatever the hardware's
+     * vector length: the same bits as the Vector API where its preferred vector holds that many
+     * floats, within float rounding of them elsewhere.
      */
     public static double sumOfSquares(float[] x, int off, int len) {
-        double total = 0;
-        for (int start = 0; start < len; start += 1024) {
-            int n = Math.min(1024, len - start);
-            int i = 0;
-            FloatVector acc = FloatVector.zero(S);
-            for (int bound = S.loopBound(n); i < bound; i += L) {
-                FloatVector v = FloatVector.fromArray(S, x, off + start + i);
-                acc = v.fma(v, acc);
-            }
-            // The lanes in lane order: reduceLanes(ADD) adds them in an order that changes with the JIT tier.
-            double block = 0;
-            for (int lane = 0; lane < L; lane++) {
-                block += acc.lane(lane);
-            }
-            for (; i < n; i++) {
-                float v = x[off + start + i];
-                block += (double) v * v;
-            }
-            total += block;
-        }
-        return total;
+        return VECTOR ? VectorKernels.sumOfSquares(x, off, len) : PlainKernels.sumOfSquares(x, off, len);
     }
 
     /** Index (relative to off) of the first NaN or infinite value, or -1 if all are finite. */
     public static int firstNonFinite(float[] x, int off, int len) {
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector v = FloatVector.fromArray(S, x, off + i);
-            // x - x is 0 for finite x and NaN for NaN or ±Inf.
-            VectorMask<Float> bad = v.sub(v).test(VectorOperators.IS_NAN);
-            if (bad.anyTrue()) {
-                return i + bad.firstTrue();
-            }
-        }
-        for (; i < len; i++) {
-            if (!Float.isFinite(x[off + i])) {
-                return i;
-            }
-        }
-        return -1;
+        return VECTOR ? VectorKernels.firstNonFinite(x, off, len) : PlainKernels.firstNonFinite(x, off, len);
     }
 
     /**
@@ -173,22 +130,10 @@ public final class Kernels {
 
     /** Rounds each value to the nearest bfloat16 (ties to even), in place; same result as {@code BFloat16.round}. */
     public static void roundToBFloat16(float[] x, int off, int len) {
-        int i = 0;
-        if (SI.length() == L) {
-            for (int bound = S.loopBound(len); i < bound; i += L) {
-                FloatVector v = FloatVector.fromArray(S, x, off + i);
-                IntVector bits = v.reinterpretAsInts();
-                VectorMask<Integer> special = bits.and(0x7f800000).compare(VectorOperators.EQ, 0x7f800000);
-                IntVector lsb = bits.lanewise(VectorOperators.LSHR, 16).and(1);
-                IntVector rounded = bits.add(lsb.add(0x7fff)).and(0xffff0000);
-                // Infinities pass unchanged; every NaN becomes the canonical NaN (as BFloat16.round does).
-                IntVector result = rounded.blend(bits, special)
-                        .blend(IntVector.broadcast(SI, 0x7fc00000), v.test(VectorOperators.IS_NAN).cast(SI));
-                result.reinterpretAsFloats().intoArray(x, off + i);
-            }
-        }
-        for (; i < len; i++) {
-            x[off + i] = dev.muon4j.tensor.BFloat16.round(x[off + i]);
+        if (VECTOR) {
+            VectorKernels.roundToBFloat16(x, off, len);
+        } else {
+            PlainKernels.roundToBFloat16(x, off, len);
         }
     }
 
@@ -204,32 +149,19 @@ public final class Kernels {
      */
     public static void muonMomentum(boolean ema, boolean nesterov, double momentum,
                                     float[] g, int gOff, float[] m, int mOff, float[] u, int uOff, int len) {
-        float beta = (float) momentum;
-        float gScale = ema ? (float) (1 - momentum) : 1f;
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector gv = FloatVector.fromArray(S, g, gOff + i).mul(gScale);
-            FloatVector mv = FloatVector.fromArray(S, m, mOff + i).mul(beta).add(gv);
-            mv.intoArray(m, mOff + i);
-            (nesterov ? mv.mul(beta).add(gv) : mv).intoArray(u, uOff + i);
-        }
-        for (; i < len; i++) {
-            float gv = gScale * g[gOff + i];
-            float mv = beta * m[mOff + i] + gv;
-            m[mOff + i] = mv;
-            u[uOff + i] = nesterov ? beta * mv + gv : mv;
+        if (VECTOR) {
+            VectorKernels.muonMomentum(ema, nesterov, momentum, g, gOff, m, mOff, u, uOff, len);
+        } else {
+            PlainKernels.muonMomentum(ema, nesterov, momentum, g, gOff, m, mOff, u, uOff, len);
         }
     }
 
     /** Muon's parameter update {@code w ← w·decay − step·o} (decay = 1 − lr·wd, step = lr·scale). Modifies w. */
     public static void decayAndSubtract(float[] w, int wOff, float decay, float step, float[] o, int oOff, int len) {
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector ov = FloatVector.fromArray(S, o, oOff + i);
-            FloatVector.fromArray(S, w, wOff + i).mul(decay).sub(ov.mul(step)).intoArray(w, wOff + i);
-        }
-        for (; i < len; i++) {
-            w[wOff + i] = w[wOff + i] * decay - step * o[oOff + i];
+        if (VECTOR) {
+            VectorKernels.decayAndSubtract(w, wOff, decay, step, o, oOff, len);
+        } else {
+            PlainKernels.decayAndSubtract(w, wOff, decay, step, o, oOff, len);
         }
     }
 
@@ -244,24 +176,10 @@ public final class Kernels {
      */
     public static void adamMoments(float[] u, int uOff, float[] m, int mOff, float[] v, int vOff, int len,
                                    float beta1, float beta2, float oneMinusB1, float oneMinusB2, float eps, float bc1, float bc2) {
-        float invBc1 = 1f / bc1;
-        float invBc2 = 1f / bc2;
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector gv = FloatVector.fromArray(S, u, uOff + i);
-            FloatVector mv = FloatVector.fromArray(S, m, mOff + i).mul(beta1).add(gv.mul(oneMinusB1));
-            FloatVector vv = FloatVector.fromArray(S, v, vOff + i).mul(beta2).add(gv.mul(gv).mul(oneMinusB2));
-            mv.intoArray(m, mOff + i);
-            vv.intoArray(v, vOff + i);
-            mv.mul(invBc1).div(vv.mul(invBc2).sqrt().add(eps)).intoArray(u, uOff + i);
-        }
-        for (; i < len; i++) {
-            float gv = u[uOff + i];
-            float mv = beta1 * m[mOff + i] + oneMinusB1 * gv;
-            float vv = beta2 * v[vOff + i] + oneMinusB2 * (gv * gv);
-            m[mOff + i] = mv;
-            v[vOff + i] = vv;
-            u[uOff + i] = (mv * invBc1) / ((float) Math.sqrt(vv * invBc2) + eps);
+        if (VECTOR) {
+            VectorKernels.adamMoments(u, uOff, m, mOff, v, vOff, len, beta1, beta2, oneMinusB1, oneMinusB2, eps, bc1, bc2);
+        } else {
+            PlainKernels.adamMoments(u, uOff, m, mOff, v, vOff, len, beta1, beta2, oneMinusB1, oneMinusB2, eps, bc1, bc2);
         }
     }
 
@@ -270,17 +188,10 @@ public final class Kernels {
      * where the update agrees with it in sign (a zero product counts as agreement). Modifies w.
      */
     public static void cautiousDecayAndSubtract(float[] w, int wOff, float decay, float step, float[] o, int oOff, int len) {
-        int i = 0;
-        for (int bound = S.loopBound(len); i < bound; i += L) {
-            FloatVector ov = FloatVector.fromArray(S, o, oOff + i);
-            FloatVector wv = FloatVector.fromArray(S, w, wOff + i);
-            VectorMask<Float> agree = wv.mul(ov).compare(VectorOperators.GE, 0f);
-            wv.blend(wv.mul(decay), agree).sub(ov.mul(step)).intoArray(w, wOff + i);
-        }
-        for (; i < len; i++) {
-            float wv = w[wOff + i];
-            float ov = o[oOff + i];
-            w[wOff + i] = (wv * ov >= 0 ? wv * decay : wv) - step * ov;
+        if (VECTOR) {
+            VectorKernels.cautiousDecayAndSubtract(w, wOff, decay, step, o, oOff, len);
+        } else {
+            PlainKernels.cautiousDecayAndSubtract(w, wOff, decay, step, o, oOff, len);
         }
     }
 }

@@ -8,16 +8,17 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Pure-Java {@link Backend} on the Vector API. Always available; slower than OpenBLAS.
+ * Pure-Java {@link Backend}: on the Vector API where the JVM has {@code jdk.incubator.vector},
+ * as plain loops where it does not (see {@link VectorApi}). Always available; slower than OpenBLAS.
  *
  * <p>Matrix products follow the usual GotoBLAS/BLIS structure: op(B) is packed into a
  * {@value #KC}-deep panel of {@link #NR}-column strips, op(A) (scaled by alpha) into a block of
  * {@value #MC} rows in {@value #MR}-row strips, and a register-blocked micro-kernel computes one
- * {@value #MR}×{@link #NR} tile of C at a time with fused multiply-adds. C is split into
+ * {@value #MR}×{@link #NR} tile of C at a time with fused multiply-adds: {@code VectorMicroKernel}
+ * on the Vector API, {@code PlainMicroKernel} without it, which computes the same fused
+ * multiply-adds in the same order and so the same bits. C is split into
  * {@code threads} column (or row) ranges, one per compute thread; the calling thread computes the
  * first range itself, so at most {@code threads} threads compute at once.
  *
@@ -25,9 +26,8 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link Backend} contract) not to call one instance from several Java threads at once.
  */
 public final class VectorBackend implements Backend {
-    /** 256-bit vectors where the hardware has them (the micro-kernel is tuned for AVX2), else the preferred shape. */
-    static final VectorSpecies<Float> SPECIES = chooseSpecies();
-    private static final int L = SPECIES.length();
+    /** Floats a vector: the Vector API micro-kernel's, else the plain one's (the same on AVX2 and AVX-512). */
+    private static final int L = VectorApi.PRESENT ? VectorMicroKernel.LANES : PlainMicroKernel.LANES;
     /** Rows of C per micro-tile. */
     static final int MR = 5;
     /** Columns of C per micro-tile: two vectors. */
@@ -42,30 +42,38 @@ public final class VectorBackend implements Backend {
     private static final long MIN_PARALLEL_WORK = 1L << 18;
 
     private final int threads;
+    private final boolean vectorApi;
     private final ExecutorService pool;
     private final Workspace[] workspaces;
 
     /**
      * Creates a backend computing on {@code threads} threads (the calling thread and
-     * {@code threads - 1} daemon workers).
+     * {@code threads - 1} daemon workers), on the Vector API if this JVM has it.
      *
      * @throws IllegalArgumentException if {@code threads < 1}
      */
     public VectorBackend(int threads) {
+        this(threads, VectorApi.PRESENT);
+    }
+
+    /**
+     * As {@link #VectorBackend(int)}, with the plain micro-kernel when {@code vectorApi} is false
+     * (so that tests can run it in a JVM that has the Vector API).
+     */
+    VectorBackend(int threads, boolean vectorApi) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be at least 1, got " + threads);
         }
+        if (vectorApi && !VectorApi.PRESENT) {
+            throw new IllegalArgumentException("the Vector API micro-kernel needs --add-modules " + VectorApi.MODULE);
+        }
         this.threads = threads;
+        this.vectorApi = vectorApi;
         this.pool = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, daemonThreads());
         this.workspaces = new Workspace[threads];
         for (int t = 0; t < threads; t++) {
-            workspaces[t] = new Workspace();
+            workspaces[t] = new Workspace(vectorApi);
         }
-    }
-
-    private static VectorSpecies<Float> chooseSpecies() {
-        VectorSpecies<Float> preferred = FloatVector.SPECIES_PREFERRED;
-        return preferred.vectorBitSize() >= 256 ? FloatVector.SPECIES_256 : preferred;
     }
 
     private static ThreadFactory daemonThreads() {
@@ -79,7 +87,9 @@ public final class VectorBackend implements Backend {
 
     @Override
     public String description() {
-        return "Vector API (" + L + " floats a vector), " + threads + " thread" + (threads == 1 ? "" : "s");
+        String kernel = vectorApi ? "Vector API (" + L + " floats a vector)"
+                : "pure Java, plain loops (no " + VectorApi.MODULE + ")";
+        return kernel + ", " + threads + " thread" + (threads == 1 ? "" : "s");
     }
 
     @Override
@@ -155,11 +165,18 @@ public final class VectorBackend implements Backend {
                            float beta, float[] c, int cOffset, int ldc, boolean upperOnly) {
     }
 
-    /** Packing buffers and an edge-tile buffer for one compute thread. */
+    /** Packing buffers, an edge-tile buffer and the micro-kernel to use, for one compute thread. */
     private static final class Workspace {
+        final boolean vectorApi;
         float[] packedA = new float[0];
         float[] packedB = new float[0];
         final float[] tile = new float[MR * NR];
+        /** The plain micro-kernel's running sums. */
+        final float[] sums = new float[MR * NR];
+
+        Workspace(boolean vectorApi) {
+            this.vectorApi = vectorApi;
+        }
 
         void reserve(int aFloats, int bFloats) {
             if (packedA.length < aFloats) {
@@ -391,10 +408,7 @@ public final class VectorBackend implements Backend {
     private static void copyFullRows(float[] src, int start, int ld, int depth, float[] dst, int base) {
         for (int q = 0; q < depth; q++) {
             int from = start + q * ld;
-            int to = base + q * NR;
-            for (int v = 0; v < NR; v += L) {
-                FloatVector.fromArray(SPECIES, src, from + v).intoArray(dst, to + v);
-            }
+            System.arraycopy(src, from, dst, base + q * NR, NR);
         }
     }
 
@@ -414,9 +428,9 @@ public final class VectorBackend implements Backend {
                 boolean crossesDiagonal = p.upperOnly() && row + MR - 1 > col;
                 int cIndex = p.cOffset() + row * ldc + col;
                 if (rows == MR && cols == NR && !crossesDiagonal) {
-                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, c, cIndex, ldc, beta != 0f);
+                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, c, cIndex, ldc, beta != 0f, ws);
                 } else {
-                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, ws.tile, 0, NR, false);
+                    microKernel(kc, ws.packedA, ir * kc, ws.packedB, jr * kc, ws.tile, 0, NR, false, ws);
                     int firstColumn = crossesDiagonal ? row - col : Integer.MIN_VALUE;
                     mergeTile(ws.tile, rows, cols, firstColumn, c, cIndex, ldc, beta);
                 }
@@ -440,67 +454,16 @@ public final class VectorBackend implements Backend {
     }
 
     /**
-     * The register-blocked micro-kernel: an {@link #MR}×{@link #NR} tile
-     * {@code T = Σ_q A[·, q]·B[q, ·]} over the packed strips, stored as {@code C = T}, or
-     * {@code C = C + T} when {@code accumulate} (a general beta was applied to C beforehand).
-     * Loop indices are {@code long}, which C2 compiles to a tighter loop here than {@code int}
-     * indices. The stores are written out in place rather than in a helper: a helper that C2
-     * declines to inline after a deoptimisation would box every vector and run 4× slower.
+     * An {@link #MR}×{@link #NR} tile {@code T = Σ_q A[·, q]·B[q, ·]} over the packed strips, stored
+     * as {@code C = T}, or {@code C = C + T} when {@code accumulate} (a general beta was applied to C
+     * beforehand), by the workspace's micro-kernel.
      */
     private static void microKernel(int kc, float[] a, int aBase, float[] b, int bBase,
-                                    float[] c, int cIndex, int ldc, boolean accumulate) {
-        FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00;
-        FloatVector c10 = c00, c11 = c00;
-        FloatVector c20 = c00, c21 = c00;
-        FloatVector c30 = c00, c31 = c00;
-        FloatVector c40 = c00, c41 = c00;
-        for (long q = 0; q < kc; q++) {
-            int bi = (int) (bBase + q * NR);
-            int ai = (int) (aBase + q * MR);
-            FloatVector b0 = FloatVector.fromArray(SPECIES, b, bi);
-            FloatVector b1 = FloatVector.fromArray(SPECIES, b, bi + L);
-            FloatVector av = FloatVector.broadcast(SPECIES, a[ai]);
-            c00 = b0.fma(av, c00);
-            c01 = b1.fma(av, c01);
-            av = FloatVector.broadcast(SPECIES, a[ai + 1]);
-            c10 = b0.fma(av, c10);
-            c11 = b1.fma(av, c11);
-            av = FloatVector.broadcast(SPECIES, a[ai + 2]);
-            c20 = b0.fma(av, c20);
-            c21 = b1.fma(av, c21);
-            av = FloatVector.broadcast(SPECIES, a[ai + 3]);
-            c30 = b0.fma(av, c30);
-            c31 = b1.fma(av, c31);
-            av = FloatVector.broadcast(SPECIES, a[ai + 4]);
-            c40 = b0.fma(av, c40);
-            c41 = b1.fma(av, c41);
+                                    float[] c, int cIndex, int ldc, boolean accumulate, Workspace ws) {
+        if (ws.vectorApi) {
+            VectorMicroKernel.compute(kc, a, aBase, b, bBase, c, cIndex, ldc, accumulate);
+        } else {
+            PlainMicroKernel.compute(kc, a, aBase, b, bBase, c, cIndex, ldc, accumulate, ws.sums);
         }
-        int r0 = cIndex;
-        int r1 = cIndex + ldc;
-        int r2 = cIndex + 2 * ldc;
-        int r3 = cIndex + 3 * ldc;
-        int r4 = cIndex + 4 * ldc;
-        if (accumulate) {
-            c00 = c00.add(FloatVector.fromArray(SPECIES, c, r0));
-            c01 = c01.add(FloatVector.fromArray(SPECIES, c, r0 + L));
-            c10 = c10.add(FloatVector.fromArray(SPECIES, c, r1));
-            c11 = c11.add(FloatVector.fromArray(SPECIES, c, r1 + L));
-            c20 = c20.add(FloatVector.fromArray(SPECIES, c, r2));
-            c21 = c21.add(FloatVector.fromArray(SPECIES, c, r2 + L));
-            c30 = c30.add(FloatVector.fromArray(SPECIES, c, r3));
-            c31 = c31.add(FloatVector.fromArray(SPECIES, c, r3 + L));
-            c40 = c40.add(FloatVector.fromArray(SPECIES, c, r4));
-            c41 = c41.add(FloatVector.fromArray(SPECIES, c, r4 + L));
-        }
-        c00.intoArray(c, r0);
-        c01.intoArray(c, r0 + L);
-        c10.intoArray(c, r1);
-        c11.intoArray(c, r1 + L);
-        c20.intoArray(c, r2);
-        c21.intoArray(c, r2 + L);
-        c30.intoArray(c, r3);
-        c31.intoArray(c, r3 + L);
-        c40.intoArray(c, r4);
-        c41.intoArray(c, r4 + L);
     }
 }

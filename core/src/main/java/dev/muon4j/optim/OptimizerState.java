@@ -47,7 +47,7 @@ import java.util.TreeSet;
  * reader sees the old file or the complete new one, never a part.
  *
  * <p>{@link #read} tells the formats apart by their first bytes: a safetensors file starts with its
- * 8-byte little-endian header size and then {@code '{'}; the state files of format versions 1 and 2,
+ * 8-byte little-endian header size and then <code>'&#123;'</code>; the state files of format versions 1 and 2,
  * muon4j's own layout from before, start with {@code "MUON4JOS"} and still load, so converting one
  * is {@code OptimizerState.read(old).write(new)}.
  */

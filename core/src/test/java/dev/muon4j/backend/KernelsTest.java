@@ -124,8 +124,8 @@ class KernelsTest {
                     continue;
                 }
                 // Positions: first, inside the first vector, last of the vector body, start of the tail, last.
-                int[] positions = {0, Math.min(3, len - 1), Math.max(0, Kernels.S.loopBound(len) - 1),
-                        Math.min(Kernels.S.loopBound(len), len - 1), len - 1, len / 2};
+                int[] positions = {0, Math.min(3, len - 1), Math.max(0, VectorKernels.S.loopBound(len) - 1),
+                        Math.min(VectorKernels.S.loopBound(len), len - 1), len - 1, len / 2};
                 for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY,
                         Float.intBitsToFloat(0xffc00001)}) {
                     for (int pos : positions) {

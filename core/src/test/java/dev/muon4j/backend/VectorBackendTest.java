@@ -23,7 +23,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Checks gemm, syrk and symm of the Vector API backend (1 and 2 threads), of the bundled OpenBLAS
+ * Checks gemm, syrk and symm of the Vector API backend (1 and 2 threads), of its plain-loop form
+ * that runs without {@code jdk.incubator.vector} (1 and 2 threads), of the bundled OpenBLAS
  * backend and of oneDNN (1 and 2 threads; its SYRK and SYMM are built from GEMM) against a plain
  * triple loop accumulating in double.
  *
@@ -46,6 +47,8 @@ class VectorBackendTest {
     void openBackends() {
         backends.put("vector-1", new VectorBackend(1));
         backends.put("vector-2", new VectorBackend(2));
+        backends.put("plain-1", new VectorBackend(1, false));
+        backends.put("plain-2", new VectorBackend(2, false));
         backends.put("openblas-2", Backends.openBundled(2));
         backends.put("onednn-1", Backends.openOneDnn(1));
         backends.put("onednn-2", Backends.openOneDnn(2));
@@ -179,6 +182,54 @@ class VectorBackendTest {
                 for (int i = 0; i < c1.data.length; i++) {
                     assertEquals(c1.data[i], c2.data[i], RELATIVE_TOLERANCE * scale, context + " at index " + i);
                 }
+            }
+        }
+    }
+
+    /**
+     * The plain micro-kernel computes the Vector API one's fused multiply-adds in the same order, so
+     * every product, of every shape, transposition, alpha and beta, and syrk's, is the same bits.
+     */
+    @Test
+    void plainLoopsGiveTheVectorApiBits() {
+        assertTrue(backends.get("plain-1").description().contains("plain loops"), backends.get("plain-1").description());
+        Random random = new Random(10);
+        int[][] shapes = {{257, 130, 67}, {5, 700, 300}, {37, 29, 41}, {1, 1, 1}};
+        for (int[] shape : shapes) {
+            for (int combo = 0; combo < 4; combo++) {
+                boolean transA = (combo & 2) != 0;
+                boolean transB = (combo & 1) != 0;
+                int m = shape[0];
+                int n = shape[1];
+                int k = shape[2];
+                Matrix a = Matrix.random(random, transA ? k : m, transA ? m : k, 1, 2);
+                Matrix b = Matrix.random(random, transB ? n : k, transB ? k : n, 0, 3);
+                for (float beta : new float[] {0f, 1f, 0.5f}) {
+                    Matrix vector = Matrix.random(random, m, n, 2, 1);
+                    Matrix plain = vector.copy();
+                    backends.get("vector-2").gemm(transA, transB, m, n, k, 0.7f, a.data, a.offset, a.ld,
+                            b.data, b.offset, b.ld, beta, vector.data, vector.offset, vector.ld);
+                    backends.get("plain-2").gemm(transA, transB, m, n, k, 0.7f, a.data, a.offset, a.ld,
+                            b.data, b.offset, b.ld, beta, plain.data, plain.offset, plain.ld);
+                    assertSameBits(vector, plain, "gemm " + Arrays.toString(shape) + " transA=" + transA
+                            + " transB=" + transB + " beta=" + beta);
+                }
+            }
+            Matrix a = Matrix.random(random, shape[0], shape[2], 1, 2);
+            Matrix vector = Matrix.random(random, shape[0], shape[0], 0, 1);
+            Matrix plain = vector.copy();
+            backends.get("vector-1").syrk(false, shape[0], shape[2], 1.5f, a.data, a.offset, a.ld, 0.5f,
+                    vector.data, vector.offset, vector.ld);
+            backends.get("plain-1").syrk(false, shape[0], shape[2], 1.5f, a.data, a.offset, a.ld, 0.5f,
+                    plain.data, plain.offset, plain.ld);
+            assertSameBits(vector, plain, "syrk " + Arrays.toString(shape));
+        }
+    }
+
+    private static void assertSameBits(Matrix want, Matrix got, String context) {
+        for (int i = 0; i < want.data.length; i++) {
+            if (Float.floatToRawIntBits(want.data[i]) != Float.floatToRawIntBits(got.data[i])) {
+                fail(context + ": index " + i + " Vector API " + want.data[i] + ", plain loops " + got.data[i]);
             }
         }
     }

@@ -1,6 +1,7 @@
 package dev.muon4j.autograd;
 
 import dev.muon4j.backend.Backend;
+import dev.muon4j.backend.VectorApi;
 import dev.muon4j.optim.Parameter;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -28,7 +29,16 @@ public final class Graph implements AutoCloseable {
     private final List<Step> tape = new ArrayList<>();
     private boolean recording = true;
 
+    /**
+     * A graph computing on {@code backend}.
+     *
+     * @throws IllegalStateException if this JVM lacks the Vector API, which the operations' kernels use
+     */
     public Graph(Backend backend) {
+        if (!VectorApi.present()) {
+            throw new IllegalStateException("muon4j-nn computes on the Vector API: start Java with --add-modules "
+                    + VectorApi.MODULE + " (muon4j-core's optimizer runs without it)");
+        }
         this.backend = Objects.requireNonNull(backend, "backend");
         this.parallel = new Parallel(backend.threads());
     }
