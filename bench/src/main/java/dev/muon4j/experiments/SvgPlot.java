@@ -15,12 +15,28 @@ import java.util.Locale;
  * sans-serif faces, so the estimate errs on the wide side.
  */
 public final class SvgPlot {
+    /** How a series is drawn. */
+    public enum Style {
+        /** A solid line through the points. */
+        LINE,
+        /** A dashed line through the points. */
+        DASHED,
+        /** A dot at each point, no line. */
+        MARKERS
+    }
+
     /** One named curve; x and y have the same length. */
-    public record Series(String name, String color, double[] x, double[] y) {
+    public record Series(String name, String color, double[] x, double[] y, Style style) {
         public Series {
             if (x.length != y.length) {
                 throw new IllegalArgumentException("series " + name + ": " + x.length + " x values but " + y.length + " y values");
             }
+            java.util.Objects.requireNonNull(style, "style");
+        }
+
+        /** A solid line. */
+        public Series(String name, String color, double[] x, double[] y) {
+            this(name, color, x, y, Style.LINE);
         }
     }
 
@@ -35,6 +51,7 @@ public final class SvgPlot {
     private final int top = 50;
     private final int bottom = 60;
     private double yFrom = Double.NaN;
+    private boolean logX;
 
     /** Legend text size, line height, the swatch's width with its gap, and the padding around the legend. */
     private static final double LEGEND_FONT = 13;
@@ -59,6 +76,20 @@ public final class SvgPlot {
         return this;
     }
 
+    /**
+     * Puts the x axis on a logarithmic scale: ticks at powers of ten (and at 2 and 5 times them when the
+     * axis spans two decades or less), labelled 10ⁿ. Points with x ≤ 0 are left out.
+     */
+    public SvgPlot logX() {
+        this.logX = true;
+        return this;
+    }
+
+    /** Where x lies on the axis: x itself, or log₁₀ x on a logarithmic axis (NaN for x ≤ 0). */
+    private double axisX(double x) {
+        return logX ? (x > 0 ? Math.log10(x) : Double.NaN) : x;
+    }
+
     /** The SVG document. */
     public String render() {
         double xMin = Double.POSITIVE_INFINITY;
@@ -67,9 +98,10 @@ public final class SvgPlot {
         double yMax = Double.NEGATIVE_INFINITY;
         for (Series s : series) {
             for (int i = 0; i < s.x().length; i++) {
-                if (Double.isFinite(s.x()[i]) && Double.isFinite(s.y()[i])) {
-                    xMin = Math.min(xMin, s.x()[i]);
-                    xMax = Math.max(xMax, s.x()[i]);
+                double x = axisX(s.x()[i]);
+                if (Double.isFinite(x) && Double.isFinite(s.y()[i])) {
+                    xMin = Math.min(xMin, x);
+                    xMax = Math.max(xMax, x);
                     yMin = Math.min(yMin, s.y()[i]);
                     yMax = Math.max(yMax, s.y()[i]);
                 }
@@ -85,7 +117,7 @@ public final class SvgPlot {
         if (!(yMin < yMax)) {
             yMax = yMin + 1;
         }
-        double[] xTicks = ticks(xMin, xMax, 6);
+        double[] xTicks = logX ? logTicks(xMin, xMax) : ticks(xMin, xMax, 6);
         double[] yTicks = ticks(yMin, yMax, 6);
         if (Double.isFinite(yFrom)) {
             // The axis starts exactly at yFrom, which gets a tick of its own.
@@ -116,7 +148,7 @@ public final class SvgPlot {
             double px = left + (t - xMin) / (xMax - xMin) * plotW;
             svg.append(f("<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#e0e0e0\"/>%n", px, top, px, height - bottom));
             svg.append(f("<text x=\"%.1f\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">%s</text>%n", px, height - bottom + 18,
-                    label(t, xTicks)));
+                    logX ? powerLabel(t) : label(t, xTicks)));
         }
         for (double t : yTicks) {
             double py = top + (1 - (t - yMin) / (yMax - yMin)) * plotH;
@@ -131,14 +163,22 @@ public final class SvgPlot {
         for (Series s : series) {
             StringBuilder points = new StringBuilder();
             for (int i = 0; i < s.x().length; i++) {
-                if (!Double.isFinite(s.x()[i]) || !Double.isFinite(s.y()[i])) {
+                double x = axisX(s.x()[i]);
+                if (!Double.isFinite(x) || !Double.isFinite(s.y()[i])) {
                     continue;
                 }
-                double px = left + (s.x()[i] - xMin) / (xMax - xMin) * plotW;
+                double px = left + (x - xMin) / (xMax - xMin) * plotW;
                 double py = top + (1 - (s.y()[i] - yMin) / (yMax - yMin)) * plotH;
-                points.append(f("%.1f,%.1f ", px, py));
+                if (s.style() == Style.MARKERS) {
+                    svg.append(f("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\" fill-opacity=\"0.8\"/>%n", px, py, s.color()));
+                } else {
+                    points.append(f("%.1f,%.1f ", px, py));
+                }
             }
-            svg.append(f("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>%n", s.color(), points.toString().strip()));
+            if (s.style() != Style.MARKERS) {
+                svg.append(f("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"%s\"/>%n", s.color(),
+                        s.style() == Style.DASHED ? " stroke-dasharray=\"7 4\"" : "", points.toString().strip()));
+            }
         }
         if (inside) {
             legendInside(svg, boxWidth, boxHeight, xMin, xMax, yMin, yMax);
@@ -164,7 +204,7 @@ public final class SvgPlot {
                 for (int i = 1; i < s.x().length; i++) {
                     for (int k = 0; k < 20; k++) {
                         double t = k / 20.0;
-                        double xv = s.x()[i - 1] + t * (s.x()[i] - s.x()[i - 1]);
+                        double xv = axisX(s.x()[i - 1]) + t * (axisX(s.x()[i]) - axisX(s.x()[i - 1]));
                         double yv = s.y()[i - 1] + t * (s.y()[i] - s.y()[i - 1]);
                         double px = left + (xv - xMin) / (xMax - xMin) * plotW;
                         double py = top + (1 - (yv - yMin) / (yMax - yMin)) * plotH;
@@ -234,8 +274,12 @@ public final class SvgPlot {
 
     /** A legend entry: the series' swatch at the height of its first line, then its label's lines, from x. */
     private static void entry(StringBuilder svg, Series s, List<String> lines, int x, int y) {
-        svg.append(f("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"/>%n",
-                x, y, x + SWATCH - 8, y, s.color()));
+        if (s.style() == Style.MARKERS) {
+            svg.append(f("<circle cx=\"%d\" cy=\"%d\" r=\"4\" fill=\"%s\"/>%n", x + (SWATCH - 8) / 2, y, s.color()));
+        } else {
+            svg.append(f("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"3\"%s/>%n",
+                    x, y, x + SWATCH - 8, y, s.color(), s.style() == Style.DASHED ? " stroke-dasharray=\"7 4\"" : ""));
+        }
         for (int k = 0; k < lines.size(); k++) {
             svg.append(f("<text x=\"%d\" y=\"%d\" font-size=\"%.0f\">%s</text>%n", x + SWATCH, y + 4 + k * LEGEND_LINE, LEGEND_FONT,
                     escape(lines.get(k))));
@@ -319,6 +363,51 @@ public final class SvgPlot {
             t[i] = start + i * step;
         }
         return t;
+    }
+
+    /**
+     * Ticks of a logarithmic axis over [min, max] (in log₁₀ units): every power of ten in range (every
+     * second or fifth one over a wide range), and 2 and 5 times each when the range spans two
+     * decades or less; always at least two ticks.
+     */
+    static double[] logTicks(double min, double max) {
+        int first = (int) Math.floor(min);
+        int last = (int) Math.ceil(max);
+        List<Double> t = new ArrayList<>();
+        if (last - first <= 2) {
+            for (int k = first; k <= last; k++) {
+                for (double m : new double[] {1, 2, 5}) {
+                    double v = k + Math.log10(m);
+                    if (v >= min - 1e-9 && v <= max + 1e-9) {
+                        t.add(v);
+                    }
+                }
+            }
+            if (t.size() < 2) {
+                t.clear();
+                t.add((double) first);
+                t.add((double) last);
+            }
+        } else {
+            int every = last - first > 12 ? 5 : last - first > 6 ? 2 : 1;
+            for (int k = first; k <= last; k++) {
+                if (k % every == 0 || k == first || k == last) {
+                    t.add((double) k);
+                }
+            }
+        }
+        return t.stream().mapToDouble(Double::doubleValue).toArray();
+    }
+
+    /** "10¹²", "2×10¹¹" for a tick at log₁₀ value v. */
+    static String powerLabel(double v) {
+        int k = (int) Math.floor(v + 1e-9);
+        long m = Math.round(Math.pow(10, v - k));
+        StringBuilder exponent = new StringBuilder(k < 0 ? "⁻" : "");
+        for (char c : Integer.toString(Math.abs(k)).toCharArray()) {
+            exponent.append("⁰¹²³⁴⁵⁶⁷⁸⁹".charAt(c - '0'));
+        }
+        return (m == 1 ? "" : m + "×") + "10" + exponent;
     }
 
     /** A tick label with as many decimals as the tick spacing needs (so 2.00, 2.20, 2.40 line up). */

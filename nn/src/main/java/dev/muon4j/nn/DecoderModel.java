@@ -32,6 +32,8 @@ public final class DecoderModel implements LanguageModel {
     private final Parameter finalNorm;          // (C)               NORM
     private final Parameter head;               // (V, C)            HEAD; null when tied
     private final List<Parameter> parameters;
+    private double[] outputSquares;             // per block: Σ x² of its outputs while recording; null when not
+    private long[] outputCounts;                // per block: the elements summed
 
     /** One decoder block: pre-norm attention and pre-norm feed-forward, each added to the residual stream. */
     private record Block(Parameter attnNorm,    // (C)
@@ -122,14 +124,45 @@ public final class DecoderModel implements LanguageModel {
         }
         float eps = (float) shape.normEps();
         Tensor x = Ops.embedding(g, g.parameter(embed), tokens);                         // (N, C)
-        for (Block b : blocks) {
+        for (int i = 0; i < blocks.size(); i++) {
+            Block b = blocks.get(i);
             Tensor a = Ops.rmsNorm(g, x, g.parameter(b.attnNorm()), eps);                   // (N, C)
             x = Ops.add(g, x, b.attention().forward(g, a, batch, time));                    // (N, C)
             Tensor m = Ops.rmsNorm(g, x, g.parameter(b.mlpNorm()), eps);                    // (N, C)
             x = Ops.add(g, x, b.feedForward().forward(g, m, batch, time));                  // (N, C)
+            if (outputSquares != null) {
+                outputSquares[i] += sumOfSquares(x.data(), x.size());
+                outputCounts[i] += x.size();
+            }
         }
         Tensor h = Ops.rmsNorm(g, x, g.parameter(finalNorm), eps);                          // (N, C)
         return Ops.linear(g, h, g.parameter(head != null ? head : embed));                  // (N, V)
+    }
+
+    private static double sumOfSquares(float[] v, int n) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += (double) v[i] * v[i];
+        }
+        return sum;
+    }
+
+    @Override
+    public void recordLayerOutputs(boolean on) {
+        outputSquares = on ? new double[blocks.size()] : null;
+        outputCounts = on ? new long[blocks.size()] : null;
+    }
+
+    @Override
+    public double[] layerOutputRms() {
+        if (outputSquares == null) {
+            return new double[0];
+        }
+        double[] rms = new double[blocks.size()];
+        for (int i = 0; i < rms.length; i++) {
+            rms[i] = outputCounts[i] == 0 ? Double.NaN : Math.sqrt(outputSquares[i] / outputCounts[i]);
+        }
+        return rms;
     }
 
     /**

@@ -39,6 +39,27 @@ public interface LanguageModel {
         return null;
     }
 
+    /**
+     * Starts ({@code true}) or stops recording, in every forward pass, the sum of squares of each block's
+     * output (the residual stream after the block), for {@link #layerOutputRms()}; starting clears what
+     * was recorded. Off until asked, so a forward pass that nobody measures computes nothing for it.
+     *
+     * @throws UnsupportedOperationException when this model cannot record them
+     */
+    default void recordLayerOutputs(boolean on) {
+        if (on) {
+            throw new UnsupportedOperationException(getClass().getSimpleName() + " does not record its layers' outputs");
+        }
+    }
+
+    /**
+     * Per block, in layer order, the RMS of its output over every element of the forward passes since
+     * recording started: √(Σ x² / count). Empty when not recording; NaN for a block no pass has reached.
+     */
+    default double[] layerOutputRms() {
+        return new double[0];
+    }
+
     /** Sets every parameter's gradient to zero. */
     default void zeroGradients() {
         for (Parameter p : parameters()) {

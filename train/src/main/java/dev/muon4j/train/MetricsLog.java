@@ -23,7 +23,7 @@ import java.util.Map;
  * {@code "clipped_heads"}; for a Mixture-of-Experts model also, per MoE layer, {@code "expert_load_max_mean"}
  * (the largest expert's load over the mean), {@code "expert_share"} (each expert's share of the routed tokens)
  * and {@code "router_bias"} (each expert's choice bias after the step)) and one per validation
- * ({@code {"step","tokens","val_loss"}}), and event lines ({@code {"step","event",…}}: a resume that
+ * ({@code {"step","tokens","val_loss"}}), with a {@link StepObserver} its fields in the lines of the steps it measured, and event lines ({@code {"step","event",…}}: a resume that
  * changed settings, with {@code "changed": {name: {"from", "to"}}}). Each line is flushed as written. On resume the file is
  * cut back (atomically) to the lines of steps up to the checkpoint, so it reads as if the run had
  * never stopped.
@@ -98,6 +98,27 @@ public final class MetricsLog {
 
     void step(Trainer.StepPoint p) {
         append(StepLine.of(p));
+    }
+
+    /**
+     * A step's line with a {@link StepObserver}'s fields after the trainer's own.
+     *
+     * @throws IllegalArgumentException when an observed field has the name of one of the trainer's
+     */
+    void step(Trainer.StepPoint p, Map<String, Object> observed) {
+        if (observed.isEmpty()) {
+            step(p);
+            return;
+        }
+        Map<String, Object> line = JsonCodec.toObject(StepLine.of(p));
+        for (Map.Entry<String, Object> e : observed.entrySet()) {
+            if (line.containsKey(e.getKey()) || e.getKey().equals("val_loss") || e.getKey().equals("event")) {
+                throw new IllegalArgumentException("observed field '" + e.getKey() + "' of step " + p.step()
+                        + " has the name of one of the trainer's own metrics");
+            }
+            line.put(e.getKey(), e.getValue());
+        }
+        append(line);
     }
 
     /** An event line, {@code {"step": step, "event": name, ...details}}, e.g. a resume with changed settings. */

@@ -18,9 +18,10 @@ import java.util.function.BooleanSupplier;
  * @param stopRequested  polled after every step; once it returns true the run finishes that step,
  *                       saves a checkpoint and returns with {@link Trainer.Result#stoppedOnRequest()}
  *                       (with several ranks, any rank's request stops them all after the same step)
+ * @param observer       extra measurements of some steps, written into metrics.jsonl; null (the default): none
  */
 public record RunOptions(Start start, long stopAfter, Set<String> allowedChanges, HealthCheck health,
-                         BooleanSupplier stopRequested) {
+                         BooleanSupplier stopRequested, StepObserver observer) {
 
     /** How a run begins. */
     public enum Start {
@@ -50,7 +51,7 @@ public record RunOptions(Start start, long stopAfter, Set<String> allowedChanges
 
     /** A new run to the end, default health checks, never asked to stop. */
     public static RunOptions fresh() {
-        return new RunOptions(Start.FRESH, Long.MAX_VALUE, Set.of(), HealthCheck.defaults(), () -> false);
+        return new RunOptions(Start.FRESH, Long.MAX_VALUE, Set.of(), HealthCheck.defaults(), () -> false, null);
     }
 
     /** A continuation of the latest checkpoint, otherwise as {@link #fresh()}. */
@@ -59,23 +60,28 @@ public record RunOptions(Start start, long stopAfter, Set<String> allowedChanges
     }
 
     public RunOptions withStart(Start s) {
-        return new RunOptions(s, stopAfter, allowedChanges, health, stopRequested);
+        return new RunOptions(s, stopAfter, allowedChanges, health, stopRequested, observer);
     }
 
     public RunOptions withStopAfter(long step) {
-        return new RunOptions(start, step, allowedChanges, health, stopRequested);
+        return new RunOptions(start, step, allowedChanges, health, stopRequested, observer);
     }
 
     public RunOptions withAllowedChanges(Set<String> names) {
-        return new RunOptions(start, stopAfter, names, health, stopRequested);
+        return new RunOptions(start, stopAfter, names, health, stopRequested, observer);
     }
 
     public RunOptions withHealth(HealthCheck h) {
-        return new RunOptions(start, stopAfter, allowedChanges, h, stopRequested);
+        return new RunOptions(start, stopAfter, allowedChanges, h, stopRequested, observer);
     }
 
     public RunOptions withStopRequested(BooleanSupplier s) {
-        return new RunOptions(start, stopAfter, allowedChanges, health, s);
+        return new RunOptions(start, stopAfter, allowedChanges, health, s, observer);
+    }
+
+    /** These options with {@code o} measuring steps (null: none). */
+    public RunOptions withObserver(StepObserver o) {
+        return new RunOptions(start, stopAfter, allowedChanges, health, stopRequested, o);
     }
 
     /** Whether {@code setting} may differ from the checkpoint's on resume. */

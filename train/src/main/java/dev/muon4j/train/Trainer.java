@@ -367,6 +367,9 @@ public final class Trainer {
                         + (end < config.steps() ? " (asked to stop after " + end + ")" : ""));
                 return new Result(runDir, List.of(), evals, Double.NaN, start, 0, List.of(), false);
             }
+            if (options.observer() != null && root) {
+                options.observer().start(model, settings.assign(model.parameters()));
+            }
             Result result = train(model, optimizer, sharded, single, store, metrics, evals, start, end, group, options);
             if (finalParameters != null) {
                 finalParameters.accept(model.parameters());
@@ -498,9 +501,16 @@ public final class Trainer {
         int streak = 0;                           // collapse steps in a row
         long streakStart = -1;
         boolean checkpointOwed = false;
+        StepObserver observer = root ? options.observer() : null;
         try (Graph g = new Graph(backend)) {
             for (long step = start; step < end; step++) {
                 long t0 = System.nanoTime();
+                boolean observed = observer != null && observer.observes(step + 1);
+                long observerNanos = 0;
+                if (observed) {
+                    observer.beforeForward(step + 1, model);
+                    observerNanos += System.nanoTime() - t0;
+                }
                 model.zeroGradients();
                 model.resetMaxLogits();
                 model.resetExpertLoads();
@@ -521,8 +531,13 @@ public final class Trainer {
                         Kernels.scale(p.gradient(), 0, p.size(), gradientWeight);
                     }
                 }
-                long computeNanos = System.nanoTime() - t0;
                 long done = step + 1;
+                if (observed) {
+                    long o = System.nanoTime();
+                    observer.beforeUpdate(done, model);
+                    observerNanos += System.nanoTime() - o;
+                }
+                long computeNanos = System.nanoTime() - t0 - observerNanos;
                 long t1 = System.nanoTime();
                 StepResult r;
                 try {
@@ -531,10 +546,18 @@ public final class Trainer {
                     throw new TrainingHealthException(e.getMessage() + "; nothing of step " + done + " was applied or saved; "
                             + lastGood(lastSaved), e);
                 }
+                Map<String, Object> observations = Map.of();
+                long afterNanos = 0;
+                if (observed) {
+                    long o = System.nanoTime();
+                    observations = observer.afterUpdate(done, r.lrFactor(), model);
+                    afterNanos = System.nanoTime() - o;
+                    observerNanos += afterNanos;
+                }
                 long commBefore = group.nanos;
                 QkClipPoint qkClip = config.qkClip() ? qkClip(model, group) : null;
                 ExpertLoadPoint experts = balanceExperts(model, group);
-                long optimizerNanos = System.nanoTime() - t1 - (group.nanos - commBefore);
+                long optimizerNanos = System.nanoTime() - t1 - (group.nanos - commBefore) - afterNanos;
                 // Every rank checks what it holds; the ranks agree on the loss, on any failed check and on a stop request.
                 String problem = firstNonFinite(savedTensors(model)).orElseGet(
                         () -> optimizer.findNonFiniteState().map(s -> "optimizer state: " + s).orElse(null));
@@ -542,7 +565,7 @@ public final class Trainer {
                 long agreeNanos = group.nanos - commBefore;
                 double loss = ranks == 1 ? lossSum / config.accumulation()
                         : agreed.sum() / ((double) config.batchSize() * config.accumulation());
-                double seconds = (System.nanoTime() - t0) / 1e9;
+                double seconds = (System.nanoTime() - t0 - observerNanos) / 1e9;
                 trainSeconds += seconds;
                 trainedTokens += tokensPerStep;
                 if (sharded != null) {
@@ -568,7 +591,7 @@ public final class Trainer {
                 StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds, qkClip, experts);
                 points.add(point);
                 if (root) {
-                    metrics.step(point);
+                    metrics.step(point, observations);
                 }
                 if (health.watchesCollapse() && health.isCollapseStep(loss, r.gradientNorm(), modelConfig.vocabSize())) {
                     if (streak++ == 0) {

@@ -1,0 +1,390 @@
+package dev.muon4j.experiments;
+
+import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.train.OptimizerChoice;
+import dev.muon4j.train.ScheduleKind;
+import dev.muon4j.train.TrainConfig;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Moonlight's scaling-law comparison (arXiv 2502.16982, §3.2, Figure 3): dense models of several
+ * sizes, each trained on two token budgets with AdamW and with Muon, each optimizer at each point
+ * with a sweep of learning rates of which the best is kept; each optimizer's compute-optimal frontier
+ * L(C) = a·C^(−b) + L∞ is fitted to the lower envelope of its best runs, and the report gives the
+ * training FLOPs Muon needs to reach the loss AdamW reaches with C FLOPs. Moonlight found about 52%
+ * (a sample efficiency of 1.92×).
+ *
+ * <p>Models: byte-level Llama models on the shipped Gutenberg corpus, context 64, batches of 16
+ * sequences (1,024 tokens a step). Budgets are tokens per matrix parameter N
+ * ({@link TrainingFlops#matmulParameters}): 5·N and 20·N (20 is Chinchilla's compute-optimal ratio,
+ * arXiv 2203.15556; the smaller budget puts each size's first point near the next smaller size's
+ * second, so the envelope compares sizes at equal compute). Schedule: cosine to 10% of the peak after
+ * a warm-up of 5% of the steps; weight decay 0.1 and β2 0.95 as Moonlight's runs; gradient clipping 1.0.
+ * Muon is Moonlight's (classic Nesterov momentum 0.95, scale 0.2·√max(out, in)) on the hidden
+ * matrices, at 4 times the learning rate of its AdamW part (embedding, head, norms), the ratio
+ * muon4j's short runs favour (docs/EXPERIMENTS.md); the sweep moves both together.
+ */
+public final class ScalingExperiment implements Experiment<ScalingExperiment.Point> {
+    /** Muon's share of AdamW's training FLOPs at compute-optimal settings (Moonlight, arXiv 2502.16982, §3.2 and Figure 3). */
+    public static final double MOONLIGHT_FLOP_RATIO = 0.52;
+    /** Muon's sample efficiency over AdamW that Moonlight reports with it (ibid.: "~2× computational efficiency", 1/0.52 ≈ 1.92). */
+    public static final double MOONLIGHT_EFFICIENCY = 1.92;
+
+    /** A model size of the grid. */
+    public record Size(String name, LlamaConfig model) {
+    }
+
+    /**
+     * A run of the grid.
+     *
+     * @param size               the model
+     * @param tokensPerParameter the token budget over N, the model's matrix parameters
+     * @param optimizer          AdamW, or Muon on the hidden matrices
+     * @param learningRate       AdamW's peak rate (for Muon: its AdamW part's; its matrices get 4 times it)
+     */
+    public record Point(Size size, double tokensPerParameter, OptimizerChoice optimizer, double learningRate) {
+    }
+
+    /** The grid's shape: sizes, budgets, per-optimizer learning rates, and the training constants. */
+    record Design(List<Size> sizes, double[] budgets, double[] adamwRates, double[] muonRates, int batch, int evalBatches,
+                  int checkpointsPerRun) {
+    }
+
+    private static final int VOCAB = 256;
+
+    static LlamaConfig llama(int layers, int width, int heads, int mlpWidth, int context) {
+        return new LlamaConfig(VOCAB, width, layers, heads, heads, mlpWidth, context, false, 10000, 1e-5, 0.02);
+    }
+
+    /**
+     * The default grid: 4 sizes of N = 34,816 to 356,352 matrix parameters (0.05M to 0.38M parameters in
+     * all), 2 budgets, 3 learning rates per optimizer: 48 runs. On 2 Zen 5 cores alone these trained at
+     * 42–62k (2 layers, width 32), 56k (2 × 48), 38–45k (3 × 64) and 15–23k (3 × 96) tokens a second, so
+     * the grid's 76M tokens take about an hour; see docs/EXPERIMENTS.md.
+     */
+    static Design design(GridSize size) {
+        return switch (size) {
+            case DEFAULT -> new Design(List.of(
+                    new Size("l2w32", llama(2, 32, 2, 96, 64)),
+                    new Size("l2w48", llama(2, 48, 2, 128, 64)),
+                    new Size("l3w64", llama(3, 64, 2, 176, 64)),
+                    new Size("l3w96", llama(3, 96, 3, 256, 64))),
+                    new double[] {5, 20}, new double[] {2e-3, 4e-3, 8e-3}, new double[] {4e-3, 8e-3, 1.6e-2}, 16, 32, 4);
+            case QUICK -> new Design(List.of(
+                    new Size("l1w8", llama(1, 8, 2, 16, 16)),
+                    new Size("l1w12", llama(1, 12, 2, 24, 16)),
+                    new Size("l1w16", llama(1, 16, 2, 32, 16)),
+                    new Size("l1w24", llama(1, 24, 2, 48, 16))),
+                    new double[] {0.5, 1}, new double[] {3e-3, 1e-2, 3e-2}, new double[] {3e-3, 1e-2, 3e-2}, 4, 2, 2);
+        };
+    }
+
+    @Override
+    public String name() {
+        return "scaling";
+    }
+
+    @Override
+    public String title() {
+        return "Scaling: the training FLOPs Muon needs to reach AdamW's loss (Moonlight, Figure 3)";
+    }
+
+    @Override
+    public List<GridRun<Point>> grid(GridSize size) {
+        Design d = design(size);
+        List<GridRun<Point>> runs = new ArrayList<>();
+        for (Size s : d.sizes()) {
+            long n = TrainingFlops.matmulParameters(s.model());
+            int tokensPerStep = d.batch() * s.model().contextLength();
+            for (double k : d.budgets()) {
+                long steps = Math.max(1, Math.round(k * n / tokensPerStep));
+                for (OptimizerChoice o : List.of(OptimizerChoice.ADAMW, OptimizerChoice.MUON)) {
+                    for (double lr : o == OptimizerChoice.ADAMW ? d.adamwRates() : d.muonRates()) {
+                        Point p = new Point(s, k, o, lr);
+                        TrainConfig c = new TrainConfig(o, lr, 4 * lr, 0.1, 0.9, 0.95, 0.95, ScheduleKind.COSINE,
+                                Math.max(1, steps / 20), steps, 0.1, d.batch(), 1, 1.0, 1,
+                                Math.max(1, steps / 4), d.evalBatches(), Math.max(1, steps / d.checkpointsPerRun()), 1);
+                        String id = String.format(Locale.ROOT, "%s-%sn-%s-lr%s", s.name(), number(k), o.name().toLowerCase(Locale.ROOT),
+                                number(lr));
+                        runs.add(new GridRun<>(id, p, s.model(), c, Measurements.none()));
+                    }
+                }
+            }
+        }
+        return runs;
+    }
+
+    /** "5", "0.5", "0.004": a number as a short plain string for ids and tables. */
+    static String number(double v) {
+        return java.math.BigDecimal.valueOf(v).stripTrailingZeros().toPlainString();
+    }
+
+    /** The best run of one (size, budget, optimizer): the lowest final loss over the learning rates. */
+    record Best(Size size, double tokensPerParameter, OptimizerChoice optimizer, RunRecord<Point> run, boolean atEdge,
+                double flops, long tokens) {
+        double loss() {
+            return run.finalLoss();
+        }
+    }
+
+    /** Each optimizer's frontier: its best points, the lower envelope among them, and the fit. */
+    record Frontier(OptimizerChoice optimizer, List<Best> best, List<Best> envelope, FrontierFit fit, String fittedTo) {
+        double[] flops(List<Best> points) {
+            return points.stream().mapToDouble(Best::flops).toArray();
+        }
+    }
+
+    /** One comparison: at AdamW's compute C, the loss AdamW's fit gives and the compute Muon's fit needs for it. */
+    record Ratio(double adamwFlops, double adamwLoss, double muonFlops, boolean extrapolated) {
+        double ratio() {
+            return muonFlops / adamwFlops;
+        }
+    }
+
+    @Override
+    public void analyze(Analysis<Point> a) throws IOException {
+        Map<OptimizerChoice, Frontier> frontiers = new LinkedHashMap<>();
+        for (OptimizerChoice o : List.of(OptimizerChoice.ADAMW, OptimizerChoice.MUON)) {
+            frontiers.put(o, frontier(a, o));
+        }
+        Frontier adamw = frontiers.get(OptimizerChoice.ADAMW);
+        Frontier muon = frontiers.get(OptimizerChoice.MUON);
+        List<Ratio> ratios = ratios(adamw, muon);
+        ReportFiles files = a.files();
+
+        // Plot 1: both frontiers against log C (Moonlight's Figure 3).
+        SvgPlot plot = new SvgPlot("Compute frontiers: validation loss against training FLOPs", "training FLOPs (6·N·D + attention)",
+                "validation loss (nats/byte)").logX();
+        List<List<Object>> plotRows = new ArrayList<>();
+        for (Frontier f : frontiers.values()) {
+            String name = f.optimizer() == OptimizerChoice.ADAMW ? "AdamW" : "Muon";
+            String color = f.optimizer() == OptimizerChoice.ADAMW ? "#d62728" : "#1f77b4";
+            double[] x = f.flops(f.best());
+            double[] y = f.best().stream().mapToDouble(Best::loss).toArray();
+            plot.add(new SvgPlot.Series(name + ": best run of each size and budget", color, x, y, SvgPlot.Style.MARKERS));
+            for (Best b : f.best()) {
+                plotRows.add(List.of(name, "run", b.flops(), b.loss(), b.run().run().id()));
+            }
+            if (f.fit() != null) {
+                double[] cx = curveFlops(a, f);
+                double[] cy = java.util.Arrays.stream(cx).map(f.fit()::loss).toArray();
+                plot.add(new SvgPlot.Series(String.format(Locale.ROOT, "%s frontier: %.3g·C^(−%.3f) + %.3f", name, f.fit().a(), f.fit().b(),
+                        f.fit().lInf()), color, cx, cy, SvgPlot.Style.LINE));
+                for (int i = 0; i < cx.length; i++) {
+                    plotRows.add(List.of(name, "fit", cx[i], cy[i], ""));
+                }
+            }
+        }
+        String frontierPlot = files.plot("frontier", plot, "validation loss against training FLOPs, both optimizers' frontiers");
+        files.csv("frontier", List.of("optimizer", "kind", "flops", "validation_loss", "run"), plotRows);
+
+        // Plot 2: the FLOP ratio against C, beside Moonlight's.
+        String ratioPlot = "";
+        if (!ratios.isEmpty()) {
+            double[] x = ratios.stream().mapToDouble(Ratio::adamwFlops).toArray();
+            double[] y = ratios.stream().mapToDouble(Ratio::ratio).toArray();
+            SvgPlot rp = new SvgPlot("FLOPs Muon needs to reach AdamW's loss, as a share of AdamW's", "AdamW's training FLOPs",
+                    "Muon's FLOPs / AdamW's FLOPs").logX().yFrom(0)
+                    .add(new SvgPlot.Series("muon4j (the two fitted frontiers)", "#1f77b4", x, y, SvgPlot.Style.LINE))
+                    .add(new SvgPlot.Series("Moonlight: 0.52", "#7f7f7f", new double[] {x[0], x[x.length - 1]},
+                            new double[] {MOONLIGHT_FLOP_RATIO, MOONLIGHT_FLOP_RATIO}, SvgPlot.Style.DASHED));
+            ratioPlot = files.plot("flop-ratio", rp, "Muon's FLOPs over AdamW's to reach the same loss");
+            List<List<Object>> rows = new ArrayList<>();
+            for (Ratio r : ratios) {
+                rows.add(List.of(r.adamwFlops(), r.adamwLoss(), r.muonFlops(), r.ratio(), r.extrapolated()));
+            }
+            files.csv("flop-ratio", List.of("adamw_flops", "adamw_fitted_loss", "muon_flops", "ratio", "muon_extrapolated"), rows);
+        }
+        runsCsv(a);
+        files.text("report.md", report(a, frontiers, ratios, frontierPlot, ratioPlot));
+    }
+
+    /** The best run of each (size, budget) for {@code o}, their lower envelope and the fit. */
+    private static Frontier frontier(Analysis<Point> a, OptimizerChoice o) {
+        Map<String, List<RunRecord<Point>>> groups = new LinkedHashMap<>();
+        for (RunRecord<Point> r : a.runs()) {
+            if (r.point().optimizer() == o) {
+                groups.computeIfAbsent(r.point().size().name() + "/" + r.point().tokensPerParameter(), k -> new ArrayList<>()).add(r);
+            }
+        }
+        List<Best> best = new ArrayList<>();
+        for (List<RunRecord<Point>> g : groups.values()) {
+            List<RunRecord<Point>> finished = g.stream().filter(r -> Double.isFinite(r.finalLoss())).toList();
+            if (finished.isEmpty()) {
+                continue;
+            }
+            RunRecord<Point> b = finished.stream().min(Comparator.comparingDouble(RunRecord::finalLoss)).orElseThrow();
+            double lowest = g.stream().mapToDouble(r -> r.point().learningRate()).min().orElseThrow();
+            double highest = g.stream().mapToDouble(r -> r.point().learningRate()).max().orElseThrow();
+            boolean edge = b.point().learningRate() == lowest || b.point().learningRate() == highest;
+            long tokens = b.result().tokens();
+            best.add(new Best(b.point().size(), b.point().tokensPerParameter(), o, b, edge,
+                    TrainingFlops.training(b.point().size().model(), tokens), tokens));
+        }
+        best.sort(Comparator.comparingDouble(Best::flops));
+        double[] c = best.stream().mapToDouble(Best::flops).toArray();
+        double[] l = best.stream().mapToDouble(Best::loss).toArray();
+        List<Best> envelope = new ArrayList<>();
+        for (int i : FrontierFit.lowerEnvelope(c, l)) {
+            envelope.add(best.get(i));
+        }
+        FrontierFit fit = null;
+        String fittedTo;
+        if (envelope.size() >= 3) {
+            fit = FrontierFit.fit(envelope.stream().mapToDouble(Best::flops).toArray(), envelope.stream().mapToDouble(Best::loss).toArray());
+            fittedTo = "the " + envelope.size() + " points of the lower envelope";
+        } else if (best.size() >= 3) {
+            fit = FrontierFit.fit(c, l);
+            fittedTo = "all " + best.size() + " best points (the lower envelope has only " + envelope.size() + ")";
+        } else {
+            fittedTo = "nothing: fewer than 3 points";
+        }
+        return new Frontier(o, best, envelope, fit, fittedTo);
+    }
+
+    /** Compute values for drawing a fitted curve: log-spaced over the grid's whole range. */
+    private static double[] curveFlops(Analysis<Point> a, Frontier f) {
+        double lo = Double.POSITIVE_INFINITY;
+        double hi = 0;
+        for (RunRecord<Point> r : a.runs()) {
+            double c = TrainingFlops.training(r.point().size().model(), r.result().tokens());
+            lo = Math.min(lo, c);
+            hi = Math.max(hi, c);
+        }
+        int n = 40;
+        double[] x = new double[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = lo * Math.pow(hi / lo, i / (n - 1.0));
+        }
+        return x;
+    }
+
+    /**
+     * At 9 log-spaced AdamW computes across AdamW's envelope: the loss AdamW's fit gives there and the
+     * compute Muon's fit needs for that loss; marked extrapolated when that compute lies outside Muon's
+     * envelope. Empty when either fit is missing.
+     */
+    static List<Ratio> ratios(Frontier adamw, Frontier muon) {
+        List<Ratio> out = new ArrayList<>();
+        if (adamw.fit() == null || muon.fit() == null || adamw.envelope().isEmpty() || muon.envelope().isEmpty()) {
+            return out;
+        }
+        double lo = adamw.envelope().getFirst().flops();
+        double hi = adamw.envelope().getLast().flops();
+        double muonLo = muon.envelope().getFirst().flops();
+        double muonHi = muon.envelope().getLast().flops();
+        int n = lo < hi ? 9 : 1;
+        for (int i = 0; i < n; i++) {
+            double c = n == 1 ? lo : lo * Math.pow(hi / lo, i / (n - 1.0));
+            double loss = adamw.fit().loss(c);
+            double m = muon.fit().computeFor(loss);
+            if (Double.isFinite(m)) {
+                out.add(new Ratio(c, loss, m, m < muonLo * 0.999 || m > muonHi * 1.001));
+            }
+        }
+        return out;
+    }
+
+    private static void runsCsv(Analysis<Point> a) throws IOException {
+        List<List<Object>> rows = new ArrayList<>();
+        for (RunRecord<Point> r : a.runs()) {
+            Point p = r.point();
+            rows.add(List.of(r.run().id(), p.size().name(), p.size().model().parameterCount(), TrainingFlops.matmulParameters(p.size().model()),
+                    p.tokensPerParameter(), r.result().tokens(), TrainingFlops.training(p.size().model(), r.result().tokens()),
+                    p.optimizer().name().toLowerCase(Locale.ROOT), p.learningRate(), r.run().train().muonLearningRate(),
+                    r.result().status(), r.finalLoss(), r.result().tokensPerSecond(), r.result().wallSeconds()));
+        }
+        a.files().csv("runs", List.of("id", "size", "parameters", "matrix_parameters", "tokens_per_parameter", "tokens", "flops",
+                "optimizer", "lr", "muon_lr", "status", "final_validation_loss", "tokens_per_second", "wall_seconds"), rows);
+    }
+
+    private String report(Analysis<Point> a, Map<OptimizerChoice, Frontier> frontiers, List<Ratio> ratios, String frontierPlot,
+                          String ratioPlot) {
+        Frontier adamw = frontiers.get(OptimizerChoice.ADAMW);
+        Frontier muon = frontiers.get(OptimizerChoice.MUON);
+        StringBuilder s = new StringBuilder(a.header(title()));
+        s.append("## Result\n\n");
+        List<Ratio> inside = ratios.stream().filter(r -> !r.extrapolated()).toList();
+        List<Ratio> used = inside.isEmpty() ? ratios : inside;
+        if (!used.isEmpty()) {
+            double geo = Math.exp(used.stream().mapToDouble(r -> Math.log(r.ratio())).average().orElseThrow());
+            double min = used.stream().mapToDouble(Ratio::ratio).min().orElseThrow();
+            double max = used.stream().mapToDouble(Ratio::ratio).max().orElseThrow();
+            s.append(String.format(Locale.ROOT, "**To reach the loss AdamW reaches with C training FLOPs, Muon needs %.0f%% of C** "
+                            + "(geometric mean over %d computes across AdamW's frontier%s; from %.0f%% to %.0f%%): a sample efficiency of "
+                            + "%.2f×. Moonlight: **%.0f%%**, %.2f× (arXiv 2502.16982, §3.2, Figure 3).%n%n",
+                    100 * geo, used.size(), inside.isEmpty() ? ", every one extrapolated beyond Muon's runs" : ", where Muon's fit stays within its runs",
+                    100 * min, 100 * max, 1 / geo, 100 * MOONLIGHT_FLOP_RATIO, MOONLIGHT_EFFICIENCY));
+        } else {
+            s.append("The two frontiers could not be compared: ").append(adamw.fit() == null || muon.fit() == null
+                    ? "a fit is missing (fewer than 3 points)." : "Muon's fitted curve never reaches AdamW's losses.").append("\n\n");
+        }
+        s.append(frontierPlot).append('\n');
+        s.append("| optimizer | fitted to | a | b | L∞ | RMS residual |\n|---|---|---|---|---|---|\n");
+        for (Frontier f : frontiers.values()) {
+            FrontierFit fit = f.fit();
+            s.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s |%n", label(f.optimizer()), f.fittedTo(),
+                    fit == null ? "" : String.format(Locale.ROOT, "%.4g", fit.a()), fit == null ? "" : String.format(Locale.ROOT, "%.4f", fit.b()),
+                    fit == null ? "" : String.format(Locale.ROOT, "%.4f", fit.lInf()), fit == null ? "" : String.format(Locale.ROOT, "%.4f", fit.rmse())));
+        }
+        s.append("\n");
+        if (!ratios.isEmpty()) {
+            s.append("### FLOPs Muon needs for AdamW's loss\n\n").append(ratioPlot).append('\n');
+            s.append("| AdamW's FLOPs C | AdamW's fitted loss | Muon's FLOPs for that loss | ratio | within Muon's runs |\n|---|---|---|---|---|\n");
+            for (Ratio r : ratios) {
+                s.append(String.format(Locale.ROOT, "| %.3e | %.4f | %.3e | %.3f | %s |%n", r.adamwFlops(), r.adamwLoss(), r.muonFlops(), r.ratio(),
+                        r.extrapolated() ? "no (extrapolated)" : "yes"));
+            }
+            s.append("\n");
+        }
+        s.append("### The best learning rate of each point\n\n");
+        s.append("A point is a model size and a token budget; its loss is the lowest final validation loss over the learning-rate sweep. "
+                + "\"edge\" marks a best rate at the end of the sweep, where a rate beyond it might have done better. "
+                + "\"envelope\" marks the points of the lower envelope (no point with less compute has a lower loss), to which the frontier is fitted.\n\n");
+        s.append("| optimizer | model | N (matrix parameters) | tokens | FLOPs | best lr (Muon's matrices) | final validation loss | |\n"
+                + "|---|---|---|---|---|---|---|---|\n");
+        for (Frontier f : frontiers.values()) {
+            for (Best b : f.best()) {
+                LlamaConfig m = b.size().model();
+                s.append(String.format(Locale.ROOT, "| %s | %s: %d layer%s, width %d | %,d | %,d (%s·N) | %.3e | %s%s | %.4f | %s |%n",
+                        label(f.optimizer()), b.size().name(), m.layers(), m.layers() == 1 ? "" : "s", m.width(), TrainingFlops.matmulParameters(m), b.tokens(),
+                        number(b.tokensPerParameter()), b.flops(), number(b.run().point().learningRate()),
+                        f.optimizer() == OptimizerChoice.MUON ? " (" + number(b.run().run().train().muonLearningRate()) + ")" : "",
+                        b.loss(), (f.envelope().contains(b) ? "envelope" : "") + (b.atEdge() ? (f.envelope().contains(b) ? ", " : "") + "edge" : "")));
+            }
+        }
+        s.append("\n## Every run\n\n| run | optimizer | lr | tokens | final validation loss | tokens/s | wall time |\n|---|---|---|---|---|---|---|\n");
+        for (RunRecord<Point> r : a.runs()) {
+            s.append(String.format(Locale.ROOT, "| %s | %s | %s | %,d | %s | %,.0f | %s |%n", r.run().id(), label(r.point().optimizer()),
+                    number(r.point().learningRate()), r.result().tokens(),
+                    r.result().diverged() ? "diverged" : String.format(Locale.ROOT, "%.4f", r.finalLoss()), r.result().tokensPerSecond(),
+                    Analysis.minutes(r.result().wallSeconds())));
+        }
+        s.append("\n## How it is computed\n\n");
+        s.append("- Models: byte-level Llama models (vocabulary 256) of the sizes above, heads of width 16 to 32, key/value heads = heads, "
+                + "SwiGLU, untied head; all trained from the same seed on the same data order.\n");
+        s.append("- Training: cosine schedule to 10% after a 5% warm-up, weight decay 0.1, β2 0.95, gradient clipping 1.0. AdamW runs AdamW "
+                + "on every parameter; Muon runs Moonlight's Muon (classic Nesterov momentum 0.95, update scale 0.2·√max(out, in)) on the "
+                + "hidden matrices at 4× the learning rate of its AdamW part (embedding, head, norms), both moved together by the sweep.\n");
+        s.append("- FLOPs: C = D·(6·N + 6·L·H·D_head·(T+1)): N counts the projections of every layer and the output head; the attention term "
+                + "counts the causal scores and value sums (a token at position t attends to t + 1 keys). See `TrainingFlops`.\n");
+        s.append("- Frontier: the best run of each point; the lower envelope of those; L(C) = a·C^(−b) + L∞ fitted to it by least squares "
+                + "(a global search over b with a and L∞ solved exactly, a ≥ 0, 0 ≤ L∞ ≤ the lowest loss). See `FrontierFit`.\n");
+        s.append("- Ratio: at computes C across AdamW's envelope, L = AdamW's fitted L(C), and Muon's FLOPs for L from Muon's fitted curve, "
+                + "C_Muon = (a/(L − L∞))^(1/b). Where C_Muon lies outside Muon's own envelope the value rests on the curve's extrapolation, "
+                + "and the headline uses only the others when there are any.\n");
+        s.append("- Moonlight fitted models of hundreds of millions to billions of parameters on trillions of tokens; these are models of "
+                + "tens of thousands of parameters on a few million bytes, so the comparison is of the method and the direction, not of scale.\n");
+        return s.toString();
+    }
+
+    private static String label(OptimizerChoice o) {
+        return o == OptimizerChoice.ADAMW ? "AdamW" : "Muon";
+    }
+}

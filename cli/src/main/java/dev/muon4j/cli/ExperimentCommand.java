@@ -1,0 +1,143 @@
+package dev.muon4j.cli;
+
+import dev.muon4j.backend.Backend;
+import dev.muon4j.data.Corpus;
+import dev.muon4j.data.TokenDataset;
+import dev.muon4j.data.TokenizerKind;
+import dev.muon4j.experiments.Analysis;
+import dev.muon4j.experiments.Experiment;
+import dev.muon4j.experiments.Experiments;
+import dev.muon4j.experiments.GridRun;
+import dev.muon4j.experiments.GridRunner;
+import dev.muon4j.experiments.GridSize;
+import dev.muon4j.experiments.ReportFiles;
+import dev.muon4j.experiments.RunRecord;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Collectors;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code muon4j experiment NAME}: trains an experiment's grid of runs (one run directory each under
+ * {@code --out}/runs; finished runs are skipped and cut-off ones resume from their checkpoints, so a
+ * grid may take several sittings) and writes its report, plots and data into {@code --out}.
+ */
+@Command(name = "experiment", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Reproduce one of Moonlight's findings on muon4j's own runs: train the experiment's grid (each run in a "
+                + "run directory of its own under --out/runs; a rerun skips finished runs and resumes cut-off ones from their "
+                + "checkpoints, so the grid may span several sittings), then write report.md, the plots (SVG, and PNG where "
+                + "rsvg-convert is installed) and the data behind them (CSV) into --out.",
+                "Experiments: scaling (the training FLOPs Muon needs to reach AdamW's loss; 48 runs, about an hour on 2 cores), "
+                        + "update-rms (the update RMS of every matrix shape under each scale; 3 runs, about 40 minutes), "
+                        + "weight-decay (weights, layer outputs and loss over long training, with and without decay; 3 runs, about an "
+                        + "hour). docs/EXPERIMENTS.md has each one's command and time."})
+public final class ExperimentCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "NAME", description = "The experiment: ${COMPLETION-CANDIDATES}.",
+            completionCandidates = Names.class)
+    String name;
+
+    @Option(names = "--quick", description = "Run the quick grid instead: tiny models, under 2 minutes, to check that it all runs "
+            + "(its numbers mean nothing).")
+    boolean quick;
+
+    @Option(names = "--out", paramLabel = "DIR", description = "Report and run directories (default: runs/experiment-NAME, "
+            + "runs/experiment-NAME-quick with --quick). Give the same directory again to carry on an unfinished grid.")
+    Path out;
+
+    @Option(names = "--analyze-only", description = "Train nothing: write the report from the run directories, which must all have "
+            + "finished.")
+    boolean analyzeOnly;
+
+    @Mixin
+    BackendOptions backendOptions;
+
+    @Spec
+    CommandSpec spec;
+
+    /** The experiments' names, for the help. */
+    static final class Names implements Iterable<String> {
+        @Override
+        public java.util.Iterator<String> iterator() {
+            return Experiments.all().stream().map(Experiment::name).iterator();
+        }
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        Experiment<?> experiment = Experiments.byName(name);
+        PrintWriter w = spec.commandLine().getOut();
+        GridSize size = quick ? GridSize.QUICK : GridSize.DEFAULT;
+        Path dir = out != null ? out : Path.of("runs", "experiment-" + experiment.name() + (quick ? "-quick" : ""));
+        Map<Integer, TokenDataset> datasets = new HashMap<>();
+        Corpus corpus = Corpus.defaultCorpus();
+        java.util.function.IntFunction<TokenDataset> data = context -> datasets.computeIfAbsent(context,
+                t -> TokenDataset.of(corpus, TokenizerKind.BYTE.create(), TokenDataset.DEFAULT_VALIDATION_FRACTION, t));
+        w.println("experiment " + experiment.name() + (quick ? " (quick grid)" : "") + ": " + experiment.title());
+        w.println("output: " + dir);
+        w.flush();
+        if (!analyzeOnly) {
+            JobControl job = JobControl.forProcess(spec.root().commandLine().getParseResult().originalArgs());
+            GridRunner.Summary summary;
+            try (Backend backend = backendOptions.open()) {
+                w.println("backend: " + backend.description());
+                w.flush();
+                summary = train(experiment, size, backend, data, dir, w, job.stopRequested());
+            } finally {
+                job.close();
+            }
+            if (!summary.complete()) {
+                w.println("stopped on request; carry on with: " + commandLine(false));
+                w.flush();
+                return JobControl.STOPPED_EXIT_CODE;
+            }
+        }
+        Path report = analyze(experiment, size, dir, data.apply(contextOf(experiment, size)).describe(), w);
+        w.println("report: " + report);
+        w.flush();
+        return 0;
+    }
+
+    private static <P> GridRunner.Summary train(Experiment<P> e, GridSize size, Backend backend,
+                                                java.util.function.IntFunction<TokenDataset> data, Path dir, PrintWriter w,
+                                                BooleanSupplier stop) throws IOException {
+        return new GridRunner(backend, data, dir, w, stop, true).train(e.grid(size));
+    }
+
+    private <P> Path analyze(Experiment<P> e, GridSize size, Path dir, String data, PrintWriter w) throws IOException {
+        List<GridRun<P>> grid = e.grid(size);
+        // Loading needs no backend: the runner only reads the run directories.
+        List<RunRecord<P>> runs = GridRunner.load(dir, grid);
+        ReportFiles files = new ReportFiles(dir, ReportFiles.findRsvgConvert());
+        e.analyze(new Analysis<>(size, runs, files, new Analysis.Context(commandLine(true), data)));
+        w.println("wrote " + files.written().stream().collect(Collectors.joining(", ")) + " in " + dir);
+        return dir.resolve("report.md");
+    }
+
+    /** The context length of the experiment's first run: the data the report describes. */
+    private static int contextOf(Experiment<?> e, GridSize size) {
+        return e.grid(size).getFirst().model().contextLength();
+    }
+
+    /** The command as typed (without --analyze-only when {@code forReport}: the report names the command that trains it). */
+    private String commandLine(boolean forReport) {
+        StringBuilder s = new StringBuilder("./muon4j");
+        for (String arg : spec.commandLine().getParseResult().originalArgs()) {
+            if (forReport && arg.equals("--analyze-only")) {
+                continue;
+            }
+            s.append(' ').append(arg);
+        }
+        return s.toString();
+    }
+}
