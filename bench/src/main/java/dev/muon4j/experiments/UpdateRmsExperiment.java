@@ -77,7 +77,7 @@ public final class UpdateRmsExperiment implements Experiment<UpdateRmsExperiment
             case DEFAULT -> new DeepSeekConfig(new LlamaConfig(256, 192, 4, 4, 4, 512, 128, false, 10000, 1e-5, 0.02),
                     new MoeConfig(16, 2, 128, 2, 2.446, 1), new MlaConfig(0, 48, 48, 24, 48));
             case QUICK -> new DeepSeekConfig(new LlamaConfig(256, 32, 2, 2, 2, 64, 16, false, 10000, 1e-5, 0.02),
-                    new MoeConfig(4, 2, 16, 1, 2.446, 1), new MlaConfig(0, 8, 8, 4, 8));
+                    new MoeConfig(4, 2, 16, 1, 2.446, 1), new MlaConfig(0, 8, 8, 4, 16));
         };
     }
 

@@ -1,0 +1,164 @@
+package dev.muon4j.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.muon4j.experiments.ReportFiles;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import javax.xml.parsers.DocumentBuilderFactory;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.w3c.dom.Document;
+import picocli.CommandLine;
+
+/**
+ * {@code muon4j experiment NAME --quick} end to end for every experiment: report.md, well-formed SVG
+ * plots (with PNG copies where rsvg-convert is installed) and the CSV data behind them; a second
+ * invocation trains nothing; a grid with runs removed or cut trains only those; --analyze-only needs
+ * every run ended; an unknown name is refused with the names.
+ */
+class ExperimentCommandTest {
+    @TempDir
+    Path tmp;
+
+    record Outcome(int code, String out, String err) {
+    }
+
+    static Outcome run(String... args) {
+        CommandLine cli = Main.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cli.setOut(new PrintWriter(out));
+        cli.setErr(new PrintWriter(err));
+        int code = cli.execute(args);
+        return new Outcome(code, out.toString(), err.toString());
+    }
+
+    /** Runs the quick grid into a fresh directory, checks the files, and returns the directory. */
+    private Path quick(String name, List<String> plots, List<String> csvs, List<String> reportHas) throws Exception {
+        Path out = tmp.resolve(name);
+        long t0 = System.nanoTime();
+        Outcome o = run("experiment", name, "--quick", "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        System.out.printf("experiment %s --quick: %.1f s%n", name, seconds);
+        assertEquals(0, o.code(), () -> "exit code; stdout:\n" + o.out() + "\nstderr:\n" + o.err());
+        assertTrue(o.out().contains("grid: " + "") && o.out().contains("complete"), o.out());
+        assertTrue(o.out().contains("report: " + out.resolve("report.md")), o.out());
+        String report = Files.readString(out.resolve("report.md"));
+        assertTrue(report.contains("Command: `./muon4j experiment " + name + " --quick --out " + out), report);
+        assertTrue(report.contains("**This is the quick grid**"), report);
+        for (String s : reportHas) {
+            assertTrue(report.contains(s), "report.md lacks \"" + s + "\":\n" + report);
+        }
+        boolean png = ReportFiles.findRsvgConvert().isPresent();
+        DocumentBuilderFactory factory = DocumentBuilderFactory.newInstance();
+        factory.setNamespaceAware(true);
+        factory.setFeature("http://apache.org/xml/features/disallow-doctype-decl", true);
+        for (String plot : plots) {
+            Document svg = factory.newDocumentBuilder().parse(out.resolve(plot + ".svg").toFile());
+            assertEquals("svg", svg.getDocumentElement().getLocalName(), plot);
+            assertTrue(svg.getElementsByTagNameNS("http://www.w3.org/2000/svg", "polyline").getLength()
+                    + svg.getElementsByTagNameNS("http://www.w3.org/2000/svg", "circle").getLength() > 1, plot + " draws data");
+            assertTrue(report.contains("](" + plot + ".svg)"), "report shows " + plot);
+            assertEquals(png, Files.isRegularFile(out.resolve(plot + ".png")), plot + ".png iff rsvg-convert is installed");
+            if (png) {
+                byte[] head = Files.readAllBytes(out.resolve(plot + ".png"));
+                assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G'}, java.util.Arrays.copyOf(head, 4), plot + ".png is a PNG");
+            }
+        }
+        assertTrue(report.contains(png ? "with a PNG copy beside it" : "no PNG copies were drawn"), report);
+        for (String csv : csvs) {
+            List<String> lines = Files.readAllLines(out.resolve(csv + ".csv"));
+            assertTrue(lines.size() > 1, csv + ".csv has data");
+            int columns = fields(lines.getFirst());
+            for (String line : lines) {
+                assertEquals(columns, fields(line), csv + ".csv: " + line);
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void scalingQuick() throws Exception {
+        Path out = quick("scaling", List.of("frontier", "flop-ratio"), List.of("frontier", "flop-ratio", "runs"),
+                List.of("Moonlight: **52%**", "| optimizer | fitted to | a | b | L∞ | RMS residual |", "## Every run"));
+        assertEquals(49, Files.readAllLines(out.resolve("runs.csv")).size(), "48 runs and the header");
+        try (Stream<Path> dirs = Files.list(out.resolve("runs"))) {
+            assertEquals(48, dirs.count());
+        }
+        // A second invocation finds every run ended and only writes the report again.
+        Outcome again = run("experiment", "scaling", "--quick", "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED");
+        assertEquals(0, again.code(), again.err());
+        assertTrue(again.out().contains("48 ended earlier (skipped), 0 to train"), again.out());
+    }
+
+    @Test
+    void updateRmsQuickCarriesOnACutGrid() throws Exception {
+        Path out = quick("update-rms", List.of("update-rms-adamw", "update-rms-muon-original", "update-rms-muon-match-rms"),
+                List.of("update-rms"), List.of("| matrices | class | fan-out × fan-in |", "| experts |", "| square |", "| wide |", "| tall |"));
+        Path runs = out.resolve("runs");
+        byte[] adamw = Files.readAllBytes(runs.resolve("adamw/metrics.jsonl"));
+        // One run lost whole, one killed after its last checkpoint but before its result.
+        deleteTree(runs.resolve("muon-original"));
+        Files.delete(runs.resolve("muon-match-rms/result.json"));
+        Outcome incomplete = run("experiment", "update-rms", "--quick", "--out", out.toString(), "--analyze-only");
+        assertEquals(2, incomplete.code(), incomplete.out());
+        assertTrue(incomplete.err().contains("2 of the grid's 3 runs have not ended") && incomplete.err().contains("muon-original"),
+                incomplete.err());
+        Outcome again = run("experiment", "update-rms", "--quick", "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED");
+        assertEquals(0, again.code(), again.err());
+        assertTrue(again.out().contains("1 ended earlier (skipped), 2 to train"), again.out());
+        assertFalse(again.out().contains("[1/3] adamw:"), again.out());
+        assertTrue(again.out().contains("[3/3] muon-match-rms: nothing to do"), again.out());
+        assertArrayEquals(adamw, Files.readAllBytes(runs.resolve("adamw/metrics.jsonl")), "the ended run is not trained again");
+        Outcome analysis = run("experiment", "update-rms", "--quick", "--out", out.toString(), "--analyze-only");
+        assertEquals(0, analysis.code(), analysis.err());
+        assertFalse(analysis.out().contains("grid:"), "--analyze-only trains nothing: " + analysis.out());
+        assertTrue(Files.readString(out.resolve("report.md")).contains("Command: `./muon4j experiment update-rms --quick --out " + out + "`"),
+                "the report names the command that trains the grid, without --analyze-only");
+    }
+
+    @Test
+    void weightDecayQuick() throws Exception {
+        quick("weight-decay", List.of("weight-rms", "layer-output-rms", "validation-loss"),
+                List.of("weight-rms", "layer-output-rms", "validation-loss"),
+                List.of("Lowest final validation loss: **", "hidden weight RMS: first → last"));
+    }
+
+    @Test
+    void anUnknownExperimentIsRefusedWithTheNames() {
+        Outcome o = run("experiment", "nonesuch");
+        assertEquals(2, o.code());
+        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay"), o.err());
+    }
+
+    /** The fields of a CSV line: commas outside double quotes, plus one. */
+    static int fields(String line) {
+        int n = 1;
+        boolean quoted = false;
+        for (char c : line.toCharArray()) {
+            if (c == '"') {
+                quoted = !quoted;
+            } else if (c == ',' && !quoted) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+}
