@@ -22,9 +22,9 @@ import java.util.Map;
  *
  * <p>Models: byte-level Llama models on the shipped Gutenberg corpus, context 64, batches of 16
  * sequences (1,024 tokens a step). Budgets are tokens per matrix parameter N
- * ({@link TrainingFlops#matmulParameters}): 5·N and 20·N (20 is Chinchilla's compute-optimal ratio,
- * arXiv 2203.15556; the smaller budget puts each size's first point near the next smaller size's
- * second, so the envelope compares sizes at equal compute). Schedule: cosine to 10% of the peak after
+ * ({@link TrainingFlops#matmulParameters}): 8·N and 32·N, either side of Chinchilla's compute-optimal 20
+ * (arXiv 2203.15556); with sizes about twice apart, each size's smaller budget costs about what the next
+ * smaller size's larger one does, so the lower envelope compares sizes at equal compute. Schedule: cosine to 10% of the peak after
  * a warm-up of 5% of the steps; weight decay 0.1 and β2 0.95 as Moonlight's runs; gradient clipping 1.0.
  * Muon is Moonlight's (classic Nesterov momentum 0.95, scale 0.2·√max(out, in)) on the hidden
  * matrices, at 4 times the learning rate of its AdamW part (embedding, head, norms), the ratio
@@ -36,8 +36,15 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
     /** Muon's sample efficiency over AdamW that Moonlight reports with it (ibid.: "~2× computational efficiency", 1/0.52 ≈ 1.92). */
     public static final double MOONLIGHT_EFFICIENCY = 1.92;
 
-    /** A model size of the grid. */
-    public record Size(String name, LlamaConfig model) {
+    /**
+     * A model size of the grid with the centres of its learning-rate sweeps.
+     *
+     * @param adamwRate AdamW's centre: the sweep is half, once and twice it, at every budget
+     * @param muonRate  the centre for Muon's AdamW part (its hidden matrices get 4 times each rate) at the smallest
+     *                  budget; at a budget k times larger the centre is 1/√k of it, Muon's best rate falling as the
+     *                  run lengthens
+     */
+    public record Size(String name, LlamaConfig model, double adamwRate, double muonRate) {
     }
 
     /**
@@ -51,9 +58,8 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
     public record Point(Size size, double tokensPerParameter, OptimizerChoice optimizer, double learningRate) {
     }
 
-    /** The grid's shape: sizes, budgets, per-optimizer learning rates, and the training constants. */
-    record Design(List<Size> sizes, double[] budgets, double[] adamwRates, double[] muonRates, int batch, int evalBatches,
-                  int checkpointsPerRun) {
+    /** The grid's shape: sizes with their learning rates, budgets, and the training constants. */
+    record Design(List<Size> sizes, double[] budgets, int batch, int evalBatches, int checkpointsPerRun) {
     }
 
     private static final int VOCAB = 256;
@@ -62,26 +68,43 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
         return new LlamaConfig(VOCAB, width, layers, heads, heads, mlpWidth, context, false, 10000, 1e-5, 0.02);
     }
 
+    /** Rates r/2, r, 2r, each to 2 significant digits. */
+    static List<Double> around(double r) {
+        return List.of(twoDigits(r / 2), twoDigits(r), twoDigits(2 * r));
+    }
+
+    private static double twoDigits(double v) {
+        return new java.math.BigDecimal(v).round(new java.math.MathContext(2)).doubleValue();
+    }
+
+    /** The rates swept for optimizer {@code o} at size {@code s} and budget {@code k} of the design's budgets. */
+    static List<Double> rates(Design d, Size s, double k, OptimizerChoice o) {
+        return o == OptimizerChoice.ADAMW ? around(s.adamwRate()) : around(s.muonRate() * Math.sqrt(d.budgets()[0] / k));
+    }
+
     /**
-     * The default grid: 4 sizes of N = 34,816 to 356,352 matrix parameters (0.05M to 0.38M parameters in
-     * all), 2 budgets, 3 learning rates per optimizer: 48 runs. On 2 Zen 5 cores alone these trained at
-     * 42–62k (2 layers, width 32), 56k (2 × 48), 38–45k (3 × 64) and 15–23k (3 × 96) tokens a second, so
-     * the grid's 76M tokens take about an hour; see docs/EXPERIMENTS.md.
+     * The default grid: 4 sizes of N = 34,816 to 356,352 matrix parameters (43k to 0.38M parameters in all),
+     * 2 budgets of 8·N and 32·N tokens (either side of Chinchilla's 20), 3 learning rates per optimizer and
+     * point: 48 runs, 150M tokens. The sweeps' centres come from a first sitting of this grid with budgets of
+     * 5·N and 20·N (docs/EXPERIMENTS.md): AdamW was best near 4e-3 (8e-3 at width 32), Muon's AdamW part near
+     * 8e-3 at width 32 falling to 2e-3 at width 96, and half that on the 4 times longer budget. That sitting
+     * trained the four sizes at about 120k, 105k, 55k and 31k tokens a second on 2 Zen 5 cores shared with
+     * other jobs, which puts this grid at about an hour.
      */
     static Design design(GridSize size) {
         return switch (size) {
             case DEFAULT -> new Design(List.of(
-                    new Size("l2w32", llama(2, 32, 2, 96, 64)),
-                    new Size("l2w48", llama(2, 48, 2, 128, 64)),
-                    new Size("l3w64", llama(3, 64, 2, 176, 64)),
-                    new Size("l3w96", llama(3, 96, 3, 256, 64))),
-                    new double[] {5, 20}, new double[] {2e-3, 4e-3, 8e-3}, new double[] {4e-3, 8e-3, 1.6e-2}, 16, 32, 4);
+                    new Size("l2w32", llama(2, 32, 2, 96, 64), 8e-3, 8e-3),
+                    new Size("l2w48", llama(2, 48, 2, 128, 64), 4e-3, 6e-3),
+                    new Size("l3w64", llama(3, 64, 2, 176, 64), 4e-3, 3e-3),
+                    new Size("l3w96", llama(3, 96, 3, 256, 64), 4e-3, 2e-3)),
+                    new double[] {8, 32}, 16, 32, 4);
             case QUICK -> new Design(List.of(
-                    new Size("l1w8", llama(1, 8, 2, 16, 16)),
-                    new Size("l1w12", llama(1, 12, 2, 24, 16)),
-                    new Size("l1w16", llama(1, 16, 2, 32, 16)),
-                    new Size("l1w24", llama(1, 24, 2, 48, 16))),
-                    new double[] {0.5, 1}, new double[] {3e-3, 1e-2, 3e-2}, new double[] {3e-3, 1e-2, 3e-2}, 4, 2, 2);
+                    new Size("l1w8", llama(1, 8, 2, 16, 16), 1e-2, 1e-2),
+                    new Size("l1w12", llama(1, 12, 2, 24, 16), 1e-2, 1e-2),
+                    new Size("l1w16", llama(1, 16, 2, 32, 16), 1e-2, 1e-2),
+                    new Size("l1w24", llama(1, 24, 2, 48, 16), 1e-2, 1e-2)),
+                    new double[] {0.5, 1}, 4, 2, 2);
         };
     }
 
@@ -105,7 +128,7 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
             for (double k : d.budgets()) {
                 long steps = Math.max(1, Math.round(k * n / tokensPerStep));
                 for (OptimizerChoice o : List.of(OptimizerChoice.ADAMW, OptimizerChoice.MUON)) {
-                    for (double lr : o == OptimizerChoice.ADAMW ? d.adamwRates() : d.muonRates()) {
+                    for (double lr : rates(d, s, k, o)) {
                         Point p = new Point(s, k, o, lr);
                         TrainConfig c = new TrainConfig(o, lr, 4 * lr, 0.1, 0.9, 0.95, 0.95, ScheduleKind.COSINE,
                                 Math.max(1, steps / 20), steps, 0.1, d.batch(), 1, 1.0, 1,

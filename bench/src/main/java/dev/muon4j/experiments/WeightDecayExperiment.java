@@ -20,8 +20,8 @@ import java.util.Map;
  * range), and Muon with decoupled weight decay ends best when a model is trained far past its
  * compute-optimal tokens; at first Muon without decay is ahead.
  *
- * <p>Three runs of one small dense model, trained for about 15 times Chinchilla's 20 tokens per
- * parameter (arXiv 2203.15556): AdamW with weight decay 0.1, Muon (Moonlight's) without weight decay,
+ * <p>Three runs of one small dense model (3 layers, width 64), trained for 18 times Chinchilla's 20 tokens
+ * per parameter (arXiv 2203.15556): AdamW with weight decay 0.1, Muon (Moonlight's) without weight decay,
  * Muon with weight decay 0.1, Moonlight's value. The RMS of every matrix's weights and of every block's
  * output is measured on every 1% of the steps ({@link MatrixStatsObserver}); validation every 2%.
  */
@@ -64,13 +64,13 @@ public final class WeightDecayExperiment implements Experiment<WeightDecayExperi
     }
 
     /**
-     * The default run: 48,000 steps of 16 × 64 tokens, 49.2M tokens for N = 166,912 matrix parameters
-     * ({@link TrainingFlops#matmulParameters}), 295 tokens per parameter.
+     * The default runs: 60,000 steps of 16 × 64 tokens, 61.4M tokens for N = 166,912 matrix parameters
+     * ({@link TrainingFlops#matmulParameters}), 368 tokens per parameter, 18 times Chinchilla's 20.
      */
     @Override
     public List<GridRun<Arm>> grid(GridSize size) {
         boolean quick = size == GridSize.QUICK;
-        long steps = quick ? 150 : 48_000;
+        long steps = quick ? 150 : 60_000;
         int batch = quick ? 4 : 16;
         LlamaConfig model = model(size);
         List<GridRun<Arm>> runs = new ArrayList<>();

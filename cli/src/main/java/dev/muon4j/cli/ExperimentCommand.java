@@ -39,9 +39,9 @@ import picocli.CommandLine.Spec;
                 + "checkpoints, so the grid may span several sittings), then write report.md, the plots (SVG, and PNG where "
                 + "rsvg-convert is installed) and the data behind them (CSV) into --out.",
                 "Experiments: scaling (the training FLOPs Muon needs to reach AdamW's loss; 48 runs, about an hour on 2 cores), "
-                        + "update-rms (the update RMS of every matrix shape under each scale; 3 runs, about 40 minutes), "
-                        + "weight-decay (weights, layer outputs and loss over long training, with and without decay; 3 runs, about an "
-                        + "hour). docs/EXPERIMENTS.md has each one's command and time."})
+                        + "update-rms (the update RMS of every matrix shape under each scale; 3 runs, about 25 minutes), "
+                        + "weight-decay (weights, layer outputs and loss over long training, with and without decay; 3 runs, about 55 "
+                        + "minutes). docs/EXPERIMENTS.md has each one's command and time."})
 public final class ExperimentCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "NAME", description = "The experiment: ${COMPLETION-CANDIDATES}.",
             completionCandidates = Names.class)

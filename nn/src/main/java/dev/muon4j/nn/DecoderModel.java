@@ -23,6 +23,8 @@ import java.util.SplittableRandom;
  * {@link MixtureOfExperts}) → residual. Every forward pass records, for each layer and query head, the largest pre-softmax
  * attention logit q·k/√D it saw ({@link #maxLogits()}), a running maximum until
  * {@link #resetMaxLogits()}: what QK-clip ({@link #qkClip(double, double[])}) needs after an optimizer step.
+ * Asked to ({@link #recordLayerOutputs(boolean)}), a forward pass also sums the squares of each block's output
+ * for {@link #layerOutputRms()}; otherwise it does nothing of the kind.
  */
 public final class DecoderModel implements LanguageModel {
     private final ModelConfig config;
