@@ -1004,6 +1004,12 @@ public final class Trainer {
         Map<String, Object> d = new LinkedHashMap<>();
         d.put("fingerprint", data.fingerprint());
         d.put("description", data.describe());
+        // where the text was read, so that eval can read it again
+        d.put("validation_fraction", data.validationFraction());
+        d.put("shipped_corpus", data.origin().shipped());
+        if (!data.origin().paths().isEmpty()) {
+            d.put("corpus_paths", data.origin().paths().stream().map(Path::toString).toList());
+        }
         m.put("data", d);
         return m;
     }
