@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
                 + "windows of the context's length, its perplexity exp(loss), and bits per byte (the loss over the text's "
                 + "bytes in bits; loss / ln 2 for the byte tokenizer).",
                 "By default the corpus, validation split, batch size and batch count are the run's own, so the loss is the "
-                        + "trainer's last validation loss. The same inputs give the same numbers."})
+                        + "validation loss the trainer computes at the checkpoint's step. The same inputs give the same numbers."})
 public final class EvalCommand implements Callable<Integer>, OneLineParseErrors {
     /** What part of the corpus is evaluated. */
     enum Split {
@@ -123,7 +123,7 @@ public final class EvalCommand implements Callable<Integer>, OneLineParseErrors 
         }
         out.printf(Locale.ROOT, "evaluated: %d batch%s of up to %d x %d tokens, %,d tokens (%,d bytes of text)%n", evaluated.size(),
                 evaluated.size() == 1 ? "" : "es", rows, context, e.tokens(), e.bytes());
-        out.printf(Locale.ROOT, "loss %.4f   perplexity %.3f   bits per byte %.4f%n", e.loss(), e.perplexity(), e.bitsPerByte());
+        out.printf(Locale.ROOT, "loss %.6f   perplexity %.4f   bits per byte %.6f%n", e.loss(), e.perplexity(), e.bitsPerByte());
         out.flush();
         return 0;
     }

@@ -66,7 +66,8 @@ public final class GenerateCommand implements Callable<Integer>, OneLineParseErr
     long seed;
 
     @Option(names = "--samples", defaultValue = "1", paramLabel = "N",
-            description = "Independent samples, separated by a line of dashes (default: ${DEFAULT-VALUE}).")
+            description = "Samples of the same prompt, one after the other (the draws continue from one seeded generator), "
+                    + "separated by a line of dashes (default: ${DEFAULT-VALUE}).")
     int samples;
 
     @Mixin
