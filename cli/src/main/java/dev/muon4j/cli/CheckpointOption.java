@@ -29,4 +29,11 @@ final class CheckpointOption {
             err.flush();
         });
     }
+
+    /** A path as the user would write it: relative to the working directory when it lies inside it. */
+    static String shown(Path path) {
+        Path here = Path.of("").toAbsolutePath().normalize();
+        Path p = path.toAbsolutePath().normalize();
+        return p.startsWith(here) && !p.equals(here) ? here.relativize(p).toString() : p.toString();
+    }
 }

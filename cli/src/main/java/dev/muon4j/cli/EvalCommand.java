@@ -113,7 +113,7 @@ public final class EvalCommand implements Callable<Integer>, OneLineParseErrors 
             evaluated = BatchSampler.windows(tokens, limit, rows, context);
             part = String.format(Locale.ROOT, "all of it: %,d tokens", tokens.length);
         }
-        out.printf(Locale.ROOT, "checkpoint: %s (step %d)%n", trained.checkpoint().dir(), trained.checkpoint().step());
+        out.printf(Locale.ROOT, "checkpoint: %s (step %d)%n", CheckpointOption.shown(trained.checkpoint().dir()), trained.checkpoint().step());
         out.println("model: " + model.describe());
         out.printf(Locale.ROOT, "data: %s; %s tokens, %s%n", corpus.describe(), tokenizer.name(), part);
         out.flush();

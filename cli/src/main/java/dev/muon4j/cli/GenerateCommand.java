@@ -97,7 +97,7 @@ public final class GenerateCommand implements Callable<Integer>, OneLineParseErr
                             + "of %d tokens; give at most %d tokens", promptFile != null ? "--prompt-file " + promptFile : "--prompt",
                     promptTokens.length, tokenizer.name(), context, context));
         }
-        err.printf(Locale.ROOT, "checkpoint: %s (step %d); model: %s%n", trained.checkpoint().dir(), trained.checkpoint().step(),
+        err.printf(Locale.ROOT, "checkpoint: %s (step %d); model: %s%n", CheckpointOption.shown(trained.checkpoint().dir()), trained.checkpoint().step(),
                 trained.config().describe());
         err.flush();
         long generated = 0;
@@ -121,9 +121,9 @@ public final class GenerateCommand implements Callable<Integer>, OneLineParseErr
             }
         }
         double seconds = (System.nanoTime() - start) / 1e9;
-        err.printf(Locale.ROOT, "generated %,d tokens in %.1f s (%,.0f tokens/s; %s, top-k %d, top-p %s, seed %d)%n", generated,
-                seconds, generated / Math.max(seconds, 1e-9),
-                temperature == 0 ? "greedy" : "temperature " + plain(temperature), topK, plain(topP), seed);
+        err.printf(Locale.ROOT, "generated %,d tokens in %.1f s (%,.0f tokens/s; %s)%n", generated, seconds,
+                generated / Math.max(seconds, 1e-9), sampling.isGreedy() ? "greedy"
+                        : String.format(Locale.ROOT, "temperature %s, top-k %d, top-p %s, seed %d", plain(temperature), topK, plain(topP), seed));
         err.flush();
         return 0;
     }
