@@ -114,11 +114,13 @@ public final class EvalCommand implements Callable<Integer>, OneLineParseErrors 
             part = String.format(Locale.ROOT, "all of it: %,d tokens", tokens.length);
         }
         out.printf(Locale.ROOT, "checkpoint: %s (step %d)%n", CheckpointOption.shown(trained.checkpoint().dir()), trained.checkpoint().step());
-        out.println("model: " + model.describe());
+        out.println(model.table());
         out.printf(Locale.ROOT, "data: %s; %s tokens, %s%n", corpus.describe(), tokenizer.name(), part);
         out.flush();
         Evaluation e;
         try (Backend backend = backendOptions.open()) {
+            out.println(backendOptions.describe(backend));
+            out.flush();
             e = Evaluation.of(backend, trained.model(), evaluated, tokenizer);
         }
         out.printf(Locale.ROOT, "evaluated: %d batch%s of up to %d x %d tokens, %,d tokens (%,d bytes of text)%n", evaluated.size(),

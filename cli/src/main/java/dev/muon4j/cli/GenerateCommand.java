@@ -104,6 +104,8 @@ public final class GenerateCommand implements Callable<Integer>, OneLineParseErr
         long start = System.nanoTime();
         try (Backend backend = backendOptions.open();
              Generator generator = new Generator(backend, trained.model(), trained.config().vocabSize())) {
+            err.println(backendOptions.describe(backend));
+            err.flush();
             Sampler sampler = new Sampler(sampling, seed);
             TokenTextStream stream = new TokenTextStream(tokenizer);
             for (int s = 0; s < samples; s++) {

@@ -288,9 +288,9 @@ public final class TrainCommand implements Callable<Integer> {
         ModelConfig model = options.model(data.vocabSize());
         TrainConfig config = options.train(optimizer, model.contextLength(), 300);
         Path dir = runDir != null ? runDir : defaultRunDir();
-        out.println("backend: " + backend.description());
+        out.println(backendOptions.describe(backend));
         out.println("data: " + data.describe());
-        out.println("model: " + model.describe());
+        out.println(model.table());
         out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g (AdamW) / %.3g (Muon), run directory %s%n",
                 optimizer == OptimizerChoice.MUON ? "MUON (" + config.muonVariant().name().toLowerCase(Locale.ROOT)
                         + (config.cautiousWeightDecay() ? ", cautious weight decay" : "")

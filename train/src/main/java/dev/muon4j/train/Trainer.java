@@ -568,7 +568,7 @@ public final class Trainer {
                 StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds, qkClip, experts);
                 points.add(point);
                 if (root) {
-                    metrics.step(point);
+                    metrics.step(point, config.optimizer() == OptimizerChoice.MUON ? config.muonLearningRate() * r.lrFactor() : null);
                 }
                 if (health.watchesCollapse() && health.isCollapseStep(loss, r.gradientNorm(), modelConfig.vocabSize())) {
                     if (streak++ == 0) {
