@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
 /** Entry point of the {@code muon4j} command line. */
 @Command(name = "muon4j", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "The Muon optimizer and its training system on the JVM.",
-        subcommands = {CompareCommand.class, TrainCommand.class, DataCommand.class, DemoCommand.class, BenchCommand.class})
+        subcommands = {CompareCommand.class, TrainCommand.class, ExportCommand.class, DataCommand.class, DemoCommand.class, BenchCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override
@@ -55,6 +55,7 @@ public final class Main implements Callable<Integer> {
     public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Main());
         cli.setCaseInsensitiveEnumValuesAllowed(true);
+        cli.getSubcommands().get("export").setParameterExceptionHandler(new ExportCommand.OneLineErrors());
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             if (ex instanceof IllegalArgumentException || ex instanceof IllegalStateException
                     || ex instanceof java.io.IOException || ex instanceof java.io.UncheckedIOException) {
