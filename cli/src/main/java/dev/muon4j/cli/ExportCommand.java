@@ -6,7 +6,6 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -18,7 +17,7 @@ import picocli.CommandLine.Spec;
         description = "Write the latest checkpoint of RUN_DIR (or the checkpoint directory RUN_DIR) as a directory that Hugging Face's "
                 + "AutoModelForCausalLM.from_pretrained opens: config.json, model.safetensors, generation_config.json and the "
                 + "tokenizer's files. The directory is written whole and then renamed into place.")
-public final class ExportCommand implements Callable<Integer> {
+public final class ExportCommand implements Callable<Integer>, OneLineParseErrors {
     @Parameters(index = "0", paramLabel = "RUN_DIR", description = "A run directory (its latest checkpoint) or one checkpoint directory.")
     Path from;
 
@@ -56,14 +55,5 @@ public final class ExportCommand implements Callable<Integer> {
         out.println("load it in Python: AutoModelForCausalLM.from_pretrained(\"" + r.out() + "\")");
         out.flush();
         return 0;
-    }
-
-    /** Parse errors of this command in one line, "muon4j export: …", as the command's other errors. */
-    static final class OneLineErrors implements CommandLine.IParameterExceptionHandler {
-        @Override
-        public int handleParseException(CommandLine.ParameterException ex, String[] args) {
-            ex.getCommandLine().getErr().println("muon4j export: " + ex.getMessage() + " (muon4j export --help lists the options)");
-            return 2;
-        }
     }
 }

@@ -28,12 +28,20 @@ record CheckpointConfig(Map<String, Object> model, TrainConfig train, String tok
     }
 
     /**
-     * The training data.
+     * The training data, and where its text was read, so that {@code eval} can read it again.
      *
-     * @param fingerprint identifies the tokens (a resumed run must see the same)
-     * @param description a few words for people
+     * @param fingerprint        identifies the tokens (a resumed run must see the same)
+     * @param description        a few words for people
+     * @param validationFraction the share of the corpus held out for validation
+     * @param shippedCorpus      whether the text is the corpus that ships with muon4j
+     * @param corpusPaths        the files or directories the text was read from; null (not written) for none
      */
-    record Data(String fingerprint, String description) {
+    record Data(String fingerprint, String description,
+                @com.fasterxml.jackson.annotation.JsonProperty("validation_fraction") double validationFraction,
+                @com.fasterxml.jackson.annotation.JsonProperty("shipped_corpus") boolean shippedCorpus,
+                @com.fasterxml.jackson.annotation.JsonProperty("corpus_paths")
+                @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+                java.util.List<String> corpusPaths) {
     }
 
     /**

@@ -1041,8 +1041,10 @@ public final class Trainer {
     }
 
     private CheckpointConfig checkpointConfig() {
+        // where the text was read, so that eval can read it again
+        List<String> paths = data.origin().paths().isEmpty() ? null : data.origin().paths().stream().map(Path::toString).toList();
         return new CheckpointConfig(modelConfig.toMap(), config, tokenizerName,
-                new CheckpointConfig.Data(data.fingerprint(), data.describe()),
+                new CheckpointConfig.Data(data.fingerprint(), data.describe(), data.validationFraction(), data.origin().shipped(), paths),
                 new CheckpointConfig.HuggingFace(HuggingFaceConfig.architecture(modelConfig).orElse(null),
                         HuggingFaceConfig.notes(modelConfig)),
                 initialWeights == null ? null : initialWeights.record());
