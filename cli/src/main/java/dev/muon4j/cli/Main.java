@@ -10,8 +10,8 @@ import picocli.CommandLine.Command;
 /** Entry point of the {@code muon4j} command line. */
 @Command(name = "muon4j", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "The Muon optimizer and its training system on the JVM.",
-        subcommands = {CompareCommand.class, TrainCommand.class, GenerateCommand.class, EvalCommand.class, PlotCommand.class, DataCommand.class,
-                DemoCommand.class, BenchCommand.class})
+        subcommands = {CompareCommand.class, TrainCommand.class, ExportCommand.class, GenerateCommand.class, EvalCommand.class,
+                PlotCommand.class, DataCommand.class, DemoCommand.class, BenchCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override

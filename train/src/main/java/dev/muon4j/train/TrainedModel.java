@@ -78,12 +78,12 @@ public final class TrainedModel {
     @SuppressWarnings("unchecked")
     private static ModelConfig modelConfig(CheckpointStore.Checkpoint cp) throws IOException {
         if (!(cp.config().get("model") instanceof Map<?, ?> m)) {
-            throw new IOException("checkpoint " + cp.dir() + " has no model config (\"model\" in " + CheckpointStore.CONFIG_FILE + ")");
+            throw new IOException("checkpoint " + cp.dir() + " has no model config (\"model\" in " + settingsFile(cp) + ")");
         }
         try {
             return ModelConfig.fromMap((Map<String, ?>) m);
         } catch (RuntimeException e) {
-            throw new IOException("checkpoint " + cp.dir() + ": the model config in " + CheckpointStore.CONFIG_FILE + " is damaged: "
+            throw new IOException("checkpoint " + cp.dir() + ": the model config in " + settingsFile(cp) + " is damaged: "
                     + e.getMessage(), e);
         }
     }
@@ -91,13 +91,18 @@ public final class TrainedModel {
     private static TokenizerKind tokenizer(CheckpointStore.Checkpoint cp) throws IOException {
         if (!(cp.config().get("tokenizer") instanceof String name)) {
             throw new IOException("checkpoint " + cp.dir() + " does not name its tokenizer (\"tokenizer\" in "
-                    + CheckpointStore.CONFIG_FILE + ")");
+                    + settingsFile(cp) + ")");
         }
         try {
             return TokenizerKind.parse(name);
         } catch (IllegalArgumentException e) {
             throw new IOException("checkpoint " + cp.dir() + ": " + e.getMessage(), e);
         }
+    }
+
+    /** The file holding muon4j's settings: muon4j.json, or config.json in checkpoints written before it. */
+    private static String settingsFile(CheckpointStore.Checkpoint cp) {
+        return cp.huggingFace().isEmpty() ? CheckpointStore.CONFIG_FILE : CheckpointStore.SETTINGS_FILE;
     }
 
     /** The checkpoint the weights came from. */
@@ -120,12 +125,12 @@ public final class TrainedModel {
         return tokenizer;
     }
 
-    /** The run's training data as it recorded it: {@code config.json}'s {@code "data"} object, empty when absent. */
+    /** The run's training data as it recorded it: muon4j.json's {@code "data"} object, empty when absent. */
     private Map<?, ?> data() {
         return checkpoint.config().get("data") instanceof Map<?, ?> d ? d : Map.of();
     }
 
-    /** The run's training settings: {@code config.json}'s {@code "train"} object, empty when absent. */
+    /** The run's training settings: muon4j.json's {@code "train"} object, empty when absent. */
     private Map<?, ?> train() {
         return checkpoint.config().get("train") instanceof Map<?, ?> t ? t : Map.of();
     }
