@@ -97,7 +97,7 @@ class ExportCommandTest {
                 "--threads", "1", "--run-dir", second.toString(), "--init-from", out.toString());
         assertEquals(0, r.code(), r.out() + r.err());
         assertTrue(r.out().contains("initial weights: Hugging Face model " + out.toAbsolutePath()), r.out());
-        assertTrue(r.out().contains("1 layers, width 32"), r.out());
+        assertTrue(r.out().contains("layers        1, width 32"), r.out());
         Map<String, Object> settings = JsonCodec.readObject(second.resolve("step-00000001/muon4j.json"));
         assertEquals("hugging_face", ((Map<?, ?>) settings.get("init_from")).get("kind"));
 
