@@ -16,6 +16,9 @@ public final class BackendOptions {
             description = "Compute threads (default: number of processors).")
     Integer threads;
 
+    /** Why {@link #open()} took the backend it opened last. */
+    private String reason;
+
     /**
      * Opens the chosen backend with the chosen thread count.
      *
@@ -29,6 +32,16 @@ public final class BackendOptions {
         if (threads != null) {
             config = config.withThreads(threads);
         }
-        return Backends.open(config);
+        Backends.Choice choice = Backends.choose(config);
+        reason = choice.reason();
+        return choice.backend();
+    }
+
+    /**
+     * The one line a command prints about the backend it opened with {@link #open()}: its description
+     * and why it was taken (the library's own log line says the same, so commands open without it).
+     */
+    public String describe(Backend backend) {
+        return "backend: " + backend.description() + (reason == null ? "" : " (" + reason + ")");
     }
 }

@@ -143,7 +143,7 @@ public final class BenchCommand implements Callable<Integer> {
                 return new SizeLimits.Heap(parts);
             }, batch, Runtime.getRuntime().maxMemory(), "--batch or --steps");
             try (Backend backend = backendOptions.open()) {
-                System.out.println("backend: " + backend.description());
+                System.out.println(backendOptions.describe(backend));
                 for (TrainingBenchmark.Case c : cases) {
                     System.out.printf("%s: %s%n", c.label(), c.config().describe());
                 }
@@ -212,7 +212,7 @@ public final class BenchCommand implements Callable<Integer> {
         public Integer call() {
             atLeast("--repetitions", repetitions, 1);
             try (Backend backend = backendOptions.open()) {
-                System.out.println("backend: " + backend.description());
+                System.out.println(backendOptions.describe(backend));
                 System.out.printf("java %s, %d processors%n%n", Runtime.version(), Runtime.getRuntime().availableProcessors());
                 OptimizerBenchmark bench = new OptimizerBenchmark(backend, System.out, repetitions);
                 double peak = dev.muon4j.bench.FmaPeak.gflops(backend.threads(), 5);

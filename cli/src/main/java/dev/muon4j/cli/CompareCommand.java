@@ -73,9 +73,9 @@ public final class CompareCommand implements Callable<Integer> {
         }
         String modelText = model.describe();
         try (Backend backend = backendOptions.open()) {
-            w.println("backend: " + backend.description());
+            w.println(backendOptions.describe(backend));
             w.println("data: " + data.describe());
-            w.println("model: " + modelText);
+            w.println(model.table());
             w.println("training (each optimizer): " + training);
             w.println("output: " + dir);
             w.flush();

@@ -65,7 +65,7 @@ public final class DemoCommand implements Callable<Integer> {
         TeacherStudentMlp.Dataset train = TeacherStudentMlp.teacherData(seed, seed + 1, TRAINING_BATCHES * batch);
         TeacherStudentMlp.Dataset valid = TeacherStudentMlp.teacherData(seed, seed + 2, VALIDATION_BATCHES * batch);
         try (Backend backend = backendOptions.open()) {
-            out.println("backend: " + backend.description());
+            out.println(backendOptions.describe(backend));
             out.printf("task: student MLP %d→%d→%d→%d (ReLU) imitates a random tanh teacher; %d train / %d validation samples%n",
                     TeacherStudentMlp.INPUT, TeacherStudentMlp.HIDDEN, TeacherStudentMlp.HIDDEN, TeacherStudentMlp.OUTPUT,
                     train.size(), valid.size());

@@ -90,7 +90,7 @@ public final class ExperimentCommand implements Callable<Integer> {
             JobControl job = JobControl.forProcess(spec.root().commandLine().getParseResult().originalArgs());
             GridRunner.Summary summary;
             try (Backend backend = backendOptions.open()) {
-                w.println("backend: " + backend.description());
+                w.println(backendOptions.describe(backend));
                 w.flush();
                 summary = train(experiment, size, backend, data, dir, w, job.stopRequested());
             } finally {

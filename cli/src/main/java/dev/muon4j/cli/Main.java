@@ -10,7 +10,8 @@ import picocli.CommandLine.Command;
 /** Entry point of the {@code muon4j} command line. */
 @Command(name = "muon4j", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "The Muon optimizer and its training system on the JVM.",
-        subcommands = {CompareCommand.class, ExperimentCommand.class, TrainCommand.class, DataCommand.class, DemoCommand.class, BenchCommand.class})
+        subcommands = {CompareCommand.class, ExperimentCommand.class, TrainCommand.class, ExportCommand.class, GenerateCommand.class,
+                EvalCommand.class, PlotCommand.class, DataCommand.class, DemoCommand.class, BenchCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override
@@ -22,7 +23,10 @@ public final class Main implements Callable<Integer> {
     public static void main(String[] args) {
         // One line per log record: "INFO dev.muon4j.backend: message".
         System.setProperty("java.util.logging.SimpleFormatter.format", "%4$s %3$s: %5$s%6$s%n");
-        System.exit(commandLine().execute(args));
+        CommandLine cli = commandLine();
+        // Generated text is UTF-8 whatever the locale says, so that every character the model writes reaches the file or pipe.
+        cli.setOut(new java.io.PrintWriter(new java.io.OutputStreamWriter(System.out, java.nio.charset.StandardCharsets.UTF_8), true));
+        System.exit(cli.execute(args));
     }
 
     /** The project's version, as the build wrote it into {@code version.properties}. */
@@ -62,6 +66,18 @@ public final class Main implements Callable<Integer> {
                 return 2;
             }
             throw ex;
+        });
+        CommandLine.IParameterExceptionHandler usage = cli.getParameterExceptionHandler();
+        cli.setParameterExceptionHandler((ex, args) -> {
+            CommandLine cmd = ex.getCommandLine();
+            if (!(cmd.getCommand() instanceof OneLineParseErrors)) {
+                return usage.handleParseException(ex, args);
+            }
+            String hint = ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()
+                    ? "; did you mean " + String.join(" or ", u.getSuggestions()) + "?" : "";
+            cmd.getErr().println("muon4j: " + ex.getMessage().strip().replace('\n', ' ') + hint + " (muon4j "
+                    + cmd.getCommandName() + " --help lists the flags)");
+            return 2;
         });
         return cli;
     }

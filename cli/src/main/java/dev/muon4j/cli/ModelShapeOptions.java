@@ -166,6 +166,74 @@ public final class ModelShapeOptions {
         return new DeepSeekConfig(trunk, moe, mla);
     }
 
+    /**
+     * The model of a directory a run starts from ({@code --init-from}), after checking that every shape flag
+     * given agrees with it; {@code --balance-loss}, a training setting, applies to it.
+     *
+     * @param model  the directory's model
+     * @param source names the directory in errors
+     * @throws IllegalArgumentException naming each flag whose value contradicts the directory's, with both values
+     */
+    ModelConfig agreeWith(ModelConfig model, String source) {
+        LlamaConfig t = model.trunk();
+        DeepSeekConfig d = model instanceof DeepSeekConfig ds ? ds : null;
+        java.util.List<String> contradictions = new java.util.ArrayList<>();
+        if (family != null && family != model.family()) {
+            contradictions.add("--model " + family.key() + " (it holds a " + model.family().key() + " model)");
+        }
+        compare(contradictions, "--layers", layers, t.layers());
+        compare(contradictions, "--width", width, t.width());
+        compare(contradictions, "--heads", heads, t.heads());
+        compare(contradictions, "--kv-heads", kvHeads, t.kvHeads());
+        compare(contradictions, "--mlp-width", mlpWidth, t.mlpWidth());
+        compare(contradictions, "--context", context, t.contextLength());
+        if (initStd != null && initStd != t.initStd()) {
+            contradictions.add("--init-std " + initStd + " (it has " + t.initStd() + ")");
+        }
+        if (tied && !t.tiedHead()) {
+            contradictions.add("--tied (its head is not tied)");
+        }
+        if (d == null) {
+            for (Object[] f : new Object[][] {{"--experts", experts}, {"--active-experts", activeExperts}, {"--expert-width", expertWidth},
+                    {"--shared-experts", sharedExperts}, {"--dense-layers", denseLayers}, {"--attention", attention},
+                    {"--balance-loss", balanceLoss}}) {
+                if (f[1] != null) {
+                    contradictions.add(f[0] + " (it holds a dense llama model)");
+                }
+            }
+        } else {
+            compare(contradictions, "--experts", experts, d.moe().experts());
+            compare(contradictions, "--active-experts", activeExperts, d.moe().activeExperts());
+            compare(contradictions, "--expert-width", expertWidth, d.moe().expertWidth());
+            compare(contradictions, "--shared-experts", sharedExperts, d.moe().sharedExperts());
+            compare(contradictions, "--dense-layers", denseLayers, d.moe().firstDenseLayers());
+            AttentionKind has = d.mla() != null ? AttentionKind.MLA : AttentionKind.GQA;
+            if (attention != null && attention != has) {
+                contradictions.add("--attention " + attention.name().toLowerCase(java.util.Locale.ROOT) + " (it has "
+                        + has.name().toLowerCase(java.util.Locale.ROOT) + ")");
+            }
+        }
+        if (!contradictions.isEmpty()) {
+            throw new IllegalArgumentException("--init-from " + source + " sets the model's shape, and " + String.join(", ", contradictions)
+                    + " contradict" + (contradictions.size() == 1 ? "s" : "") + " it; leave the shape flags out or give its values");
+        }
+        if (d != null && balanceLoss != null) {
+            if (!(balanceLoss >= 0 && Double.isFinite(balanceLoss))) {
+                throw new IllegalArgumentException("--balance-loss must be finite and >= 0, got " + balanceLoss);
+            }
+            MoeConfig m = d.moe();
+            return new DeepSeekConfig(d.trunk(), new MoeConfig(m.experts(), m.activeExperts(), m.expertWidth(), m.sharedExperts(),
+                    m.routedScale(), m.firstDenseLayers(), balanceLoss), d.mla());
+        }
+        return model;
+    }
+
+    private static void compare(java.util.List<String> contradictions, String flag, Integer given, int has) {
+        if (given != null && given != has) {
+            contradictions.add(flag + " " + given + " (it has " + has + ")");
+        }
+    }
+
     private static void atLeastOne(String flag, Integer value) {
         if (value != null && value < 1) {
             throw new IllegalArgumentException(flag + " must be at least 1, got " + value);

@@ -13,6 +13,7 @@ import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.optim.NewtonSchulzConfig;
 import dev.muon4j.train.ChangedSettingsException;
 import dev.muon4j.train.HealthCheck;
+import dev.muon4j.train.InitialWeights;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.Progress;
 import dev.muon4j.train.RunOptions;
@@ -47,6 +48,12 @@ public final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--run-dir", paramLabel = "DIR", description = "Run directory (default: runs/<optimizer>-<date-time>).")
     Path runDir;
+
+    @Option(names = "--init-from", paramLabel = "DIR",
+            description = "Start the new run from the weights of DIR: a directory written by 'muon4j export' (or any Hugging Face "
+                    + "llama or deepseek_v3 directory muon4j can compute), a run directory (its latest checkpoint) or one checkpoint "
+                    + "directory. The model's shape is DIR's (shape flags may only repeat it); the optimizer starts fresh.")
+    Path initFrom;
 
     @Option(names = "--resume", description = "Continue from the run directory's latest checkpoint (needs --run-dir); "
             + "refused when it holds none, or when settings differ from the checkpoint's (see --allow-changed).")
@@ -129,6 +136,9 @@ public final class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--rank-timeout must be at least 1 second, got " + rankTimeout);
         }
         PrintWriter out = spec.commandLine().getOut();
+        if (initFrom != null) {
+            initialWeights = initialWeights(spec.commandLine().getErr());
+        }
         int world = MpiLaunch.worldSize();
         options.checkSizes(optimizer, world > 0 ? world : ranks == null ? 1 : ranks);
         if (world > 0) {
@@ -203,6 +213,37 @@ public final class TrainCommand implements Callable<Integer> {
             return null;
         });
         return job.exitCode(out);
+    }
+
+    /** What --init-from read; null without it. */
+    private InitialWeights initialWeights;
+
+    /**
+     * Reads --init-from's directory and checks it against the command line: --preset and shape flags that
+     * contradict its model, and a tokenizer other than the one it was trained with, are refused.
+     */
+    private InitialWeights initialWeights(PrintWriter err) throws java.io.IOException {
+        if (spec.commandLine().getParseResult().hasMatchedOption("--preset")) {
+            throw new IllegalArgumentException("--preset and --init-from both set the model's shape; leave --preset out (the shape is "
+                    + initFrom + "'s)");
+        }
+        InitialWeights init = InitialWeights.read(initFrom, warning -> {
+            err.println("muon4j: warning: " + warning);
+            err.flush();
+        });
+        ModelConfig model = options.shape.agreeWith(init.model(), initFrom.toString());
+        if (init.tokenizer().isPresent() && init.tokenizer().get() != options.tokenizer) {
+            throw new IllegalArgumentException(init.describe() + " was trained with tokenizer " + init.tokenizer().get().encodingName()
+                    + "; give --tokenizer " + init.tokenizer().get().name().toLowerCase(Locale.ROOT) + " (this run's is "
+                    + options.tokenizer.name().toLowerCase(Locale.ROOT) + ")");
+        }
+        int vocab = options.tokenizer.create().vocabSize();
+        if (vocab > model.vocabSize()) {
+            throw new IllegalArgumentException(init.describe() + " has a vocabulary of " + model.vocabSize() + ", fewer than the "
+                    + vocab + " ids of --tokenizer " + options.tokenizer.name().toLowerCase(Locale.ROOT));
+        }
+        options.initialModel = model;
+        return new InitialWeights(init.source(), init.kind(), init.step(), model, init.weights(), init.tokenizer(), init.checkpoint());
     }
 
     /** The settings --allow-changed may name: flag name → the setting's name in the checkpoint's config. */
@@ -288,9 +329,9 @@ public final class TrainCommand implements Callable<Integer> {
         ModelConfig model = options.model(data.vocabSize());
         TrainConfig config = options.train(optimizer, model.contextLength(), 300);
         Path dir = runDir != null ? runDir : defaultRunDir();
-        out.println("backend: " + backend.description());
+        out.println(backendOptions.describe(backend));
         out.println("data: " + data.describe());
-        out.println("model: " + model.describe());
+        out.println(model.table());
         out.printf(Locale.ROOT, "training: %s, %d steps of %d sequences x %d tokens, lr %.3g (AdamW) / %.3g (Muon), run directory %s%n",
                 optimizer == OptimizerChoice.MUON ? "MUON (" + config.muonVariant().name().toLowerCase(Locale.ROOT)
                         + (config.cautiousWeightDecay() ? ", cautious weight decay" : "")
@@ -310,6 +351,11 @@ public final class TrainCommand implements Callable<Integer> {
             out.println(msg);
             out.flush();
         }, progress, comm == null ? null : new Trainer.DataParallel(comm, sharding));
+        if (initialWeights != null) {
+            trainer.initializeFrom(initialWeights);
+            out.println("initial weights: " + initialWeights.describe() + (initialWeights.step() != null ? " (step "
+                    + initialWeights.step() + ")" : "") + "; the optimizer starts fresh (a run resuming its own checkpoint does not use them)");
+        }
         Trainer.Result r;
         try {
             r = trainer.run(runOptions().withStopRequested(job.stopRequested()));

@@ -177,9 +177,15 @@ public final class TrainingOptions {
         }
     }
 
-    /** The model config: the preset of the chosen family with any flags applied, the vocabulary set from the tokenizer. */
+    /** The model of the directory a run starts from ({@code train --init-from}); null: the preset and the flags. */
+    ModelConfig initialModel;
+
+    /**
+     * The model config: the directory's when a run starts from one, else the preset of the chosen family with
+     * any flags applied, the vocabulary set from the tokenizer.
+     */
     ModelConfig model(int vocabSize) {
-        return shape.model(preset, vocabSize);
+        return initialModel != null ? initialModel : shape.model(preset, vocabSize);
     }
 
     /** Loads the corpus and tokenizes it. */

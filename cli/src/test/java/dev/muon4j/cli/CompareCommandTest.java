@@ -132,7 +132,7 @@ class CompareCommandTest {
         int code = cli.execute(args.toArray(String[]::new));
         String console = stdout.toString();
         assertEquals(0, code, () -> "exit code; stdout:\n" + console + "\nstderr:\n" + stderr);
-        assertTrue(console.contains("4 experts (2 active + 1 shared) of width 16"), console);
+        assertTrue(console.contains("then 4 experts of 16") && console.contains("2 of 4 + 1 shared"), console);
         assertTrue(console.contains("router bias rate 0.0100"), console);
         assertTrue(console.contains("report: " + out.resolve("report.md") + " (plot: " + out.resolve("loss.svg") + ", "
                 + out.resolve("load.svg") + ")"), console);

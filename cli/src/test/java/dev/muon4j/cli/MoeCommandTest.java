@@ -53,9 +53,13 @@ class MoeCommandTest {
         Run r = run(train(dir, "--experts", "6", "--active-experts", "3", "--expert-width", "32", "--shared-experts", "1",
                 "--router-bias-rate", "0.01", "--balance-loss", "0.0001"));
         assertEquals(0, r.code(), r.out() + r.err());
-        assertTrue(r.out().contains("6 experts (3 active + 1 shared) of width 32") && r.out().contains("latent attention"), r.out());
-        Map<?, ?> config = JsonCodec.parseObject(Files.readString(dir.resolve("step-00000002/config.json")));
+        assertTrue(r.out().contains("then 6 experts of 32") && r.out().contains("3 of 6 + 1 shared") && r.out().contains("attention     latent,"),
+                r.out());
+        Map<?, ?> config = JsonCodec.parseObject(Files.readString(dir.resolve("step-00000002/muon4j.json")));
         Map<?, ?> model = (Map<?, ?>) config.get("model");
+        Map<?, ?> huggingFace = JsonCodec.parseObject(Files.readString(dir.resolve("step-00000002/config.json")));
+        assertEquals("deepseek_v3", huggingFace.get("model_type"));
+        assertEquals(6L, huggingFace.get("n_routed_experts"));
         assertEquals("deepseek", model.get("model"));
         assertEquals(6L, ((Map<?, ?>) model.get("moe")).get("experts"));
         assertEquals(1e-4, ((Number) ((Map<?, ?>) model.get("moe")).get("balance_loss_alpha")).doubleValue());

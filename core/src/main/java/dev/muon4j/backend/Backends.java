@@ -52,24 +52,49 @@ public final class Backends {
     private Backends() {
     }
 
-    /** Opens the backend described by {@code config}; never returns null. */
+    /**
+     * Opens the backend described by {@code config} and logs which it is and why, once (INFO on the
+     * {@code dev.muon4j.backend} logger); never returns null.
+     */
     public static Backend open(BackendConfig config) {
+        Choice choice = choose(config);
+        LOG.log(Level.INFO, "compute backend: {0} ({1})", choice.backend().description(), choice.reason());
+        return choice.backend();
+    }
+
+    /**
+     * An opened backend and why it was taken: {@code "requested"}, or AUTO's reason with what it
+     * skipped before it.
+     */
+    public record Choice(Backend backend, String reason) {
+        public Choice {
+            java.util.Objects.requireNonNull(backend, "backend");
+            java.util.Objects.requireNonNull(reason, "reason");
+        }
+    }
+
+    /**
+     * Opens the backend described by {@code config} like {@link #open} but logs nothing about the
+     * choice: for an application that reports it itself (muon4j's command line prints it with its
+     * other settings).
+     */
+    public static Choice choose(BackendConfig config) {
         return switch (config.kind()) {
-            case VECTOR -> logged(new VectorBackend(config.threads()), "requested");
-            case OPENBLAS_SYSTEM -> logged(openSystem(config.threads()), "requested");
-            case OPENBLAS_BUNDLED -> logged(openBundled(config.threads()), "requested");
+            case VECTOR -> chosen(new VectorBackend(config.threads()), "requested");
+            case OPENBLAS_SYSTEM -> chosen(openSystem(config.threads()), "requested");
+            case OPENBLAS_BUNDLED -> chosen(openBundled(config.threads()), "requested");
             case ONEDNN -> {
                 if (flightRecordingRuns()) {
                     LOG.log(Level.WARNING, "oneDNN requested while " + JFR_CRASH
                             + "; disable jdk.ExecutionSample in the recording's settings");
                 }
-                yield logged(openOneDnn(config.threads()), "requested");
+                yield chosen(openOneDnn(config.threads()), "requested");
             }
             case AUTO -> openAuto(config.threads());
         };
     }
 
-    private static Backend openAuto(int threads) {
+    private static Choice openAuto(int threads) {
         List<String> skipped = new ArrayList<>();
         OneDnnBackend oneDnn = null;
         try {
@@ -78,26 +103,26 @@ public final class Backends {
             }
             oneDnn = checked(openOneDnn(threads));
             if (oneDnn.isa().startsWith("AVX-512")) {
-                return logged(oneDnn, "auto: its kernels use " + oneDnn.isa() + " on this processor");
+                return chosen(oneDnn, "auto: its kernels use " + oneDnn.isa() + " on this processor");
             }
             skipped.add("oneDNN: " + oneDnn.isa() + " only, OpenBLAS first");
         } catch (RuntimeException e) {
             skipped.add("oneDNN: " + e.getMessage());
         }
         try {
-            return logged(checked(openSystem(threads)), auto(skipped));
+            return chosen(checked(openSystem(threads)), auto(skipped));
         } catch (RuntimeException e) {
             skipped.add("system OpenBLAS: " + e.getMessage());
         }
         try {
-            return logged(checked(openBundled(threads)), auto(skipped));
+            return chosen(checked(openBundled(threads)), auto(skipped));
         } catch (RuntimeException e) {
             skipped.add("bundled OpenBLAS: " + e.getMessage());
         }
         if (oneDnn != null) {
-            return logged(oneDnn, auto(skipped));
+            return chosen(oneDnn, auto(skipped));
         }
-        return logged(new VectorBackend(threads), auto(skipped));
+        return chosen(new VectorBackend(threads), auto(skipped));
     }
 
     /**
@@ -203,9 +228,8 @@ public final class Backends {
         return t;
     }
 
-    private static Backend logged(Backend backend, String why) {
-        LOG.log(Level.INFO, "compute backend: {0} ({1})", backend.description(), why);
-        return backend;
+    private static Choice chosen(Backend backend, String why) {
+        return new Choice(backend, why);
     }
 
     /** Opens the system's libopenblas; throws {@link IllegalStateException} naming the paths tried if there is none. */

@@ -39,12 +39,17 @@ public final class ChildJvm {
     }
 
     /**
-     * muon4j-core's compiled classes, and the org.bytedeco openblas and dnnl jars where this JVM has
-     * them on its class path: what a library user's class path holds.
+     * muon4j-core's compiled classes, its run-time dependencies (Jackson's three jars), and the
+     * org.bytedeco openblas and dnnl jars where this JVM has them on its class path: what a library
+     * user's class path holds.
      */
     public static List<String> coreClassPath() {
         List<String> classPath = new ArrayList<>();
         classPath.add(location(Kernels.class.getProtectionDomain().getCodeSource().getLocation()));
+        for (Class<?> dependency : List.of(com.fasterxml.jackson.databind.ObjectMapper.class,
+                com.fasterxml.jackson.core.JsonParser.class, com.fasterxml.jackson.annotation.JsonProperty.class)) {
+            classPath.add(location(dependency.getProtectionDomain().getCodeSource().getLocation()));
+        }
         for (String resource : List.of("org/bytedeco/openblas/linux-x86_64/libopenblas.so.0",
                 "org/bytedeco/dnnl/linux-x86_64/libdnnl.so.3")) {
             URL url = Backends.class.getClassLoader().getResource(resource);

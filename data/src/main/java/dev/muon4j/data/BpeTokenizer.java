@@ -96,6 +96,11 @@ public final class BpeTokenizer implements Tokenizer {
     /** {@inheritDoc} Byte sequences that are not valid UTF-8 become U+FFFD. */
     @Override
     public String decode(int[] tokens) {
+        return new String(decodeBytes(tokens), StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public byte[] decodeBytes(int[] tokens) {
         IntArrayList list = new IntArrayList(tokens.length);
         for (int i = 0; i < tokens.length; i++) {
             int t = tokens[i];
@@ -105,16 +110,14 @@ public final class BpeTokenizer implements Tokenizer {
             }
             list.add(t);
         }
-        byte[] bytes;
         try {
-            bytes = encoding.decodeBytes(list);
+            return encoding.decodeBytes(list);
         } catch (RuntimeException e) {
             // ids inside [0, vocabSize) that the encoding leaves unused (cl100k and o200k have gaps)
             throw new IllegalArgumentException("token ids " + Arrays.toString(tokens.length <= 16 ? tokens
                     : Arrays.copyOf(tokens, 16)) + (tokens.length > 16 ? "..." : "")
                     + " include an id the " + name() + " encoding does not define: " + e.getMessage(), e);
         }
-        return new String(bytes, StandardCharsets.UTF_8);
     }
 
     @Override

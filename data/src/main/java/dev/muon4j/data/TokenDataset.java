@@ -17,6 +17,8 @@ public final class TokenDataset {
     private final int vocabSize;
     private final int[] train;
     private final int[] validation;
+    private final double validationFraction;
+    private final Corpus.Origin origin;
     private String fingerprint;
 
     /**
@@ -30,6 +32,10 @@ public final class TokenDataset {
      *     split is shorter than {@code T + 1} ("corpus of N tokens is too short for context T")
      */
     public TokenDataset(int[] tokens, Tokenizer tokenizer, double validationFraction, int contextLength) {
+        this(tokens, tokenizer, validationFraction, contextLength, new Corpus.Origin(false, List.of()));
+    }
+
+    private TokenDataset(int[] tokens, Tokenizer tokenizer, double validationFraction, int contextLength, Corpus.Origin origin) {
         if (!(validationFraction > 0 && validationFraction < 1)) {
             throw new IllegalArgumentException("validation fraction must lie in (0, 1), got " + validationFraction);
         }
@@ -49,6 +55,8 @@ public final class TokenDataset {
         this.vocabSize = tokenizer.vocabSize();
         this.train = Arrays.copyOfRange(tokens, 0, nTrain);
         this.validation = Arrays.copyOfRange(tokens, nTrain, n);
+        this.validationFraction = validationFraction;
+        this.origin = origin;
     }
 
     /**
@@ -75,7 +83,7 @@ public final class TokenDataset {
      * @throws IllegalArgumentException if a split is too short for the context
      */
     public static TokenDataset of(Corpus corpus, Tokenizer tokenizer, double validationFraction, int contextLength) {
-        return new TokenDataset(tokenizer.encode(corpus.text()), tokenizer, validationFraction, contextLength);
+        return new TokenDataset(tokenizer.encode(corpus.text()), tokenizer, validationFraction, contextLength, corpus.origin());
     }
 
     /** The training tokens (shared, do not modify). */
@@ -86,6 +94,16 @@ public final class TokenDataset {
     /** The validation tokens (shared, do not modify). */
     public int[] validationTokens() {
         return validation;
+    }
+
+    /** The share of the tokens held out for validation, as given. */
+    public double validationFraction() {
+        return validationFraction;
+    }
+
+    /** Where the corpus was read ({@link #of}); memory for a dataset made from token ids. */
+    public Corpus.Origin origin() {
+        return origin;
     }
 
     /** The name of the tokenizer that produced the ids. */

@@ -32,4 +32,15 @@ public interface Tokenizer {
      * @throws IllegalArgumentException if an id lies outside the vocabulary
      */
     String decode(int[] tokens);
+
+    /**
+     * The bytes the ids stand for, without decoding them as text: a multi-byte character may be
+     * split between two calls, and the bytes of consecutive calls concatenate to those of one call
+     * over all the ids. {@link TokenTextStream} turns them into whole characters.
+     *
+     * @param tokens the ids, each in {@code [0, vocabSize())}
+     * @return the bytes, usually UTF-8
+     * @throws IllegalArgumentException if an id lies outside the vocabulary or is one the encoding leaves undefined
+     */
+    byte[] decodeBytes(int[] tokens);
 }

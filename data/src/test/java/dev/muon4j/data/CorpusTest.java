@@ -46,6 +46,21 @@ class CorpusTest {
     }
 
     @Test
+    void aCorpusKnowsWhereItWasReadSoThatADatasetCanRecordIt() throws Exception {
+        write("a.txt", "alpha ".repeat(50));
+        Corpus files = Corpus.fromPaths(List.of(dir.resolve("a.txt"), dir.resolve(".")));
+        assertEquals(new Corpus.Origin(false, List.of(dir.resolve("a.txt").toAbsolutePath(), dir.toAbsolutePath())), files.origin());
+        assertTrue(files.origin().rereadable());
+        assertTrue(Corpus.defaultCorpus().origin().shipped());
+        assertTrue(Corpus.defaultCorpus().origin().rereadable());
+        assertTrue(!Corpus.ofText("memory", "some text").origin().rereadable());
+        TokenDataset data = TokenDataset.of(files, new ByteTokenizer(), 0.25, 8);
+        assertEquals(files.origin(), data.origin());
+        assertEquals(0.25, data.validationFraction());
+        assertTrue(!new TokenDataset(new int[40], new ByteTokenizer(), 0.5, 4).origin().rereadable());
+    }
+
+    @Test
     void missingPathIsNamed() {
         Path missing = dir.resolve("nope/none.txt");
         var e = assertThrows(IllegalArgumentException.class, () -> Corpus.fromPaths(List.of(missing)));

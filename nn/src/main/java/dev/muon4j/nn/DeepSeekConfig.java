@@ -79,6 +79,25 @@ public record DeepSeekConfig(LlamaConfig trunk, MoeConfig moe, MlaConfig mla) im
     }
 
     @Override
+    public java.util.List<java.util.Map.Entry<String, String>> summary() {
+        java.util.Locale r = java.util.Locale.ROOT;
+        String attention = mla == null ? String.format(r, "%d heads of %d (%d key/value)", trunk.heads(), trunk.headDim(), trunk.kvHeads())
+                : String.format(r, "latent, %d heads (R_kv %d%s, Dn %d, Dr %d, Dv %d)", trunk.heads(), mla.kvRank(),
+                mla.hasQueryRank() ? ", R_q " + mla.queryRank() : "", mla.nopeHeadDim(), mla.ropeHeadDim(), mla.valueHeadDim());
+        return java.util.List.of(
+                java.util.Map.entry("kind", "Mixture of Experts (DeepSeek-V3 style)"),
+                java.util.Map.entry("parameters", String.format(r, "%,d, %,d active per token", parameterCount(), activeParameterCount())),
+                java.util.Map.entry("layers", String.format(r, "%d, width %d", trunk.layers(), trunk.width())),
+                java.util.Map.entry("attention", attention),
+                java.util.Map.entry("feed-forward", String.format(r, "first %d SwiGLU %d; then %d experts of %d", moe.firstDenseLayers(),
+                        trunk.mlpWidth(), moe.experts(), moe.expertWidth())),
+                java.util.Map.entry("routing", String.format(r, "%d of %d + %d shared, routed scale %s", moe.activeExperts(), moe.experts(),
+                        moe.sharedExperts(), moe.routedScale())),
+                java.util.Map.entry("context", String.format(r, "%d tokens, vocabulary %d%s", trunk.contextLength(), trunk.vocabSize(),
+                        trunk.tiedHead() ? ", tied head" : "")));
+    }
+
+    @Override
     public long parameterCount() {
         long c = trunk.width();
         long embeddings = LlamaConfig.product(trunk.tiedHead() ? 1 : 2, trunk.vocabSize(), c);

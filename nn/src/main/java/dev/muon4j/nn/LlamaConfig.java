@@ -80,6 +80,19 @@ public record LlamaConfig(int vocabSize, int width, int layers, int heads, int k
                 tiedHead ? ", tied head" : "");
     }
 
+    @Override
+    public java.util.List<java.util.Map.Entry<String, String>> summary() {
+        java.util.Locale r = java.util.Locale.ROOT;
+        return java.util.List.of(
+                java.util.Map.entry("kind", "dense Llama (decoder-only transformer)"),
+                java.util.Map.entry("parameters", String.format(r, "%,d", parameterCount())),
+                java.util.Map.entry("layers", String.format(r, "%d, width %d", layers, width)),
+                java.util.Map.entry("attention", String.format(r, "%d heads of %d (%d key/value)", heads, headDim(), kvHeads)),
+                java.util.Map.entry("feed-forward", String.format(r, "SwiGLU %d", mlpWidth)),
+                java.util.Map.entry("context", String.format(r, "%d tokens, vocabulary %d%s", contextLength, vocabSize,
+                        tiedHead ? ", tied head" : "")));
+    }
+
     /** D, the head dimension. */
     public int headDim() {
         return width / heads;

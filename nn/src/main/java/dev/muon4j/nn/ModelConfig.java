@@ -93,6 +93,24 @@ public sealed interface ModelConfig permits LlamaConfig, DeepSeekConfig {
     /** The shape in words, for reports: parameter count, layers, width, attention, feed-forward, context, vocabulary. */
     String describe();
 
+    /**
+     * The shape as a short table for people: rows of (what, value), each value a few words (the
+     * command line prints them under a {@code model:} heading, every line within 80 columns).
+     */
+    java.util.List<java.util.Map.Entry<String, String>> summary();
+
+    /** {@link #summary()} laid out: a heading line, then one indented, aligned line per row. */
+    default String table() {
+        java.util.List<java.util.Map.Entry<String, String>> rows = summary();
+        int key = rows.stream().mapToInt(e -> e.getKey().length()).max().orElse(0);
+        StringBuilder s = new StringBuilder("model:");
+        for (java.util.Map.Entry<String, String> row : rows) {
+            s.append(System.lineSeparator()).append("  ").append(row.getKey()).append(" ".repeat(key - row.getKey().length() + 2))
+                    .append(row.getValue());
+        }
+        return s.toString();
+    }
+
     /** A model of this shape with all weights zero. */
     default DecoderModel create() {
         return new DecoderModel(this);

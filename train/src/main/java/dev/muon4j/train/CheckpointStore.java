@@ -55,15 +55,18 @@ import java.util.regex.Pattern;
  *   step-00000300/
  *     model.safetensors      parameter name → value (F32), sorted by name; metadata producer=muon4j, step=N
  *     optimizer.safetensors  {@link OptimizerState#write the optimizer state}: a tensor per buffer; steps, parameters, rules in its metadata
- *     config.json            the caller's JSON object (model config, training config)
+ *     config.json            the model in Hugging Face's schema ({@link dev.muon4j.nn.HuggingFaceConfig})
+ *     muon4j.json            muon4j's own settings (its model config, training config, tokenizer, data)
  *     trainer.json           the caller's JSON object (step, data position, seed, metrics so far)
  *     MANIFEST.json          {"format": "muon4j-checkpoint", "version": 1, "step": N,
- *                             "files": {name: {"size": bytes, "sha256": hex}, ...}} for the four files above
+ *                             "files": {name: {"size": bytes, "sha256": hex}, ...}} for the five files above
  *   .tmp-…                   leftovers of an interrupted save: ignored, deleted by the next save
  * </pre>
  * Step directories are named {@code step-} and the step with at least 8 digits. Checkpoints written
  * before the optimizer state became safetensors hold {@code optimizer.state} (format version 1 or 2)
- * in its place; they load as they are ({@link #LEGACY_OPTIMIZER_FILE}).
+ * in its place; they load as they are ({@link #LEGACY_OPTIMIZER_FILE}). Checkpoints written before config.json
+ * followed Hugging Face's schema have no {@code muon4j.json}: their config.json holds muon4j's settings,
+ * and {@link Checkpoint#config()} gives them from there ({@link Checkpoint#huggingFace()} is then empty).
  *
  * <h2>Saving</h2>
  * {@link #save} writes every file into a fresh {@code .tmp-step-…} directory inside the run
@@ -106,8 +109,13 @@ public final class CheckpointStore {
      * (format versions 1 and 2): read when the manifest lists it instead of {@link #OPTIMIZER_FILE}.
      */
     public static final String LEGACY_OPTIMIZER_FILE = "optimizer.state";
-    /** Name of the caller's configuration file in a checkpoint directory. */
+    /**
+     * Name of the model's configuration in Hugging Face's schema in a checkpoint directory; in checkpoints
+     * without {@link #SETTINGS_FILE}, muon4j's settings.
+     */
     public static final String CONFIG_FILE = "config.json";
+    /** Name of muon4j's own settings (model, training, tokenizer, data) in a checkpoint directory, beside config.json. */
+    public static final String SETTINGS_FILE = "muon4j.json";
     /** Name of the caller's trainer state file in a checkpoint directory. */
     public static final String TRAINER_FILE = "trainer.json";
     /** Name of the manifest (sizes and SHA-256 of the other files) in a checkpoint directory. */
@@ -131,12 +139,13 @@ public final class CheckpointStore {
      * @param dir       its directory
      * @param step      the step it was saved at
      * @param weights   parameter name → value, in name order (unmodifiable)
-     * @param optimizer the optimizer state
-     * @param config    the caller's config.json object
-     * @param trainer   the caller's trainer.json object
+     * @param optimizer   the optimizer state
+     * @param config      muon4j's settings: muon4j.json's object, or config.json's in a checkpoint without muon4j.json
+     * @param trainer     the caller's trainer.json object
+     * @param huggingFace config.json's object when it is in Hugging Face's schema (beside muon4j.json); empty otherwise
      */
     public record Checkpoint(Path dir, long step, Map<String, TensorData> weights, OptimizerState optimizer,
-                             Map<String, Object> config, Map<String, Object> trainer) {
+                             Map<String, Object> config, Map<String, Object> trainer, Map<String, Object> huggingFace) {
         /** Checks for nulls and makes the maps unmodifiable (shallow). */
         public Checkpoint {
             Objects.requireNonNull(dir, "dir");
@@ -144,6 +153,13 @@ public final class CheckpointStore {
             Objects.requireNonNull(optimizer, "optimizer");
             config = Collections.unmodifiableMap(new LinkedHashMap<>(config));
             trainer = Collections.unmodifiableMap(new LinkedHashMap<>(trainer));
+            huggingFace = Collections.unmodifiableMap(new LinkedHashMap<>(huggingFace));
+        }
+
+        /** A checkpoint whose config.json holds muon4j's settings (no Hugging Face config). */
+        public Checkpoint(Path dir, long step, Map<String, TensorData> weights, OptimizerState optimizer,
+                          Map<String, Object> config, Map<String, Object> trainer) {
+            this(dir, step, weights, optimizer, config, trainer, Map.of());
         }
     }
 
@@ -289,7 +305,8 @@ public final class CheckpointStore {
      * @param step    the training step (≥ 0); names the directory
      * @param params  the model's parameters; their values are written as F32 under their names
      * @param state   the optimizer state
-     * @param config  written to config.json: a record or a map that {@link JsonCodec#write} turns into a JSON object
+     * @param config  written to config.json: a record or a map that {@link JsonCodec#write} turns into a JSON object;
+     *                {@link Checkpoint#config()} when loaded
      * @param trainer written to trainer.json: a record or a map that {@link JsonCodec#write} turns into a JSON object
      * @return the new checkpoint directory
      * @throws IllegalArgumentException before anything is written, for duplicate parameter names,
@@ -302,6 +319,21 @@ public final class CheckpointStore {
      *                                  directory was written but {@code latest} still names the old one)
      */
     public Path save(long step, List<Parameter> params, OptimizerState state, Object config, Object trainer) throws IOException {
+        return save(step, params, state, config, null, trainer);
+    }
+
+    /**
+     * Saves a checkpoint as {@link #save(long, List, OptimizerState, Object, Object)} does, with the model's
+     * configuration in Hugging Face's schema as config.json and muon4j's own settings beside it as
+     * muon4j.json; loaded, {@link Checkpoint#config()} is muon4j.json's object and
+     * {@link Checkpoint#huggingFace()} config.json's.
+     *
+     * @param huggingFace written to config.json: a record or a map that {@link JsonCodec#write} turns into a JSON object
+     * @param settings    written to muon4j.json, likewise; null writes none, and {@code huggingFace} is then the
+     *                    caller's config as in the other {@code save}
+     */
+    public Path save(long step, List<Parameter> params, OptimizerState state, Object huggingFace, Object settings, Object trainer)
+            throws IOException {
         String name = dirName(step);
         Objects.requireNonNull(state, "optimizer state");
         Map<String, TensorData> tensors = new LinkedHashMap<>();
@@ -314,7 +346,8 @@ public final class CheckpointStore {
                 }
             }
         }
-        byte[] configJson = jsonBytes(Objects.requireNonNull(config, "config"), CONFIG_FILE);
+        byte[] configJson = jsonBytes(Objects.requireNonNull(huggingFace, "config"), CONFIG_FILE);
+        byte[] settingsJson = settings == null ? null : jsonBytes(settings, SETTINGS_FILE);
         byte[] trainerJson = jsonBytes(Objects.requireNonNull(trainer, "trainer"), TRAINER_FILE);
         if (state.step() + state.skippedSteps() != step) {
             throw new IllegalArgumentException("checkpoint " + name + ": the optimizer state has taken " + (state.step()
@@ -328,6 +361,7 @@ public final class CheckpointStore {
             throw new IllegalArgumentException("refusing to write checkpoint " + name + ": " + bad.get());
         }
         Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("format", "pt"); // transformers reads safetensors whose metadata says "pt"
         metadata.put("producer", "muon4j");
         metadata.put("step", Long.toString(step));
 
@@ -344,6 +378,9 @@ public final class CheckpointStore {
             state.write(optimizerFile);
             files.put(OPTIMIZER_FILE, new FileEntry(Files.size(optimizerFile), FileUtil.sha256(optimizerFile)));
             files.put(CONFIG_FILE, writeFile(tmp, CONFIG_FILE, out -> out.write(configJson)));
+            if (settingsJson != null) {
+                files.put(SETTINGS_FILE, writeFile(tmp, SETTINGS_FILE, out -> out.write(settingsJson)));
+            }
             files.put(TRAINER_FILE, writeFile(tmp, TRAINER_FILE, out -> out.write(trainerJson)));
             byte[] manifestJson = JsonCodec.prettyFile(new Manifest(MANIFEST_FORMAT, MANIFEST_VERSION, step, files));
             writeFile(tmp, MANIFEST_FILE, out -> out.write(manifestJson));
@@ -560,7 +597,7 @@ public final class CheckpointStore {
     }
 
     /**
-     * Loads and verifies one checkpoint directory: the manifest must list the four files, each must
+     * Loads and verifies one checkpoint directory: the manifest must list the four files (five with muon4j.json), each must
      * have the listed size and SHA-256, and each must parse.
      *
      * @throws IOException naming the missing, truncated or damaged file
@@ -600,10 +637,15 @@ public final class CheckpointStore {
         SafeTensors.Contents model = SafeTensors.read(dir.resolve(MODEL_FILE));
         OptimizerState optimizer = OptimizerState.read(dir.resolve(optimizerFile));
         Map<String, Object> config = JsonCodec.readObject(dir.resolve(CONFIG_FILE));
+        Map<String, Object> huggingFace = Map.of();
+        if (files.containsKey(SETTINGS_FILE)) {
+            huggingFace = config;
+            config = JsonCodec.readObject(dir.resolve(SETTINGS_FILE));
+        }
         Map<String, Object> trainer = JsonCodec.readObject(dir.resolve(TRAINER_FILE));
         checkSteps(dir, step, model.metadata(), optimizerFile, optimizer, trainer);
         checkFinite(dir, model.tensors(), optimizerFile, optimizer);
-        return new Checkpoint(dir, step, model.tensors(), optimizer, config, trainer);
+        return new Checkpoint(dir, step, model.tensors(), optimizer, config, trainer, huggingFace);
     }
 
     /**
@@ -705,7 +747,17 @@ public final class CheckpointStore {
      *                                  unexpected parameter names and shape mismatches
      */
     public static void checkModel(Checkpoint checkpoint, List<Parameter> params) {
-        Map<String, TensorData> weights = checkpoint.weights();
+        checkModel("checkpoint " + checkpoint.dir(), checkpoint.weights(), params);
+    }
+
+    /**
+     * Checks that {@code weights} have exactly the names and shapes of {@code params}.
+     *
+     * @param source names the weights in the error, e.g. "checkpoint /runs/a/step-00000300"
+     * @throws IllegalArgumentException "{@code source} is from another model" listing missing and
+     *                                  unexpected parameter names and shape mismatches
+     */
+    public static void checkModel(String source, Map<String, TensorData> weights, List<Parameter> params) {
         List<String> missing = new ArrayList<>();
         List<String> mismatched = new ArrayList<>();
         Set<String> expected = new HashSet<>();
@@ -725,7 +777,7 @@ public final class CheckpointStore {
         if (missing.isEmpty() && unexpected.isEmpty() && mismatched.isEmpty()) {
             return;
         }
-        StringBuilder sb = new StringBuilder("checkpoint " + checkpoint.dir() + " is from another model:");
+        StringBuilder sb = new StringBuilder(source + " is from another model:");
         appendList(sb, "missing parameters", missing);
         appendList(sb, "unexpected parameters", unexpected);
         appendList(sb, "shape mismatches", mismatched);
@@ -751,11 +803,21 @@ public final class CheckpointStore {
      * @throws IllegalArgumentException when the checkpoint is from another model
      */
     public static void restoreWeights(Checkpoint checkpoint, List<Parameter> params) {
-        checkModel(checkpoint, params);
+        restoreWeights("checkpoint " + checkpoint.dir(), checkpoint.weights(), params);
+    }
+
+    /**
+     * Copies {@code weights} into the parameters' value arrays after {@link #checkModel(String, Map, List)}.
+     * Nothing is copied when the check fails.
+     *
+     * @throws IllegalArgumentException when the weights are from another model
+     */
+    public static void restoreWeights(String source, Map<String, TensorData> weights, List<Parameter> params) {
+        checkModel(source, weights, params);
         for (Parameter p : params) {
             for (ExpertTensors.Piece piece : ExpertTensors.pieces(p)) {
-                float[] source = checkpoint.weights().get(piece.name()).data();
-                System.arraycopy(source, 0, p.value(), piece.offset(), piece.length());
+                float[] values = weights.get(piece.name()).data();
+                System.arraycopy(values, 0, p.value(), piece.offset(), piece.length());
             }
         }
     }

@@ -19,11 +19,14 @@ import java.util.Map;
 
 /**
  * Training metrics as JSON lines: one object per optimizer step
- * ({@code {"step","tokens","loss","lr","grad_norm","seconds"}}, with QK-clip also {@code "max_logit"} and
+ * ({@code {"step","tokens","loss","lr","muon_lr","grad_norm","seconds","time"}}: {@code lr} is AdamW's learning rate
+ * after the schedule (the embeddings, head and norms under Muon), {@code muon_lr} Muon's (only with Muon),
+ * {@code time} when the step ended, ISO-8601 in UTC; with QK-clip also {@code "max_logit"} and
  * {@code "clipped_heads"}; for a Mixture-of-Experts model also, per MoE layer, {@code "expert_load_max_mean"}
  * (the largest expert's load over the mean), {@code "expert_share"} (each expert's share of the routed tokens)
  * and {@code "router_bias"} (each expert's choice bias after the step)) and one per validation
- * ({@code {"step","tokens","val_loss"}}), with a {@link StepObserver} its fields in the lines of the steps it measured, and event lines ({@code {"step","event",…}}: a resume that
+ * ({@code {"step","tokens","val_loss","time"}}), with a {@link StepObserver} its fields in the lines of the steps it
+ * measured, and event lines ({@code {"step","event",…}}: a resume that
  * changed settings, with {@code "changed": {name: {"from", "to"}}}). Each line is flushed as written. On resume the file is
  * cut back (atomically) to the lines of steps up to the checkpoint, so it reads as if the run had
  * never stopped.
@@ -79,12 +82,12 @@ public final class MetricsLog {
     /** A step's line; the QK-clip and expert fields are left out when absent. */
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
     @JsonInclude(JsonInclude.Include.NON_NULL)
-    record StepLine(long step, long tokens, double loss, double lr, double gradNorm, double seconds, Double maxLogit,
-                    Integer clippedHeads, double[] expertLoadMaxMean, double[][] expertShare, double[][] routerBias) {
-        static StepLine of(Trainer.StepPoint p) {
+    record StepLine(long step, long tokens, double loss, double lr, Double muonLr, double gradNorm, double seconds, String time,
+                    Double maxLogit, Integer clippedHeads, double[] expertLoadMaxMean, double[][] expertShare, double[][] routerBias) {
+        static StepLine of(Trainer.StepPoint p, Double muonLr, java.time.Instant time) {
             Trainer.QkClipPoint clip = p.qkClip();
             Trainer.ExpertLoadPoint experts = p.experts();
-            return new StepLine(p.step(), p.tokens(), p.loss(), p.lr(), p.gradNorm(), p.seconds(),
+            return new StepLine(p.step(), p.tokens(), p.loss(), p.lr(), muonLr, p.gradNorm(), p.seconds(), time.toString(),
                     clip != null && Double.isFinite(clip.maxLogit()) ? clip.maxLogit() : null, clip == null ? null : clip.clippedHeads(),
                     experts == null ? null : experts.maxOverMean(), experts == null ? null : experts.shares(),
                     experts == null ? null : experts.biases());
@@ -93,11 +96,12 @@ public final class MetricsLog {
 
     /** A validation's line. */
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
-    record EvalLine(long step, long tokens, double valLoss) {
+    record EvalLine(long step, long tokens, double valLoss, String time) {
     }
 
-    void step(Trainer.StepPoint p) {
-        append(StepLine.of(p));
+    /** A step's line; {@code muonLr} is Muon's learning rate after the schedule, null without Muon. */
+    void step(Trainer.StepPoint p, Double muonLr) {
+        append(StepLine.of(p, muonLr, java.time.Instant.now()));
     }
 
     /**
@@ -105,14 +109,14 @@ public final class MetricsLog {
      *
      * @throws IllegalArgumentException when an observed field has the name of one of the trainer's
      */
-    void step(Trainer.StepPoint p, Map<String, Object> observed) {
+    void step(Trainer.StepPoint p, Double muonLr, Map<String, Object> observed) {
         if (observed.isEmpty()) {
-            step(p);
+            step(p, muonLr);
             return;
         }
-        Map<String, Object> line = JsonCodec.toObject(StepLine.of(p));
+        Map<String, Object> line = JsonCodec.toObject(StepLine.of(p, muonLr, java.time.Instant.now()));
         for (Map.Entry<String, Object> e : observed.entrySet()) {
-            if (line.containsKey(e.getKey()) || e.getKey().equals("val_loss") || e.getKey().equals("event")) {
+            if (line.containsKey(e.getKey()) || TRAINER_FIELDS.contains(e.getKey())) {
                 throw new IllegalArgumentException("observed field '" + e.getKey() + "' of step " + p.step()
                         + " has the name of one of the trainer's own metrics");
             }
@@ -120,6 +124,10 @@ public final class MetricsLog {
         }
         append(line);
     }
+
+    /** Names of the trainer's own fields, also those a line leaves out when they do not apply. */
+    private static final java.util.Set<String> TRAINER_FIELDS = java.util.Set.of("step", "tokens", "loss", "lr", "muon_lr", "grad_norm",
+            "seconds", "time", "max_logit", "clipped_heads", "expert_load_max_mean", "expert_share", "router_bias", "val_loss", "event");
 
     /** An event line, {@code {"step": step, "event": name, ...details}}, e.g. a resume with changed settings. */
     void event(long step, String name, Map<String, Object> details) {
@@ -131,7 +139,7 @@ public final class MetricsLog {
     }
 
     void eval(Trainer.EvalPoint p) {
-        append(new EvalLine(p.step(), p.tokens(), p.loss()));
+        append(new EvalLine(p.step(), p.tokens(), p.loss(), java.time.Instant.now().toString()));
     }
 
     /** Appends the line (a record or a map) and flushes it. */

@@ -8,9 +8,12 @@ import dev.muon4j.backend.Kernels;
 import dev.muon4j.data.Batch;
 import dev.muon4j.data.BatchSampler;
 import dev.muon4j.data.TokenDataset;
+import dev.muon4j.data.HuggingFaceTokenizer;
+import dev.muon4j.data.TokenizerKind;
 import dev.muon4j.distributed.Collectives;
 import dev.muon4j.distributed.ShardedOptimizer;
 import dev.muon4j.nn.Attention;
+import dev.muon4j.nn.HuggingFaceConfig;
 import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.nn.LanguageModel;
 import dev.muon4j.nn.DecoderModel;
@@ -188,6 +191,7 @@ public final class Trainer {
     private final Progress progress;
     private final DataParallel parallel;
     private Consumer<List<Parameter>> finalParameters;  // sees the model's parameters at the end of a run (tests)
+    private InitialWeights initialWeights;              // a new run's weights, instead of drawing them from the seed
 
     public Trainer(Backend backend, ModelConfig modelConfig, TrainConfig config, TokenDataset data, Path runDir,
                    Consumer<String> log, Progress progress) {
@@ -217,6 +221,30 @@ public final class Trainer {
             throw new IllegalArgumentException("the tokenizer's vocabulary (" + data.vocabSize() + ") is larger than the model's ("
                     + modelConfig.vocabSize() + ")");
         }
+    }
+
+    /**
+     * Starts a new run from {@code weights} instead of weights drawn from the seed: the parameters and the
+     * model's buffers (the routers' choice biases) are copied from them, the optimizer starts fresh, and the
+     * checkpoints record where they came from ({@code init_from} in muon4j.json). A resumed run continues its
+     * checkpoint and does not use them. Every rank of a data-parallel run is given the same weights; rank 0's
+     * are sent to the others.
+     *
+     * @throws IllegalArgumentException when the weights' model is not this trainer's, or the tokenizer they were
+     *                                  trained with (when recorded) is not this run's
+     */
+    public Trainer initializeFrom(InitialWeights weights) {
+        Objects.requireNonNull(weights, "weights");
+        if (!weights.model().equals(modelConfig)) {
+            throw new IllegalArgumentException(weights.describe() + " holds another model: " + weights.model().describe()
+                    + "; this run asks for " + modelConfig.describe());
+        }
+        if (weights.tokenizer().isPresent() && !weights.tokenizer().get().encodingName().equals(tokenizerName)) {
+            throw new IllegalArgumentException(weights.describe() + " was trained with tokenizer "
+                    + weights.tokenizer().get().encodingName() + ", this run uses " + tokenizerName);
+        }
+        this.initialWeights = weights;
+        return this;
     }
 
     /** Hands the model's parameters, as they are when a run ends normally, to {@code observer} (for tests). */
@@ -361,6 +389,11 @@ public final class Trainer {
                 } else {
                     single.loadState(state[0]);
                 }
+            } else if (initialWeights != null && ranks > 1) {
+                sharded.broadcastParameters(0);
+                for (Parameter b : model.buffers()) {
+                    group.broadcast(b.value(), 0);
+                }
             }
             if (start >= end) {
                 log.accept("nothing to do: the checkpoint is at step " + start + " of " + config.steps()
@@ -395,7 +428,7 @@ public final class Trainer {
                         + existing.getLast().getFileName() + "; resume it, or train into another run directory");
             }
             metrics.truncateAfter(0);
-            return 0;
+            return startFresh(model);
         }
         Optional<CheckpointStore.Checkpoint> latest = store.latest();
         if (latest.isEmpty()) {
@@ -405,7 +438,7 @@ public final class Trainer {
             }
             log.accept("no checkpoint in " + runDir + ": starting a new run");
             metrics.truncateAfter(0);
-            return 0;
+            return startFresh(model);
         }
         CheckpointStore.Checkpoint cp = latest.get();
         checkSameModel(cp);
@@ -420,6 +453,16 @@ public final class Trainer {
         }
         log.accept("resumed from " + cp.dir() + " at step " + at + (ranks > 1 ? " on " + ranks + " ranks" : ""));
         return at;
+    }
+
+    /** Rank 0, a new run: the initial weights when given (the seed's otherwise stay); step 0. */
+    private long startFresh(LanguageModel model) {
+        if (initialWeights != null) {
+            CheckpointStore.restoreWeights(initialWeights.describe(), initialWeights.weights(), savedTensors(model));
+            log.accept("initial weights from " + initialWeights.describe()
+                    + (initialWeights.step() != null ? " (step " + initialWeights.step() + ")" : "") + "; the optimizer starts fresh");
+        }
+        return 0;
     }
 
     /**
@@ -591,7 +634,8 @@ public final class Trainer {
                 StepPoint point = new StepPoint(done, done * tokensPerStep, loss, lr, r.gradientNorm(), seconds, qkClip, experts);
                 points.add(point);
                 if (root) {
-                    metrics.step(point, observations);
+                    metrics.step(point, config.optimizer() == OptimizerChoice.MUON ? config.muonLearningRate() * r.lrFactor() : null,
+                            observations);
                 }
                 if (health.watchesCollapse() && health.isCollapseStep(loss, r.gradientNorm(), modelConfig.vocabSize())) {
                     if (streak++ == 0) {
@@ -635,7 +679,8 @@ public final class Trainer {
                         OptimizerState state = sharded != null ? sharded.saveStateOn(0) : single.saveState();
                         long saved = done;
                         group.onRoot(() -> {
-                            store.save(saved, savedTensors(model), state, checkpointConfig(), trainerState(saved, saved * tokensPerStep));
+                            store.save(saved, savedTensors(model), state, huggingFaceConfig(), checkpointConfig(),
+                                    trainerState(saved, saved * tokensPerStep));
                             return 0;
                         }, "rank 0 failed to write the checkpoint of step " + done + " (its error says why)");
                         lastSaved = done;
@@ -1020,8 +1065,30 @@ public final class Trainer {
     }
 
     private CheckpointConfig checkpointConfig() {
+        // where the text was read, so that eval can read it again
+        List<String> paths = data.origin().paths().isEmpty() ? null : data.origin().paths().stream().map(Path::toString).toList();
         return new CheckpointConfig(modelConfig.toMap(), config, tokenizerName,
-                new CheckpointConfig.Data(data.fingerprint(), data.describe()));
+                new CheckpointConfig.Data(data.fingerprint(), data.describe(), data.validationFraction(), data.origin().shipped(), paths),
+                new CheckpointConfig.HuggingFace(HuggingFaceConfig.architecture(modelConfig).orElse(null),
+                        HuggingFaceConfig.notes(modelConfig)),
+                initialWeights == null ? null : initialWeights.record());
+    }
+
+    /** config.json: the model in Hugging Face's schema, float32 weights, the tokenizer's special tokens. */
+    private Object huggingFaceConfig() {
+        return HuggingFaceConfig.of(modelConfig, specialTokens(tokenizerName), "float32");
+    }
+
+    /** The special tokens of the tokenizer named {@code name} ({@link dev.muon4j.data.Tokenizer#name()}); none when it is not one muon4j names. */
+    static HuggingFaceConfig.SpecialTokens specialTokens(String name) {
+        TokenizerKind kind;
+        try {
+            kind = TokenizerKind.parse(name);
+        } catch (IllegalArgumentException e) {
+            return HuggingFaceConfig.SpecialTokens.none();
+        }
+        java.util.OptionalInt end = HuggingFaceTokenizer.endOfText(kind);
+        return end.isPresent() ? new HuggingFaceConfig.SpecialTokens(end.getAsInt(), end.getAsInt()) : HuggingFaceConfig.SpecialTokens.none();
     }
 
     private TrainerState trainerState(long step, long tokens) {

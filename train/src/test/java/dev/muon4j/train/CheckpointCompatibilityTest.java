@@ -116,8 +116,12 @@ class CheckpointCompatibilityTest {
         List<Map<String, Object>> added = lines.subList(oldLines.size(), lines.size()).stream().map(JsonCodec::parseObject).toList();
         assertEquals("resume", added.getFirst().get("event"));
         Map<String, Object> step = added.stream().filter(m -> m.containsKey("loss")).findFirst().orElseThrow();
-        assertEquals(List.copyOf(JsonCodec.parseObject(oldLines.getFirst()).keySet()), List.copyOf(step.keySet()),
-                "a step's line has the fields it had, in their order");
+        // a step's line has the fields it had, in their order, with Muon's learning rate after "lr" and the
+        // time after "seconds" (both added to the format since)
+        List<String> expected = new java.util.ArrayList<>(JsonCodec.parseObject(oldLines.getFirst()).keySet());
+        expected.add(expected.indexOf("lr") + 1, "muon_lr");
+        expected.add(expected.indexOf("seconds") + 1, "time");
+        assertEquals(expected, List.copyOf(step.keySet()), "a step's line has the fields it had, in their order, and the new ones");
         assertEquals(3L, step.get("step"));
         assertTrue(new CheckpointStore(run).latest().orElseThrow().dir().endsWith("step-00000003"));
     }

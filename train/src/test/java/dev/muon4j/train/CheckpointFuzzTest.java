@@ -72,7 +72,8 @@ class CheckpointFuzzTest {
     private static final String MANIFEST = CheckpointStore.MANIFEST_FILE;
     private static final String CONFIG = CheckpointStore.CONFIG_FILE;
     private static final String TRAINER = CheckpointStore.TRAINER_FILE;
-    private static final List<String> FILES = List.of(MODEL, STATE, MANIFEST, CONFIG, TRAINER);
+    private static final String SETTINGS = CheckpointStore.SETTINGS_FILE;
+    private static final List<String> FILES = List.of(MODEL, STATE, MANIFEST, CONFIG, SETTINGS, TRAINER);
     /** What targeted mutations write in place of a JSON number: zero, negative, huge, out of range, fractional. */
     private static final List<String> JSON_NUMBERS = List.of("0", "-1", "9223372036854775807", "-9223372036854775808",
             "99999999999999999999", "1e400", "2.5");
@@ -150,7 +151,7 @@ class CheckpointFuzzTest {
             }
         }
         Pattern number = Pattern.compile("\": (-?\\d[\\d.eE+-]*)");
-        for (String file : List.of(CONFIG, TRAINER)) {
+        for (String file : List.of(CONFIG, SETTINGS, TRAINER)) {
             byte[] json = originals.get(file);
             generic(out, file, json, null, random, 12, 4, 4, 3);
             List<int[]> spans = spans(number, json);
@@ -421,7 +422,8 @@ class CheckpointFuzzTest {
                     case STATE, LEGACY -> sameState(reference.optimizer(), wellFormed(OptimizerState.read(file), reference.optimizer(), where,
                             failures));
                     case MANIFEST -> manifest.equals(JsonCodec.readObject(file));
-                    case CONFIG -> reference.config().equals(JsonCodec.readObject(file));
+                    case CONFIG -> reference.huggingFace().equals(JsonCodec.readObject(file));
+                    case SETTINGS -> reference.config().equals(JsonCodec.readObject(file));
                     default -> reference.trainer().equals(JsonCodec.readObject(file));
                 }, file, where + ", through the parser", failures);
                 if (viaStore == Outcome.OTHER_DATA) {
@@ -539,7 +541,7 @@ class CheckpointFuzzTest {
 
     private static boolean same(CheckpointStore.Checkpoint a, CheckpointStore.Checkpoint b) {
         return a.step() == b.step() && sameTensors(a.weights(), b.weights()) && sameState(a.optimizer(), b.optimizer())
-                && a.config().equals(b.config()) && a.trainer().equals(b.trainer());
+                && a.config().equals(b.config()) && a.trainer().equals(b.trainer()) && a.huggingFace().equals(b.huggingFace());
     }
 
     private static boolean sameTensors(Map<String, TensorData> a, Map<String, TensorData> b) {
