@@ -402,8 +402,10 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
         s.append("- Ratio: at computes C across AdamW's envelope, L = AdamW's fitted L(C), and Muon's FLOPs for L from Muon's fitted curve, "
                 + "C_Muon = (a/(L − L∞))^(1/b). Where C_Muon lies outside Muon's own envelope the value rests on the curve's extrapolation, "
                 + "and the headline uses only the others when there are any.\n");
-        s.append("- Moonlight fitted models of hundreds of millions to billions of parameters on trillions of tokens; these are models of "
-                + "tens of thousands of parameters on a few million bytes, so the comparison is of the method and the direction, not of scale.\n");
+        s.append("- Learning rates: each sweep is half, once and twice a centre set per size (and for Muon per budget, lower on the longer "
+                + "one) from a first sitting of the grid; docs/EXPERIMENTS.md has its numbers. A best rate at the edge of its sweep is marked above.\n");
+        s.append("- Moonlight's runs were language models far larger than these, which have tens to hundreds of thousands of parameters and "
+                + "read a few million bytes of one corpus: the comparison is of the method and the direction, not of the scale.\n");
         return s.toString();
     }
 

@@ -97,6 +97,7 @@ public final class WeightDecayExperiment implements Experiment<WeightDecayExperi
         SvgPlot weights = new SvgPlot("RMS of the hidden matrices' weights", "step", "weight RMS (all hidden matrices)").yFrom(0);
         SvgPlot outputs = new SvgPlot("RMS of the layers' outputs (the largest over the layers)", "step", "layer-output RMS").yFrom(0);
         SvgPlot losses = new SvgPlot("Validation loss (from 10% of the steps)", "step", "validation loss (nats/byte)");
+        SvgPlot lateLosses = new SvgPlot("Validation loss over the second half of the steps", "step", "validation loss (nats/byte)");
         List<List<Object>> weightRows = new ArrayList<>();
         List<List<Object>> outputRows = new ArrayList<>();
         List<List<Object>> lossRows = new ArrayList<>();
@@ -125,6 +126,9 @@ public final class WeightDecayExperiment implements Experiment<WeightDecayExperi
             List<Trainer.EvalPoint> shown = r.evals().stream().filter(e -> e.step() >= from).toList();
             losses.add(new SvgPlot.Series(arm.label, arm.color, shown.stream().mapToDouble(Trainer.EvalPoint::step).toArray(),
                     shown.stream().mapToDouble(Trainer.EvalPoint::loss).toArray()));
+            List<Trainer.EvalPoint> late = r.evals().stream().filter(e -> e.step() >= r.run().train().steps() / 2).toList();
+            lateLosses.add(new SvgPlot.Series(arm.label, arm.color, late.stream().mapToDouble(Trainer.EvalPoint::step).toArray(),
+                    late.stream().mapToDouble(Trainer.EvalPoint::loss).toArray()));
             for (Trainer.EvalPoint e : r.evals()) {
                 lossRows.add(List.of(arm.id, e.step(), e.tokens(), e.loss()));
             }
@@ -133,7 +137,8 @@ public final class WeightDecayExperiment implements Experiment<WeightDecayExperi
         }
         String weightPlot = files.plot("weight-rms", weights, "weight RMS of the hidden matrices over the steps");
         String outputPlot = files.plot("layer-output-rms", outputs, "largest layer-output RMS over the steps");
-        String lossPlot = files.plot("validation-loss", losses, "validation loss over the steps");
+        String lossPlot = files.plot("validation-loss", losses, "validation loss over the steps")
+                + "\n" + files.plot("validation-loss-end", lateLosses, "validation loss over the second half of the steps");
         files.csv("weight-rms", List.of("run", "step", "hidden_weight_rms"), weightRows);
         List<String> outputHeader = new ArrayList<>(List.of("run", "step"));
         for (int l = 0; l < model.layers(); l++) {
@@ -213,7 +218,8 @@ public final class WeightDecayExperiment implements Experiment<WeightDecayExperi
                 .append("\nPer measured step, the RMS of each block's output (the residual stream after the block) over the step's "
                         + "training batch; the plot shows the largest over the layers, `layer-output-rms.csv` every layer.\n\n");
         s.append("### Validation loss\n\n").append(lossPlot)
-                .append("\nFrom 10% of the steps on, so that the end of the run is visible; `validation-loss.csv` holds every validation.\n\n");
+                .append("\nFrom 10% of the steps on, and the second half alone, so that the end of the runs is visible; "
+                        + "`validation-loss.csv` holds every validation.\n\n");
         s.append("## How it is computed\n\n");
         s.append(String.format(Locale.ROOT, "- AdamW at %s on every parameter; Muon (Moonlight's: classic Nesterov momentum 0.95, scale "
                         + "0.2·√max(out, in)) at %s on the hidden matrices and AdamW at %s on the embedding, head and norms. Weight decay "

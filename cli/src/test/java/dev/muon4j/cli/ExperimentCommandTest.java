@@ -128,7 +128,7 @@ class ExperimentCommandTest {
 
     @Test
     void weightDecayQuick() throws Exception {
-        quick("weight-decay", List.of("weight-rms", "layer-output-rms", "validation-loss"),
+        quick("weight-decay", List.of("weight-rms", "layer-output-rms", "validation-loss", "validation-loss-end"),
                 List.of("weight-rms", "layer-output-rms", "validation-loss"),
                 List.of("Lowest final validation loss: **", "hidden weight RMS: first → last"));
     }
