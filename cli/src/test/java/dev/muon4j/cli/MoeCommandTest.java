@@ -74,7 +74,7 @@ class MoeCommandTest {
         // Grouped-query attention on request.
         Run gqa = run(train(tmp.resolve("gqa"), "--attention", "gqa"));
         assertEquals(0, gqa.code(), gqa.out() + gqa.err());
-        assertTrue(gqa.out().contains("4 heads (4 key/value)"), gqa.out());
+        assertTrue(gqa.out().contains("attention     4 heads of 48 (4 key/value)"), gqa.out());
     }
 
     @Test
