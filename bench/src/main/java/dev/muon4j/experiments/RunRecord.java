@@ -88,21 +88,9 @@ public record RunRecord<P>(GridRun<P> run, Path dir, RunResult result, List<Trai
     static Metrics readMetrics(Path file) throws IOException {
         List<Trainer.EvalPoint> evals = new ArrayList<>();
         List<Map<String, Object>> steps = new ArrayList<>();
-        if (!Files.exists(file)) {
-            return new Metrics(evals, steps);
-        }
         int number = 0;
-        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+        for (Map<String, Object> m : dev.muon4j.train.MetricsLog.readLines(file)) {
             number++;
-            if (line.isBlank()) {
-                continue;
-            }
-            Map<String, Object> m;
-            try {
-                m = JsonCodec.parseObject(line);
-            } catch (IllegalArgumentException e) {
-                throw new IOException(file + " line " + number + " is not a JSON object: " + e.getMessage(), e);
-            }
             if (!(m.get("step") instanceof Number step)) {
                 throw new IOException(file + " line " + number + " has no step");
             }
@@ -114,7 +102,7 @@ public record RunRecord<P>(GridRun<P> run, Path dir, RunResult result, List<Trai
             } else if (m.get("loss") instanceof Number) {
                 steps.add(m);
             } else {
-                throw new IOException(file + " line " + number + " is neither a step nor a validation: " + line);
+                throw new IOException(file + " line " + number + " is neither a step nor a validation: " + m);
             }
         }
         return new Metrics(evals, steps);

@@ -119,17 +119,14 @@ public final class PlotCommand implements Callable<Integer> {
         List<double[]> points = new ArrayList<>();
         Instant first = null;
         int number = 0;
-        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+        List<Map<String, Object>> lines;
+        try {
+            lines = dev.muon4j.train.MetricsLog.readLines(file);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+        for (Map<String, Object> m : lines) {
             number++;
-            if (line.isBlank()) {
-                continue;
-            }
-            Map<String, Object> m;
-            try {
-                m = JsonCodec.parseObject(line);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException(file + " line " + number + " is not JSON: " + e.getMessage(), e);
-            }
             Instant when = m.get("time") instanceof String t ? Instant.parse(t) : null;
             if (first == null && when != null) {
                 first = when;

@@ -84,7 +84,7 @@ class PlotCommandTest {
         assertError(RunSafetyCommandTest.run(List.of("plot", tmp.resolve("missing").toString())), "has no metrics.jsonl");
         assertError(RunSafetyCommandTest.run(List.of("plot", old.toString(), "--x", "epochs")), "--x must be step, tokens or time");
         Path bad = run("bad", "{\"step\":1,", "");
-        assertError(RunSafetyCommandTest.run(List.of("plot", bad.toString(), "--metric", "loss")), "line 1 is not JSON");
+        assertError(RunSafetyCommandTest.run(List.of("plot", bad.toString(), "--metric", "loss")), "line 1 is not a JSON object");
         assertFalse(Files.exists(tmp.resolve("a.svg")) || Files.exists(tmp.resolve("b.svg")), "nothing written on an error");
     }
 

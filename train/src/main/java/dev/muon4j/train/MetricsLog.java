@@ -42,6 +42,32 @@ public final class MetricsLog {
         return file;
     }
 
+    /**
+     * Every line of a metrics file as a JSON object, in order, blank lines skipped (none for a missing
+     * file): for tools that read a run's metrics.
+     *
+     * @throws IOException naming the file and line of a line that is not a JSON object
+     */
+    public static List<Map<String, Object>> readLines(Path file) throws IOException {
+        List<Map<String, Object>> lines = new ArrayList<>();
+        if (!Files.exists(file)) {
+            return lines;
+        }
+        int number = 0;
+        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            number++;
+            if (line.isBlank()) {
+                continue;
+            }
+            try {
+                lines.add(JsonCodec.parseObject(line));
+            } catch (IllegalArgumentException e) {
+                throw new IOException(file + " line " + number + " is not a JSON object: " + e.getMessage(), e);
+            }
+        }
+        return lines;
+    }
+
     /** Keeps only lines with step ≤ {@code step} and returns the validation points among them. */
     public List<Trainer.EvalPoint> truncateAfter(long step) throws IOException {
         List<Trainer.EvalPoint> evals = new ArrayList<>();
