@@ -52,4 +52,23 @@ class BuildScriptsTest {
         assertTrue(Pattern.compile("(?m)^distributionSha256Sum=[0-9a-f]{64}$").matcher(properties).find(),
                 "the wrapper checks the download's SHA-256:\n" + properties);
     }
+
+    /**
+     * muon4j as a Maven dependency: {@code scripts/consumer-check.sh} installs the parent and core with
+     * {@code ./mvnw}, builds {@code examples/consumer} (a project of its own naming
+     * {@code dev.muon4j:muon4j-core} by its coordinates) and runs its Muon steps on a plain {@code java}.
+     */
+    @Test
+    void aSeparateMavenProjectBuildsAgainstTheInstalledCoreAndRunsMuon() throws Exception {
+        Process p = new ProcessBuilder("bash", ROOT.resolve("scripts/consumer-check.sh").toString())
+                .directory(ROOT.toFile()).redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(10, java.util.concurrent.TimeUnit.MINUTES), "the check ended within 10 minutes:\n" + output);
+        assertEquals(0, p.exitValue(), output);
+        Matcher m = Pattern.compile("muon4j-core from the local repository, .*: loss ([0-9.]+) -> ([0-9.]+) after 50 Muon steps")
+                .matcher(output);
+        assertTrue(m.find(), output);
+        assertTrue(Double.parseDouble(m.group(2)) < 0.5 * Double.parseDouble(m.group(1)), m.group());
+        assertTrue(output.contains("jdk.incubator.vector is not in this JVM"), "a plain java, without the Vector API flag:\n" + output);
+    }
 }
