@@ -14,7 +14,8 @@ import org.junit.jupiter.api.Test;
  * refused with torch's bfloat16 Newton–Schulz.
  */
 class NsMethodConfigTest {
-    private static TrainConfig config() {
+    /** A Muon training config with every setting at its default: the base both Newton–Schulz setting tests vary. */
+    static TrainConfig config() {
         return new TrainConfig(OptimizerChoice.MUON, 3e-3, 1.2e-2, 0.1, 0.9, 0.95, 0.95, ScheduleKind.COSINE, 2, 10, 0.1, 4, 1, 1.0,
                 1, 5, 1, 0, 3);
     }

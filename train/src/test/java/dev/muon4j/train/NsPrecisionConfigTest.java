@@ -16,8 +16,7 @@ import org.junit.jupiter.api.Test;
  */
 class NsPrecisionConfigTest {
     private static TrainConfig config() {
-        return new TrainConfig(OptimizerChoice.MUON, 3e-3, 1.2e-2, 0.1, 0.9, 0.95, 0.95, ScheduleKind.COSINE, 2, 10, 0.1, 4, 1, 1.0,
-                1, 5, 1, 0, 3);
+        return NsMethodConfigTest.config();
     }
 
     @Test
