@@ -19,6 +19,13 @@ import java.util.Objects;
  *
  * <p>The rule of the backends holds here too: never call into OpenBLAS from two Java threads at once.
  * An instance holds no state beyond the library's function handles.
+ *
+ * <p>Each call runs on one OpenBLAS thread: the library's thread count (process-wide, shared with an
+ * OpenBLAS backend loaded from the same file) is set to 1 for the call and put back after it. sgesdd's
+ * bidiagonal reduction is a sequence of matrix-vector products too small to share between threads, and
+ * sharing them cost far more than it saved: the values of the 175 hidden matrices of the tiny
+ * Mixture-of-Experts model (up to 512 × 192) took 7.5 to 18 s on 2 threads and 0.6 to 1.1 s on one, on
+ * 2 Zen 5 cores busy with other work (load average 10, 2026-11-30).
  */
 public final class Lapack {
     /** LAPACKE's {@code LAPACK_COL_MAJOR} (lapacke.h). */
@@ -31,6 +38,9 @@ public final class Lapack {
 
     private final Path library;
     private final MethodHandle sgesdd;
+    /** OpenBLAS's {@code openblas_get_num_threads} and {@code openblas_set_num_threads}; null for another LAPACK. */
+    private final MethodHandle getThreads;
+    private final MethodHandle setThreads;
 
     private Lapack(Path library, SymbolLookup lookup) {
         this.library = library;
@@ -40,6 +50,11 @@ public final class Lapack {
         //                           float* u, lapack_int ldu, float* vt, lapack_int ldvt); lapack_int is 32 bits (LP64 build).
         this.sgesdd = Linker.nativeLinker().downcallHandle(symbol,
                 FunctionDescriptor.of(I, I, ValueLayout.JAVA_BYTE, I, I, P, I, P, P, I, P, I));
+        var get = lookup.find("openblas_get_num_threads");
+        var set = lookup.find("openblas_set_num_threads");
+        boolean openBlas = get.isPresent() && set.isPresent();
+        this.getThreads = openBlas ? Linker.nativeLinker().downcallHandle(get.get(), FunctionDescriptor.of(I)) : null;
+        this.setThreads = openBlas ? Linker.nativeLinker().downcallHandle(set.get(), FunctionDescriptor.ofVoid(I)) : null;
     }
 
     /**
@@ -115,8 +130,18 @@ public final class Lapack {
             MemorySegment s = arena.allocate(ValueLayout.JAVA_FLOAT, k);
             int info;
             try {
-                info = (int) sgesdd.invokeExact(COL_MAJOR, VALUES_ONLY, cols, rows, copy, cols, s, MemorySegment.NULL, 1,
-                        MemorySegment.NULL, 1);
+                int threads = getThreads == null ? 1 : (int) getThreads.invokeExact();
+                if (threads != 1) {
+                    setThreads.invokeExact(1);
+                }
+                try {
+                    info = (int) sgesdd.invokeExact(COL_MAJOR, VALUES_ONLY, cols, rows, copy, cols, s, MemorySegment.NULL, 1,
+                            MemorySegment.NULL, 1);
+                } finally {
+                    if (threads != 1) {
+                        setThreads.invokeExact(threads);
+                    }
+                }
             } catch (Throwable t) {
                 throw new IllegalStateException("LAPACKE_sgesdd from " + library + " failed", t);
             }

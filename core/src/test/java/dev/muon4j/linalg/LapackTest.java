@@ -107,6 +107,25 @@ class LapackTest {
     }
 
     @Test
+    void theLibrarysThreadCountIsPutBackAfterEachCall() throws Throwable {
+        // The count is the library's, shared with an OpenBLAS backend opened from the same file: a call must leave it as it was.
+        var lookup = java.lang.foreign.SymbolLookup.libraryLookup(lapack.library(), java.lang.foreign.Arena.global());
+        var linker = java.lang.foreign.Linker.nativeLinker();
+        var get = linker.downcallHandle(lookup.find("openblas_get_num_threads").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT));
+        var set = linker.downcallHandle(lookup.find("openblas_set_num_threads").orElseThrow(),
+                java.lang.foreign.FunctionDescriptor.ofVoid(java.lang.foreign.ValueLayout.JAVA_INT));
+        int before = (int) get.invokeExact();
+        try {
+            set.invokeExact(2);
+            assertSpectrum(new double[] {2, 1}, lapack.singularValues(new float[] {0, 2, 1, 0}, 0, 2, 2), "2 × 2");
+            assertEquals(2, (int) get.invokeExact(), "the thread count after the call");
+        } finally {
+            set.invokeExact(before);
+        }
+    }
+
+    @Test
     void aMatrixInsideALargerArray() {
         // Two 2 × 3 matrices stacked, as the experts of a stack lie in one parameter: the second has σ = (2, 1).
         float[] stack = {9, 9, 9, 9, 9, 9, 1, 0, 0, 0, 2, 0};
