@@ -7,8 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
-import dev.muon4j.data.ByteTokenizer;
-import dev.muon4j.data.Corpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.optim.MatrixLayout;
@@ -43,8 +41,7 @@ class SvdEntropyExperimentTest {
     @BeforeAll
     static void open() {
         backend = Backends.openBundled(2);
-        data = TokenDataset.of(Corpus.ofText("text", "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs! "
-                .repeat(40)), new ByteTokenizer(), 0.1, 16);
+        data = MatrixStatsObserverTest.pangrams(16);
     }
 
     @AfterAll

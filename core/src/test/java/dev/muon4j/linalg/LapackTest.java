@@ -67,11 +67,14 @@ class LapackTest {
         for (int i = 0; i < cols; i++) {
             sigma[i] = 5.0 / (i + 1);  // 5, 2.5, 1.67, … 0.2: a spread of 25
         }
-        float[] a = product(orthogonal(rows, random), sigma, orthogonal(cols, random), rows, cols);
+        double[][] u = orthogonal(rows, random);
+        double[][] v = orthogonal(cols, random);
+        float[] a = product(u, sigma, v, rows, cols);
         float[] before = a.clone();
         assertSpectrum(sigma, lapack.singularValues(a, 0, rows, cols), "40 × 25");
         assertArrayEquals(before, a, "the input is not modified");
-        assertSpectrum(sigma, lapack.singularValues(transpose(a, rows, cols), 0, cols, rows), "its 25 × 40 transpose");
+        // Its transpose, V·diag(σ)·Uᵀ, is wide.
+        assertSpectrum(sigma, lapack.singularValues(product(v, sigma, u, cols, rows), 0, cols, rows), "its 25 × 40 transpose");
         double[] spread = {8, 8, 3, 1e-3};  // a repeated value and one 8,000 times smaller
         assertSpectrum(spread, lapack.singularValues(product(orthogonal(7, random), spread, orthogonal(4, random), 7, 4), 0, 7, 4), "7 × 4");
     }
@@ -190,15 +193,5 @@ class LapackTest {
             }
         }
         return a;
-    }
-
-    static float[] transpose(float[] a, int rows, int cols) {
-        float[] t = new float[a.length];
-        for (int i = 0; i < rows; i++) {
-            for (int j = 0; j < cols; j++) {
-                t[j * rows + i] = a[i * cols + j];
-            }
-        }
-        return t;
     }
 }
