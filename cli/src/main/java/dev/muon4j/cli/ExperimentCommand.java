@@ -41,7 +41,8 @@ import picocli.CommandLine.Spec;
                 "Experiments: scaling (the training FLOPs Muon needs to reach AdamW's loss; 48 runs, about an hour on 2 cores), "
                         + "update-rms (the update RMS of every matrix shape under each scale; 3 runs, about 25 minutes), "
                         + "weight-decay (weights, layer outputs and loss over long training, with and without decay; 3 runs, about 55 "
-                        + "minutes). docs/EXPERIMENTS.md has each one's command and time."})
+                        + "minutes), svd-entropy (the SVD entropy of every group of weight matrices under Muon and AdamW, dense and "
+                        + "Mixture-of-Experts; 4 runs, about an hour). docs/EXPERIMENTS.md has each one's command and time."})
 public final class ExperimentCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "NAME", description = "The experiment: ${COMPLETION-CANDIDATES}.",
             completionCandidates = Names.class)

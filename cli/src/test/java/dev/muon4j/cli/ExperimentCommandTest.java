@@ -134,10 +134,21 @@ class ExperimentCommandTest {
     }
 
     @Test
+    void svdEntropyQuick() throws Exception {
+        Path out = quick("svd-entropy", List.of("svd-entropy-dense", "svd-entropy-moe"), List.of("svd-entropy", "svd-entropy-final"),
+                List.of("Moonlight (arXiv 2502.16982, §3.4)", "### Dense Llama model", "### Mixture-of-Experts model", "| q |", "| k |",
+                        "| v |", "| o |", "| gate |", "| up |", "| down |", "| router |", "| experts | 12 matrices, 16×32 and 32×16 |",
+                        "| shared experts |"));
+        // Every matrix at the last measurement: 14 of the dense model and, in the MoE model, 8 of attention, 3 of the dense
+        // layer, the router, 3 shared and 12 experts (4 per stack), for each optimizer; and the header.
+        assertEquals(1 + 2 * 14 + 2 * 27, Files.readAllLines(out.resolve("svd-entropy-final.csv")).size());
+    }
+
+    @Test
     void anUnknownExperimentIsRefusedWithTheNames() {
         Outcome o = run("experiment", "nonesuch");
         assertEquals(2, o.code());
-        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay"), o.err());
+        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay, svd-entropy"), o.err());
     }
 
     /** The fields of a CSV line: commas outside double quotes, plus one. */
