@@ -25,7 +25,7 @@ import java.util.Objects;
  * bidiagonal reduction is a sequence of matrix-vector products too small to share between threads, and
  * sharing them cost far more than it saved: the values of the 175 hidden matrices of the tiny
  * Mixture-of-Experts model (up to 512 × 192) took 7.5 to 18 s on 2 threads and 0.6 to 1.1 s on one, on
- * 2 Zen 5 cores busy with other work (load average 10, 2026-11-30).
+ * 2 Zen 5 cores busy with other work (load average 10, 2026-11-28).
  */
 public final class Lapack {
     /** LAPACKE's {@code LAPACK_COL_MAJOR} (lapacke.h). */
