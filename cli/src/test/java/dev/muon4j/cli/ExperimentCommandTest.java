@@ -137,7 +137,7 @@ class ExperimentCommandTest {
     void anUnknownExperimentIsRefusedWithTheNames() {
         Outcome o = run("experiment", "nonesuch");
         assertEquals(2, o.code());
-        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay"), o.err());
+        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay, finetune"), o.err());
     }
 
     /** The fields of a CSV line: commas outside double quotes, plus one. */
