@@ -45,7 +45,7 @@ import picocli.CommandLine.Spec;
                         + "update-rms (the update RMS of every matrix shape under each scale; 3 runs, about 25 minutes), "
                         + "weight-decay (weights, layer outputs and loss over long training, with and without decay; 3 runs, about 55 "
                         + "minutes), finetune (pretrained with AdamW or Muon, fine-tuned with AdamW or Muon on another corpus; 6 runs, "
-                        + "about 50 minutes). docs/EXPERIMENTS.md has each one's command and time."})
+                        + "about 30 minutes). docs/EXPERIMENTS.md has each one's command and time."})
 public final class ExperimentCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "NAME", description = "The experiment: ${COMPLETION-CANDIDATES}.",
             completionCandidates = Names.class)
