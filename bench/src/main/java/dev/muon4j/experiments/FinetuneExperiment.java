@@ -35,8 +35,6 @@ public final class FinetuneExperiment implements Experiment<FinetuneExperiment.P
      * usually starts below the pretraining peak, and a third keeps it well above the 10% the pretraining schedule ended at.
      */
     static final double FINETUNE_LR_FACTOR = 1.0 / 3;
-    /** Decoupled weight decay of both optimizers (Moonlight's 0.1, arXiv 2502.16982, §2.2). */
-    static final double WEIGHT_DECAY = 0.1;
 
     /**
      * A run of the grid: a pretraining run ({@code finetune} null) or a fine-tuning run of the model pretrained with
@@ -123,7 +121,7 @@ public final class FinetuneExperiment implements Experiment<FinetuneExperiment.P
     }
 
     private static TrainConfig config(OptimizerChoice o, double lr, long steps, int batch, boolean quick) {
-        return new TrainConfig(o, lr, MUON_LR_FACTOR * lr, WEIGHT_DECAY, 0.9, 0.95, 0.95, ScheduleKind.COSINE, steps / 20, steps, 0.1,
+        return new TrainConfig(o, lr, MUON_LR_FACTOR * lr, WeightDecayExperiment.WEIGHT_DECAY, 0.9, 0.95, 0.95, ScheduleKind.COSINE, steps / 20, steps, 0.1,
                 batch, 1, 1.0, 1, steps / 20, quick ? 2 : 8, quick ? steps / 3 : steps / 8, 2);
     }
 
