@@ -366,7 +366,7 @@ public final class GridRunner {
         appendSitting(dir, started, seconds, fromStep, outcome, -1);
     }
 
-    private static void appendSitting(Path dir, Instant started, double seconds, long fromStep, String outcome, long toStep)
+    static void appendSitting(Path dir, Instant started, double seconds, long fromStep, String outcome, long toStep)
             throws IOException {
         Files.createDirectories(dir);
         Map<String, Object> line = new LinkedHashMap<>();

@@ -12,7 +12,9 @@ import java.util.Locale;
  * of the plot that the curves cross least; one that would cover much of the plot (long labels, many
  * series) goes below the plot, each label wrapped to the canvas's width, and the canvas grows to hold
  * it. Text widths are estimated from the advance widths of DejaVu Sans, the widest of the common
- * sans-serif faces, so the estimate errs on the wide side.
+ * sans-serif faces, so the estimate errs on the wide side. A series with an empty name has no legend
+ * entry (one of many thin lines of a kind). Notes ({@link #annotate}) label a point inside the plot; the
+ * legend's corner avoids them.
  */
 public final class SvgPlot {
     /** How a series is drawn. */
@@ -22,7 +24,9 @@ public final class SvgPlot {
         /** A dashed line through the points. */
         DASHED,
         /** A dot at each point, no line. */
-        MARKERS
+        MARKERS,
+        /** A thin, translucent line through the points: one of many runs drawn together. */
+        THIN
     }
 
     /** One named curve; x and y have the same length. */
@@ -52,6 +56,11 @@ public final class SvgPlot {
     private final int bottom = 60;
     private double yFrom = Double.NaN;
     private boolean logX;
+    private final List<Note> notes = new ArrayList<>();
+
+    /** A text placed beside the point (x, y) of the plot. */
+    private record Note(double x, double y, String text) {
+    }
 
     /** Legend text size, line height, the swatch's width with its gap, and the padding around the legend. */
     private static final double LEGEND_FONT = 13;
@@ -67,6 +76,15 @@ public final class SvgPlot {
 
     public SvgPlot add(Series s) {
         series.add(s);
+        return this;
+    }
+
+    /**
+     * Writes {@code text} beside the point (x, y), above and to its right where that fits inside the plot,
+     * else on the other side; the legend's corner avoids it. Mark the point itself with a series.
+     */
+    public SvgPlot annotate(double x, double y, String text) {
+        notes.add(new Note(x, y, text));
         return this;
     }
 
@@ -173,9 +191,10 @@ public final class SvgPlot {
         double plotW = width - left - right;
         double plotH = height - top - bottom;
         // A legend taking at most half the plot's width and height goes inside it; a larger one below it.
-        double widest = series.stream().mapToDouble(ser -> textWidth(ser.name(), LEGEND_FONT)).max().orElse(0);
+        List<Series> named = named();
+        double widest = named.stream().mapToDouble(ser -> textWidth(ser.name(), LEGEND_FONT)).max().orElse(0);
         int boxWidth = (int) Math.ceil(2 * PAD + SWATCH + widest);
-        int boxHeight = LEGEND_LINE * series.size() + PAD;
+        int boxHeight = LEGEND_LINE * named.size() + PAD;
         boolean inside = boxWidth <= plotW / 2 && boxHeight <= plotH / 2;
         Below below = inside ? null : below();
         int canvasHeight = inside ? height : height + below.height();
@@ -216,13 +235,21 @@ public final class SvgPlot {
                 }
             }
             if (s.style() != Style.MARKERS) {
-                svg.append(f("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s points=\"%s\"/>%n", s.color(),
+                svg.append(f("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s points=\"%s\"/>%n", s.color(),
+                        s.style() == Style.THIN ? "1\" stroke-opacity=\"0.45" : "2",
                         s.style() == Style.DASHED ? " stroke-dasharray=\"7 4\"" : "", points.toString().strip()));
             }
         }
-        if (inside) {
+        for (Note n : notes) {
+            NotePlace p = place(n, xMin, xMax, yMin, yMax);
+            for (int k = 0; k < p.lines().size(); k++) {
+                svg.append(f("<text x=\"%.1f\" y=\"%.1f\" font-size=\"%.0f\" text-anchor=\"start\" stroke=\"white\" stroke-width=\"3\" "
+                        + "paint-order=\"stroke\">%s</text>%n", p.x(), p.y() + NOTE_FONT + k * NOTE_LINE, NOTE_FONT, escape(p.lines().get(k))));
+            }
+        }
+        if (inside && !named.isEmpty()) {
             legendInside(svg, boxWidth, boxHeight, xMin, xMax, yMin, yMax);
-        } else {
+        } else if (!inside) {
             legendBelow(svg, below);
         }
         svg.append("</svg>\n");
@@ -240,7 +267,20 @@ public final class SvgPlot {
         long fewest = Long.MAX_VALUE;
         for (int[] c : corners) {
             long crossing = 0;
+            for (Note n : notes) {
+                NotePlace p = place(n, xMin, xMax, yMin, yMax);
+                if (p.x() < c[0] + boxWidth && p.x() + p.width() > c[0] && p.y() < c[1] + boxHeight && p.y() + p.height() > c[1]) {
+                    crossing += 1_000_000; // a note under the legend would be hidden
+                }
+            }
             for (Series s : series) {
+                for (int i = 0; i < s.x().length; i++) { // the points themselves: a series of one point has no segment
+                    double px = left + (axisX(s.x()[i]) - xMin) / (xMax - xMin) * plotW;
+                    double py = top + (1 - (s.y()[i] - yMin) / (yMax - yMin)) * plotH;
+                    if (px >= c[0] && px <= c[0] + boxWidth && py >= c[1] && py <= c[1] + boxHeight) {
+                        crossing += 20;
+                    }
+                }
                 for (int i = 1; i < s.x().length; i++) {
                     for (int k = 0; k < 20; k++) {
                         double t = k / 20.0;
@@ -260,13 +300,46 @@ public final class SvgPlot {
                 boxY = c[1];
             }
         }
-        svg.append(f("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#c0c0c0\"/>%n",
-                boxX, boxY, boxWidth, boxHeight));
+        svg.append(f("<g class=\"legend\">%n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"white\" fill-opacity=\"0.85\" "
+                + "stroke=\"#c0c0c0\"/>%n", boxX, boxY, boxWidth, boxHeight));
         int y = boxY + PAD + LEGEND_LINE / 2;
-        for (Series s : series) {
+        for (Series s : named()) {
             entry(svg, s, List.of(s.name()), boxX + PAD, y);
             y += LEGEND_LINE;
         }
+        svg.append("</g>\n");
+    }
+
+    /** The series that have a legend entry: those with a name. */
+    private List<Series> named() {
+        return series.stream().filter(s -> !s.name().isEmpty()).toList();
+    }
+
+    /** Note text size and line height. */
+    private static final double NOTE_FONT = 12;
+    private static final int NOTE_LINE = 15;
+
+    /** Where a note's lines go: the top-left corner (x, y) of their box, its width and height. */
+    private record NotePlace(List<String> lines, double x, double y, double width, double height) {
+    }
+
+    /**
+     * A note's box: wrapped to the plot's width, beside its point (to the right if it fits, else to the left;
+     * above if it fits, else below), and kept inside the plot.
+     */
+    private NotePlace place(Note n, double xMin, double xMax, double yMin, double yMax) {
+        double plotW = width - left - right;
+        double plotH = height - top - bottom;
+        double px = left + (axisX(n.x()) - xMin) / (xMax - xMin) * plotW;
+        double py = top + (1 - (n.y() - yMin) / (yMax - yMin)) * plotH;
+        List<String> lines = wrap(n.text(), plotW - 2 * PAD, NOTE_FONT);
+        double w = lines.stream().mapToDouble(l -> textWidth(l, NOTE_FONT)).max().orElse(0);
+        double h = lines.size() * NOTE_LINE;
+        double x = px + PAD + w <= width - right - PAD ? px + PAD : px - PAD - w;
+        x = Math.max(left + PAD, Math.min(x, width - right - PAD - w));
+        double y = py - PAD - h >= top + PAD ? py - PAD - h : py + PAD;
+        y = Math.max(top + PAD, Math.min(y, height - bottom - PAD - h));
+        return new NotePlace(lines, x, y, w, h);
     }
 
     /**
@@ -280,7 +353,7 @@ public final class SvgPlot {
         double area = width - left - right - 2 * PAD;
         List<List<String>> lines = new ArrayList<>();
         double widest = 0;
-        for (Series s : series) {
+        for (Series s : named()) {
             List<String> wrapped = wrap(s.name(), area - SWATCH, LEGEND_FONT);
             lines.add(wrapped);
             for (String line : wrapped) {
@@ -303,13 +376,17 @@ public final class SvgPlot {
 
     /** The legend under the x axis's label, entries row by row in the columns of {@code below}. */
     private void legendBelow(StringBuilder svg, Below below) {
+        List<Series> named = named();
+        svg.append(f("<g class=\"legend\">%n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"white\"/>%n", left, height,
+                width - left - right, below.height()));
         int y = height + PAD + LEGEND_LINE / 2;
-        for (int row = 0; row < series.size(); row += below.columns()) {
-            for (int i = row; i < Math.min(series.size(), row + below.columns()); i++) {
-                entry(svg, series.get(i), below.lines().get(i), left + PAD + (int) ((i - row) * below.columnWidth()), y);
+        for (int row = 0; row < named.size(); row += below.columns()) {
+            for (int i = row; i < Math.min(named.size(), row + below.columns()); i++) {
+                entry(svg, named.get(i), below.lines().get(i), left + PAD + (int) ((i - row) * below.columnWidth()), y);
             }
             y += rowLines(below.lines(), row, below.columns()) * LEGEND_LINE + PAD / 2;
         }
+        svg.append("</g>\n");
     }
 
     /** A legend entry: the series' swatch at the height of its first line, then its label's lines, from x. */

@@ -1,6 +1,7 @@
 package dev.muon4j.experiments;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -9,6 +10,7 @@ import java.awt.font.FontRenderContext;
 import java.io.ByteArrayInputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import javax.xml.parsers.DocumentBuilderFactory;
 import org.junit.jupiter.api.Test;
@@ -166,5 +168,90 @@ class SvgPlotTest {
         assertEquals(44 + 480 + tallHeight, Integer.parseInt(root.getAttribute("height")), "rows as tall as their tallest plot");
         assertEquals("SVD entropy <per group>", root.getElementsByTagNameNS(SVG, "text").item(0).getTextContent(), "the title, escaped");
         assertEquals(2 + 2 + 12, root.getElementsByTagNameNS(SVG, "polyline").getLength(), "every series drawn");
+    }
+
+    /** The legend's box: x, y, width, height of the rect in the group of class "legend". */
+    private static double[] legendBox(Document doc) {
+        NodeList groups = doc.getElementsByTagNameNS(SVG, "g");
+        Element legend = null;
+        for (int i = 0; i < groups.getLength(); i++) {
+            if ("legend".equals(((Element) groups.item(i)).getAttribute("class"))) {
+                assertEquals(null, legend, "one legend");
+                legend = (Element) groups.item(i);
+            }
+        }
+        assertTrue(legend != null, "a legend group");
+        Element rect = (Element) legend.getElementsByTagNameNS(SVG, "rect").item(0);
+        double[] box = {Double.parseDouble(rect.getAttribute("x")), Double.parseDouble(rect.getAttribute("y")),
+                Double.parseDouble(rect.getAttribute("width")), Double.parseDouble(rect.getAttribute("height"))};
+        // Every entry's text lies inside the box, by the estimate of its width (never below a real font's).
+        NodeList texts = legend.getElementsByTagNameNS(SVG, "text");
+        assertTrue(texts.getLength() > 0, "legend entries");
+        for (int i = 0; i < texts.getLength(); i++) {
+            Element t = (Element) texts.item(i);
+            double x = Double.parseDouble(t.getAttribute("x"));
+            double y = Double.parseDouble(t.getAttribute("y"));
+            double w = SvgPlot.textWidth(t.getTextContent(), Double.parseDouble(t.getAttribute("font-size")));
+            assertTrue(x >= box[0] && x + w <= box[0] + box[2] && y - 13 >= box[1] && y + 4 <= box[1] + box[3],
+                    "'" + t.getTextContent() + "' at x " + x + " to " + (x + w) + ", y " + y + " outside the legend box " + Arrays.toString(box));
+        }
+        return box;
+    }
+
+    private static double[] canvas(Document doc) {
+        String[] box = doc.getDocumentElement().getAttribute("viewBox").split(" ");
+        return new double[] {Double.parseDouble(box[2]), Double.parseDouble(box[3])};
+    }
+
+    @Test
+    void theLegendBoxLiesWithinTheCanvasWhateverItsLabels() throws Exception {
+        String sentence = "Muon (hybrid, Moonlight scale) with cautious weight decay, per-head query/key orthogonalization, "
+                + "QK-clip at 100 and the Gram Newton-Schulz iteration, learning rate 0.02, seed 1";
+        List<List<String>> cases = List.of(
+                List.of("AdamW", "Muon (hybrid, Moonlight scale)"),
+                List.of("AdamW, mean of 3 seeds", "Muon (hybrid, Moonlight scale), mean of 3 seeds", "target: AdamW's final loss, mean of seeds, 2.3956"),
+                List.of(sentence, "AdamW " + sentence),
+                List.of("x".repeat(400)),
+                java.util.stream.IntStream.range(0, 24).mapToObj(i -> "run " + i + " of the learning-rate sweep").toList());
+        for (List<String> names : cases) {
+            Document doc = parse(plot(names).annotate(2048 * 20, 3.2, "Muon reaches it at 40,960 tokens (0.512 of AdamW's)").render());
+            double[] size = canvas(doc);
+            double[] box = legendBox(doc);
+            assertTrue(box[0] >= 0 && box[1] >= 0 && box[0] + box[2] <= size[0] && box[1] + box[3] <= size[1],
+                    names + ": legend box " + Arrays.toString(box) + " on a canvas of " + Arrays.toString(size));
+        }
+    }
+
+    @Test
+    void aNoteStaysInsideThePlotBesideItsPointAndOutOfTheLegend() throws Exception {
+        // Points at the plot's right edge, its top, its bottom, and a note too long for one line.
+        double[][] points = {{2048 * 40, 3.0}, {2048, 4.0}, {2048 * 20, 3.0}, {2048 * 39, 3.9}};
+        for (double[] p : points) {
+            for (String text : List.of("Muon reaches it at 40,960 tokens (0.512 of AdamW's)", "a note ".repeat(30).strip())) {
+                SvgPlot plot = plot(List.of("AdamW", "Muon (hybrid, Moonlight scale)"))
+                        .add(new SvgPlot.Series("", "#000000", new double[] {p[0]}, new double[] {p[1]}, SvgPlot.Style.MARKERS))
+                        .annotate(p[0], p[1], text);
+                Document doc = parse(plot.render());
+                double[] legend = legendBox(doc);
+                NodeList texts = doc.getElementsByTagNameNS(SVG, "text");
+                StringBuilder shown = new StringBuilder();
+                for (int i = 0; i < texts.getLength(); i++) {
+                    Element t = (Element) texts.item(i);
+                    if (!"start".equals(t.getAttribute("text-anchor"))) {
+                        continue;
+                    }
+                    shown.append(t.getTextContent()).append(' ');
+                    double x = Double.parseDouble(t.getAttribute("x"));
+                    double y = Double.parseDouble(t.getAttribute("y"));
+                    double w = SvgPlot.textWidth(t.getTextContent(), 12);
+                    // The plot is x 80 to 770, y 50 to 420.
+                    assertTrue(x >= 80 && x + w <= 770 && y - 12 >= 50 && y + 4 <= 420,
+                            "note line '" + t.getTextContent() + "' at x " + x + " to " + (x + w) + ", y " + y);
+                    boolean overlaps = x < legend[0] + legend[2] && x + w > legend[0] && y - 12 < legend[1] + legend[3] && y + 4 > legend[1];
+                    assertFalse(overlaps, "note line '" + t.getTextContent() + "' under the legend " + Arrays.toString(legend));
+                }
+                assertEquals(text, shown.toString().strip(), "the whole note, in order");
+            }
+        }
     }
 }
