@@ -238,9 +238,9 @@ public final class CompareReport {
         String who = one ? "Muon" : "Muon's mean";
         if (Double.isFinite(reach)) {
             plot.add(new SvgPlot.Series("", "#000000", new double[] {reach}, new double[] {target}, SvgPlot.Style.MARKERS));
-            plot.annotate(reach, target, f("%s reaches it at %,.0f tokens (%.3f of AdamW's)", who, reach, reach / adamwReach));
+            plot.annotate(reach, target, f("%s reaches the target at %,.0f tokens, %.3f of AdamW's", who, reach, reach / adamwReach));
         } else {
-            plot.annotate(to, target, who + " never reaches it");
+            plot.annotate(to, target, who + " never reaches the target");
         }
         return plot;
     }

@@ -80,8 +80,8 @@ public final class SvgPlot {
     }
 
     /**
-     * Writes {@code text} beside the point (x, y), above and to its right where that fits inside the plot,
-     * else on the other side; the legend's corner avoids it. Mark the point itself with a series.
+     * Writes {@code text} beside the point (x, y): above or below it, to its right or left, where it covers the
+     * curves least, inside the plot; the legend's corner avoids it. Mark the point itself with a series.
      */
     public SvgPlot annotate(double x, double y, String text) {
         notes.add(new Note(x, y, text));
@@ -258,40 +258,17 @@ public final class SvgPlot {
 
     /** The legend on a white box over the curves, in the corner of the plot that the curves cross least. */
     private void legendInside(StringBuilder svg, int boxWidth, int boxHeight, double xMin, double xMax, double yMin, double yMax) {
-        double plotW = width - left - right;
-        double plotH = height - top - bottom;
         int[][] corners = {{width - right - PAD - boxWidth, top + PAD}, {width - right - PAD - boxWidth, height - bottom - PAD - boxHeight},
                 {left + PAD, top + PAD}, {left + PAD, height - bottom - PAD - boxHeight}};
         int boxX = corners[0][0];
         int boxY = corners[0][1];
         long fewest = Long.MAX_VALUE;
         for (int[] c : corners) {
-            long crossing = 0;
+            long crossing = covered(c[0], c[1], boxWidth, boxHeight, xMin, xMax, yMin, yMax);
             for (Note n : notes) {
                 NotePlace p = place(n, xMin, xMax, yMin, yMax);
                 if (p.x() < c[0] + boxWidth && p.x() + p.width() > c[0] && p.y() < c[1] + boxHeight && p.y() + p.height() > c[1]) {
                     crossing += 1_000_000; // a note under the legend would be hidden
-                }
-            }
-            for (Series s : series) {
-                for (int i = 0; i < s.x().length; i++) { // the points themselves: a series of one point has no segment
-                    double px = left + (axisX(s.x()[i]) - xMin) / (xMax - xMin) * plotW;
-                    double py = top + (1 - (s.y()[i] - yMin) / (yMax - yMin)) * plotH;
-                    if (px >= c[0] && px <= c[0] + boxWidth && py >= c[1] && py <= c[1] + boxHeight) {
-                        crossing += 20;
-                    }
-                }
-                for (int i = 1; i < s.x().length; i++) {
-                    for (int k = 0; k < 20; k++) {
-                        double t = k / 20.0;
-                        double xv = axisX(s.x()[i - 1]) + t * (axisX(s.x()[i]) - axisX(s.x()[i - 1]));
-                        double yv = s.y()[i - 1] + t * (s.y()[i] - s.y()[i - 1]);
-                        double px = left + (xv - xMin) / (xMax - xMin) * plotW;
-                        double py = top + (1 - (yv - yMin) / (yMax - yMin)) * plotH;
-                        if (px >= c[0] && px <= c[0] + boxWidth && py >= c[1] && py <= c[1] + boxHeight) {
-                            crossing++;
-                        }
-                    }
                 }
             }
             if (crossing < fewest) {
@@ -310,6 +287,31 @@ public final class SvgPlot {
         svg.append("</g>\n");
     }
 
+    /**
+     * How much of the curves a box on the canvas covers: the points of each series (20 each: a series of one point has
+     * no segment) and 20 samples along each segment that fall inside it.
+     */
+    private long covered(double boxX, double boxY, double boxWidth, double boxHeight, double xMin, double xMax, double yMin, double yMax) {
+        double plotW = width - left - right;
+        double plotH = height - top - bottom;
+        long covered = 0;
+        for (Series s : series) {
+            for (int i = 0; i < s.x().length; i++) {
+                for (int k = i == 0 ? 19 : 0; k < 20; k++) {
+                    double t = (k + 1) / 20.0; // k = 19: the point itself
+                    double xv = i == 0 ? axisX(s.x()[0]) : axisX(s.x()[i - 1]) + t * (axisX(s.x()[i]) - axisX(s.x()[i - 1]));
+                    double yv = i == 0 ? s.y()[0] : s.y()[i - 1] + t * (s.y()[i] - s.y()[i - 1]);
+                    double px = left + (xv - xMin) / (xMax - xMin) * plotW;
+                    double py = top + (1 - (yv - yMin) / (yMax - yMin)) * plotH;
+                    if (px >= boxX && px <= boxX + boxWidth && py >= boxY && py <= boxY + boxHeight) {
+                        covered += k == 19 ? 20 : 1;
+                    }
+                }
+            }
+        }
+        return covered;
+    }
+
     /** The series that have a legend entry: those with a name. */
     private List<Series> named() {
         return series.stream().filter(s -> !s.name().isEmpty()).toList();
@@ -324,8 +326,8 @@ public final class SvgPlot {
     }
 
     /**
-     * A note's box: wrapped to the plot's width, beside its point (to the right if it fits, else to the left;
-     * above if it fits, else below), and kept inside the plot.
+     * A note's box: wrapped to the plot's width, above or below its point and to its right or left, whichever of the
+     * four covers the curves least (in that order when they tie), moved as far as it must to stay inside the plot.
      */
     private NotePlace place(Note n, double xMin, double xMax, double yMin, double yMax) {
         double plotW = width - left - right;
@@ -335,11 +337,20 @@ public final class SvgPlot {
         List<String> lines = wrap(n.text(), plotW - 2 * PAD, NOTE_FONT);
         double w = lines.stream().mapToDouble(l -> textWidth(l, NOTE_FONT)).max().orElse(0);
         double h = lines.size() * NOTE_LINE;
-        double x = px + PAD + w <= width - right - PAD ? px + PAD : px - PAD - w;
-        x = Math.max(left + PAD, Math.min(x, width - right - PAD - w));
-        double y = py - PAD - h >= top + PAD ? py - PAD - h : py + PAD;
-        y = Math.max(top + PAD, Math.min(y, height - bottom - PAD - h));
-        return new NotePlace(lines, x, y, w, h);
+        NotePlace best = null;
+        long fewest = Long.MAX_VALUE;
+        for (double y : new double[] {py - PAD - h, py + PAD}) {
+            for (double x : new double[] {px + PAD, px - PAD - w}) {
+                double boxX = Math.max(left + PAD, Math.min(x, width - right - PAD - w));
+                double boxY = Math.max(top + PAD, Math.min(y, height - bottom - PAD - h));
+                long covered = covered(boxX, boxY, w, h, xMin, xMax, yMin, yMax);
+                if (covered < fewest) {
+                    fewest = covered;
+                    best = new NotePlace(lines, boxX, boxY, w, h);
+                }
+            }
+        }
+        return best;
     }
 
     /**

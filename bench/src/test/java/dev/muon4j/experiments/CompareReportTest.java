@@ -188,7 +188,7 @@ class CompareReportTest {
         assertTrue(svg.contains(">AdamW, mean of 3 seeds<") && svg.contains(">Muon (hybrid, Moonlight scale), mean of 3 seeds<"), svg);
         assertTrue(svg.contains(">target: AdamW's final loss, mean of seeds, 2.0000<"), svg);
         // Muon's mean curve: 2.8333, 1.9, 1.6667; it reaches 2.0 at 100 + (2.8333 − 2)/(2.8333 − 1.9)·100 = 189 tokens.
-        assertTrue(svg.contains("Muon's mean reaches it at 189 tokens (0.631 of AdamW's)"), svg);
+        assertTrue(svg.contains("Muon's mean reaches the target at 189 tokens, 0.631 of AdamW's"), svg);
     }
 
     private static int count(String text, String part) {

@@ -106,9 +106,9 @@ public final class CompareCommand implements Callable<Integer> {
             List<CompareReport.Pair> pairs = new ArrayList<>();
             for (long seed = firstSeed; seed < firstSeed + seeds; seed++) {
                 TrainConfig seeded = adamwConfig.toBuilder().seed(seed).build();
-                CompareRun adamw = train(backend, model, seeded, data, runDir(dir, seed, seeded), w);
+                CompareRun adamw = train(backend, model, seeded, data, runDir(dir, seed, firstSeed, seeded), w);
                 TrainConfig muonConfig = seeded.withOptimizer(OptimizerChoice.MUON);
-                CompareRun muon = train(backend, model, muonConfig, data, runDir(dir, seed, muonConfig), w);
+                CompareRun muon = train(backend, model, muonConfig, data, runDir(dir, seed, firstSeed, muonConfig), w);
                 pairs.add(new CompareReport.Pair(seed, adamw, muon));
             }
             w.println();
@@ -139,12 +139,13 @@ public final class CompareCommand implements Callable<Integer> {
     }
 
     /**
-     * A run's directory: {@code <out>/adamw} and {@code <out>/muon} for one seed, {@code <out>/seed-<s>/adamw} and
-     * {@code <out>/seed-<s>/muon} for several.
+     * A run's directory: {@code <out>/adamw} and {@code <out>/muon} for the first seed (all there is with one seed),
+     * {@code <out>/seed-<s>/adamw} and {@code <out>/seed-<s>/muon} for each further seed s; so more seeds on the same
+     * {@code --out} add to the runs already there.
      */
-    private Path runDir(Path dir, long seed, TrainConfig config) {
+    private static Path runDir(Path dir, long seed, long firstSeed, TrainConfig config) {
         String name = config.optimizer().name().toLowerCase(Locale.ROOT);
-        return seeds == 1 ? dir.resolve(name) : dir.resolve("seed-" + seed).resolve(name);
+        return seed == firstSeed ? dir.resolve(name) : dir.resolve("seed-" + seed).resolve(name);
     }
 
     /**
