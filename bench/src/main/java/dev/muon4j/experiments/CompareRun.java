@@ -1,10 +1,7 @@
 package dev.muon4j.experiments;
 
-import dev.muon4j.io.JsonCodec;
 import dev.muon4j.train.Trainer;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.time.format.DateTimeParseException;
@@ -162,22 +159,7 @@ public record CompareRun(Path dir, List<Trainer.StepPoint> steps, List<Trainer.E
     /** The steps from which a sitting of {@code dir} resumed the run (its sittings.jsonl's {@code from_step} above 0). */
     static Set<Long> resumedAfter(Path dir) throws IOException {
         Set<Long> steps = new HashSet<>();
-        Path file = dir.resolve(GridRunner.SITTINGS);
-        if (!Files.exists(file)) {
-            return steps;
-        }
-        int number = 0;
-        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
-            number++;
-            if (line.isBlank()) {
-                continue;
-            }
-            Map<String, Object> m;
-            try {
-                m = JsonCodec.parseObject(line);
-            } catch (IllegalArgumentException e) {
-                throw new IOException(file + " line " + number + " is not a JSON object: " + e.getMessage(), e);
-            }
+        for (Map<String, Object> m : dev.muon4j.train.MetricsLog.readLines(dir.resolve(GridRunner.SITTINGS))) {
             if (m.get("from_step") instanceof Number s && s.longValue() > 0) {
                 steps.add(s.longValue());
             }

@@ -29,23 +29,22 @@ class CompareCommandTest {
     @TempDir
     Path tmp;
 
-    @Test
-    void comparesAndWritesTheReportAndThePlot() throws Exception {
+    /** The tiny dense model's comparison of 12 steps into {@code out}, on a small corpus written into the test's directory. */
+    private List<String> tinyLlama(Path out) throws java.io.IOException {
         Path data = tmp.resolve("data.txt");
         Files.writeString(data, "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs!\n".repeat(30));
-        Path out = tmp.resolve("report");
-        List<String> args = List.of("compare", "--model", "llama", "--layers", "2", "--width", "32", "--heads", "2", "--mlp-width", "64",
+        return List.of("compare", "--model", "llama", "--layers", "2", "--width", "32", "--heads", "2", "--mlp-width", "64",
                 "--context", "16", "--batch", "4", "--steps", "12", "--warmup", "2", "--eval-every", "4", "--eval-batches", "2",
                 "--data", data.toString(), "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
+    }
 
-        CommandLine cli = Main.commandLine();
-        StringWriter stdout = new StringWriter();
-        StringWriter stderr = new StringWriter();
-        cli.setOut(new PrintWriter(stdout));
-        cli.setErr(new PrintWriter(stderr));
-        int code = cli.execute(args.toArray(String[]::new));
-        String console = stdout.toString();
-        assertEquals(0, code, () -> "exit code; stdout:\n" + console + "\nstderr:\n" + stderr);
+    @Test
+    void comparesAndWritesTheReportAndThePlot() throws Exception {
+        Path out = tmp.resolve("report");
+        List<String> args = tinyLlama(out);
+        String[] result = run(args);
+        String console = result[1];
+        assertEquals("0", result[0], () -> "exit code; stdout:\n" + console + "\nstderr:\n" + result[2]);
 
         // Console: a row per optimizer (final loss, tokens, tokens/s, training time, training wall-clock, tokens and
         // wall-clock to AdamW's final loss), the ratios, and the sentence (reached, or not reached: no ratio).
@@ -157,12 +156,8 @@ class CompareCommandTest {
      */
     @Test
     void twoSeedsAddToAFinishedComparisonAndReportMeanAndSpread() throws Exception {
-        Path data = tmp.resolve("data.txt");
-        Files.writeString(data, "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs!\n".repeat(30));
         Path out = tmp.resolve("seeds");
-        List<String> args = List.of("compare", "--model", "llama", "--layers", "2", "--width", "32", "--heads", "2", "--mlp-width", "64",
-                "--context", "16", "--batch", "4", "--steps", "12", "--warmup", "2", "--eval-every", "4", "--eval-batches", "2",
-                "--data", data.toString(), "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
+        List<String> args = tinyLlama(out);
         String[] one = run(args);
         assertEquals("0", one[0], () -> one[1] + one[2]);
         Matcher first = Pattern.compile("(?m)^\\| (AdamW|Muon) \\| ([0-9.]+) \\| 768 \\|").matcher(Files.readString(out.resolve("report.md")));
@@ -237,14 +232,9 @@ class CompareCommandTest {
                 "--mlp-width", "64", "--experts", "4", "--active-experts", "2", "--expert-width", "16", "--shared-experts", "1",
                 "--context", "16", "--batch", "4", "--steps", "10", "--warmup", "2", "--eval-every", "5",
                 "--eval-batches", "2", "--data", data.toString(), "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
-        CommandLine cli = Main.commandLine();
-        StringWriter stdout = new StringWriter();
-        StringWriter stderr = new StringWriter();
-        cli.setOut(new PrintWriter(stdout));
-        cli.setErr(new PrintWriter(stderr));
-        int code = cli.execute(args.toArray(String[]::new));
-        String console = stdout.toString();
-        assertEquals(0, code, () -> "exit code; stdout:\n" + console + "\nstderr:\n" + stderr);
+        String[] result = run(args);
+        String console = result[1];
+        assertEquals("0", result[0], () -> "exit code; stdout:\n" + console + "\nstderr:\n" + result[2]);
         assertTrue(console.contains("then 4 experts of 16") && console.contains("2 of 4 + 1 shared"), console);
         assertTrue(console.contains("router bias rate 0.0100"), console);
         assertTrue(console.contains("report: " + out.resolve("report.md") + " (plot: " + out.resolve("loss.svg") + ", "
