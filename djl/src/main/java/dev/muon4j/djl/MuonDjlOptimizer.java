@@ -99,7 +99,7 @@ public final class MuonDjlOptimizer extends Optimizer implements AutoCloseable {
     /** The core's optimizer settings with both base rates 1, so that a step's rate is the factor it is given. */
     private final HybridOptimizer.Builder unitRates;
     private final StepContext context;
-    private final Map<String, Map<Device, Slot>> slots = new HashMap<>();
+    private final Map<String, Map<Device, Slot>> slots = new LinkedHashMap<>();
     private float[] scratch = new float[0];
 
     /** One parameter on one device: its core view (value and gradient arrays), its rule state and update count. */
