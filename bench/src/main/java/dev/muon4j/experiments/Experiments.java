@@ -10,7 +10,8 @@ public final class Experiments {
 
     /** Every experiment; a new one is added here. */
     public static List<Experiment<?>> all() {
-        return List.of(new ScalingExperiment(), new UpdateRmsExperiment(), new WeightDecayExperiment());
+        return List.of(new ScalingExperiment(), new UpdateRmsExperiment(), new WeightDecayExperiment(), new SvdEntropyExperiment(),
+                new FinetuneExperiment());
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.muon4j.experiments;
 
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.nn.ModelConfig;
 import dev.muon4j.train.TrainConfig;
 import java.util.LinkedHashMap;
@@ -15,8 +16,12 @@ import java.util.regex.Pattern;
  * @param model       the model trained
  * @param train       how it is trained (its checkpoint cadence is how much of the run a cut can cost)
  * @param measurements what is measured beyond the trainer's own metrics
+ * @param corpus      the shipped corpus it trains on
+ * @param initFrom    the id of an earlier run of the same grid whose final weights this run starts from (with a fresh
+ *                    optimizer: fine-tuning); null to start from weights drawn from the seed
  */
-public record GridRun<P>(String id, P point, ModelConfig model, TrainConfig train, Measurements measurements) {
+public record GridRun<P>(String id, P point, ModelConfig model, TrainConfig train, Measurements measurements, ShippedCorpus corpus,
+                         String initFrom) {
     private static final Pattern ID = Pattern.compile("[a-z0-9][a-z0-9._-]*");
 
     public GridRun {
@@ -29,14 +34,32 @@ public record GridRun<P>(String id, P point, ModelConfig model, TrainConfig trai
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(train, "train config");
         Objects.requireNonNull(measurements, "measurements");
+        Objects.requireNonNull(corpus, "corpus");
+        if (id.equals(initFrom)) {
+            throw new IllegalArgumentException("grid run " + id + " cannot start from its own weights");
+        }
     }
 
-    /** The settings that make the run what it is, as result.json records them: model, training, measurements. */
+    /** A run on the default corpus from weights drawn from the seed. */
+    public GridRun(String id, P point, ModelConfig model, TrainConfig train, Measurements measurements) {
+        this(id, point, model, train, measurements, ShippedCorpus.GUTENBERG, null);
+    }
+
+    /**
+     * The settings that make the run what it is, as result.json records them: model, training, measurements, and
+     * where they are not the default, the corpus and the run it starts from.
+     */
     public Map<String, Object> settings() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("model", model.toMap());
         m.put("train", train.toMap());
         m.put("measurements", measurements.toMap());
+        if (corpus != ShippedCorpus.GUTENBERG) {
+            m.put("corpus", corpus.id());
+        }
+        if (initFrom != null) {
+            m.put("init_from", initFrom);
+        }
         return m;
     }
 }

@@ -1,10 +1,12 @@
 package dev.muon4j.experiments;
 
 import dev.muon4j.backend.Backend;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.io.AtomicFiles;
 import dev.muon4j.io.JsonCodec;
 import dev.muon4j.train.ChangedSettingsException;
+import dev.muon4j.train.InitialWeights;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.Progress;
 import dev.muon4j.train.RunOptions;
@@ -44,7 +46,10 @@ import java.util.function.IntFunction;
  * <li>a run the trainer stops as broken (a NaN, a collapse: a learning rate too high for the model)
  * ends as {@code diverged}, and the grid goes on;</li>
  * <li>a stop request (Ctrl-C) finishes the step in progress, saves its checkpoint and ends the sitting;
- * the same command later carries on.</li>
+ * the same command later carries on;</li>
+ * <li>a run that starts from another run's weights ({@link GridRun#initFrom()}, fine-tuning) comes after that run in
+ * the grid, and starts from its final checkpoint with a fresh optimizer once it has ended; if that run diverged, the
+ * run is recorded as diverged without training.</li>
  * </ul>
  *
  * result.json is written atomically after the trainer returns, so a run counts as ended only when
@@ -61,20 +66,43 @@ public final class GridRunner {
 
     private final Backend backend;
     private final String machine = Machine.describe();
-    private final IntFunction<TokenDataset> data;
+    private final DataSource data;
     private final Path out;
     private final PrintWriter log;
     private final BooleanSupplier stopRequested;
     private final boolean progress;
 
+    /** The tokenized corpora the runs train on. */
+    @FunctionalInterface
+    public interface DataSource {
+        /** The shipped corpus {@code corpus} tokenized for context length {@code contextLength} (called once per run; cache it). */
+        TokenDataset dataset(ShippedCorpus corpus, int contextLength);
+    }
+
     /**
-     * @param data          the tokenized corpus for a context length (called once per run; cache it)
+     * A runner for grids on the default corpus alone ({@link ShippedCorpus#GUTENBERG}); a run on another is refused.
+     *
+     * @param data the tokenized default corpus for a context length (called once per run; cache it)
+     */
+    public GridRunner(Backend backend, IntFunction<TokenDataset> data, Path out, PrintWriter log, BooleanSupplier stopRequested,
+                      boolean progress) {
+        this(backend, (corpus, context) -> {
+            if (corpus != ShippedCorpus.GUTENBERG) {
+                throw new IllegalArgumentException("this grid runner was given the default corpus only, not " + corpus.id());
+            }
+            return data.apply(context);
+        }, out, log, stopRequested, progress);
+        Objects.requireNonNull(data, "data");
+    }
+
+    /**
+     * @param data          the tokenized corpora
      * @param out           the experiment's output directory
      * @param log           where the progress lines go
      * @param stopRequested polled after every step: true ends the sitting after that step, with a checkpoint
      * @param progress      whether each run shows the trainer's progress line on standard error
      */
-    public GridRunner(Backend backend, IntFunction<TokenDataset> data, Path out, PrintWriter log, BooleanSupplier stopRequested,
+    public GridRunner(Backend backend, DataSource data, Path out, PrintWriter log, BooleanSupplier stopRequested,
                       boolean progress) {
         this.backend = Objects.requireNonNull(backend, "backend");
         this.data = Objects.requireNonNull(data, "data");
@@ -139,7 +167,7 @@ public final class GridRunner {
             }
             GridRun<P> run = grid.get(i);
             String label = String.format(Locale.ROOT, "[%d/%d] %s", i + 1, n, run.id());
-            Outcome o = trainOne(run, label);
+            Outcome o = trainOne(grid, run, label);
             if (o == Outcome.STOPPED) {
                 stopped = true;
                 break;
@@ -158,16 +186,42 @@ public final class GridRunner {
 
     private enum Outcome { FINISHED, DIVERGED, STOPPED }
 
-    private <P> Outcome trainOne(GridRun<P> run, String label) throws IOException {
+    private <P> Outcome trainOne(List<GridRun<P>> grid, GridRun<P> run, String label) throws IOException {
         Path dir = runDir(out, run.id());
         TrainConfig c = run.train();
         log.printf(Locale.ROOT, "%s: %s%n", label, describe(run));
         log.flush();
-        TokenDataset tokens = data.apply(run.model().contextLength());
+        InitialWeights initial = null;
+        if (run.initFrom() != null) {
+            GridRun<P> source = grid.stream().filter(r -> r.id().equals(run.initFrom())).findFirst().orElseThrow();
+            RunResult ended = ended(out, source).orElseThrow(() -> new IllegalStateException("grid run " + run.id()
+                    + " starts from the final weights of run " + source.id() + ", which has not ended in " + out.resolve(RUNS)));
+            if (ended.diverged()) {
+                String why = "its initial weights' run " + source.id() + " diverged";
+                finishUntrained(run, why);
+                log.printf(Locale.ROOT, "%s: not trained: %s; recorded as diverged, the grid goes on%n", label, why);
+                log.flush();
+                return Outcome.DIVERGED;
+            }
+            initial = InitialWeights.read(runDir(out, source.id()), msg -> {
+                log.println(label + ": " + msg);
+                log.flush();
+            });
+            if (initial.step() == null || initial.step() != source.train().steps()) {
+                throw new IllegalStateException("grid run " + run.id() + " starts from the final weights of run " + source.id()
+                        + ", but its latest checkpoint that loads, " + initial.describe() + ", is of step " + initial.step()
+                        + ", not its last step " + source.train().steps() + "; remove " + runDir(out, source.id())
+                        + " to train that run anew");
+            }
+        }
+        TokenDataset tokens = data.dataset(run.corpus(), run.model().contextLength());
         Trainer trainer = new Trainer(backend, run.model(), c, tokens, dir, msg -> {
             log.println(label + ": " + msg);
             log.flush();
         }, progress ? Progress.onStandardError(label, c.steps()) : null);
+        if (initial != null) {
+            trainer.initializeFrom(initial);
+        }
         Instant started = Instant.now();
         long t0 = System.nanoTime();
         RunOptions options = RunOptions.fresh().withStart(RunOptions.Start.RESUME_OR_FRESH).withStopRequested(stopRequested)
@@ -208,8 +262,10 @@ public final class GridRunner {
                 ? String.format(Locale.ROOT, "AdamW lr %.3g", c.learningRate())
                 : String.format(Locale.ROOT, "Muon (%s) lr %.3g, AdamW part lr %.3g", c.muonVariant().name().toLowerCase(Locale.ROOT),
                 c.muonLearningRate(), c.learningRate());
-        return String.format(Locale.ROOT, "%s, weight decay %.3g, %,d steps of %d x %d tokens, %,d parameters", optimizer, c.weightDecay(),
-                c.steps(), c.sequencesPerStep(), run.model().contextLength(), run.model().parameterCount());
+        return String.format(Locale.ROOT, "%s, weight decay %.3g, %,d steps of %d x %d tokens, %,d parameters%s%s", optimizer,
+                c.weightDecay(), c.steps(), c.sequencesPerStep(), run.model().contextLength(), run.model().parameterCount(),
+                run.corpus() == ShippedCorpus.GUTENBERG ? "" : ", corpus " + run.corpus().id(),
+                run.initFrom() == null ? "" : ", from the final weights of " + run.initFrom());
     }
 
     /**
@@ -259,6 +315,15 @@ public final class GridRunner {
                     + "); train them first");
         }
         return records;
+    }
+
+    /** Writes the result.json of a run recorded as diverged without a step trained. */
+    private void finishUntrained(GridRun<?> run, String failure) throws IOException {
+        Path dir = runDir(out, run.id());
+        Files.createDirectories(dir);
+        RunResult r = new RunResult(RunResult.FORMAT, run.id(), RunResult.DIVERGED, failure, JsonCodec.toObject(run.settings()), 0, 0,
+                null, 0, 0, Instant.now().toString(), machine, backend.description());
+        AtomicFiles.write(dir.resolve(RESULT), o -> o.write(JsonCodec.prettyFile(r)));
     }
 
     /** Writes result.json from the run's metrics.jsonl and sittings.jsonl. */
@@ -321,9 +386,14 @@ public final class GridRunner {
         }
     }
 
+    /** Ids unique, and every run another starts from an earlier run of the grid. */
     private static void checkIds(List<? extends GridRun<?>> grid) {
         Set<String> ids = new HashSet<>();
         for (GridRun<?> r : grid) {
+            if (r.initFrom() != null && !ids.contains(r.initFrom())) {
+                throw new IllegalArgumentException("grid run " + r.id() + " starts from the weights of run " + r.initFrom()
+                        + ", which is not an earlier run of the grid");
+            }
             if (!ids.add(r.id())) {
                 throw new IllegalArgumentException("the grid has two runs with id " + r.id());
             }

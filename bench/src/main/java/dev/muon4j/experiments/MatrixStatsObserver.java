@@ -1,7 +1,10 @@
 package dev.muon4j.experiments;
 
+import dev.muon4j.linalg.Lapack;
+import dev.muon4j.linalg.SvdEntropy;
 import dev.muon4j.nn.LanguageModel;
 import dev.muon4j.optim.HybridOptimizer;
+import dev.muon4j.optim.MatrixLayout;
 import dev.muon4j.optim.Parameter;
 import dev.muon4j.train.StepObserver;
 import java.util.ArrayList;
@@ -23,6 +26,9 @@ import java.util.Map;
  * <li>{@code weight_rms}: name → RMS of the weights after the step.</li>
  * <li>{@code layer_output_rms}: per block, the RMS of its output over the step's forward passes
  * ({@link LanguageModel#layerOutputRms()}).</li>
+ * <li>{@code svd_entropy}: for every hidden matrix (a parameter with a {@link MatrixLayout}), the SVD entropy
+ * ({@link SvdEntropy}) of its weights after the step, from their singular values by LAPACK ({@link Lapack}):
+ * name → the value, or for a stack of experts name → one value per expert, each expert its own matrix.</li>
  * </ul>
  * Values are rounded to 6 significant digits; one that is undefined (a learning rate of 0) is null.
  */
@@ -31,6 +37,7 @@ final class MatrixStatsObserver implements StepObserver {
     private final List<HybridOptimizer.Assignment> observed = new ArrayList<>();
     private float[][] before;
     private double[] layerOutputs;
+    private Lapack lapack;
 
     MatrixStatsObserver(Measurements what) {
         this.what = what;
@@ -43,6 +50,9 @@ final class MatrixStatsObserver implements StepObserver {
             if (a.parameter().shape().length >= 2) {
                 observed.add(a);
             }
+        }
+        if (what.svdEntropy() && lapack == null) {
+            lapack = Lapack.openBundled();
         }
         before = what.updateRms() ? new float[observed.size()][] : null;
         if (before != null) {
@@ -104,7 +114,28 @@ final class MatrixStatsObserver implements StepObserver {
             }
             fields.put("layer_output_rms", rms);
         }
+        if (what.svdEntropy()) {
+            Map<String, Object> entropy = new LinkedHashMap<>();
+            for (HybridOptimizer.Assignment a : observed) {
+                MatrixLayout m = a.parameter().layout();
+                if (m == null) {
+                    continue;
+                }
+                List<Object> perExpert = new ArrayList<>();
+                for (int e = 0; e < m.count(); e++) {
+                    perExpert.add(round(svdEntropy(lapack, a.parameter().value(), e * m.fanOut() * m.fanIn(), m.fanOut(), m.fanIn())));
+                }
+                entropy.put(a.parameter().name(), m.count() == 1 ? perExpert.getFirst() : perExpert);
+            }
+            fields.put("svd_entropy", entropy);
+        }
         return fields;
+    }
+
+    /** The SVD entropy of the rows × cols matrix at {@code w[offset..]}; NaN where it is undefined (a zero matrix). */
+    static double svdEntropy(Lapack lapack, float[] w, int offset, int rows, int cols) {
+        float[] sigma = lapack.singularValues(w, offset, rows, cols);
+        return SvdEntropy.defined(sigma) ? SvdEntropy.of(sigma) : Double.NaN;
     }
 
     /**

@@ -12,22 +12,29 @@ import java.util.Map;
  * @param updateRms      per matrix, the RMS of the update per unit learning rate ({@code update_rms})
  * @param weightRms      per matrix, the RMS of its weights after the step ({@code weight_rms})
  * @param layerOutputRms per block, the RMS of its output over the step's forward passes ({@code layer_output_rms})
+ * @param svdEntropy     per hidden matrix (each expert of a stack its own), the SVD entropy of its weights after the
+ *                       step ({@code svd_entropy})
  */
-public record Measurements(long every, boolean updateRms, boolean weightRms, boolean layerOutputRms) {
+public record Measurements(long every, boolean updateRms, boolean weightRms, boolean layerOutputRms, boolean svdEntropy) {
     public Measurements {
         if (every < 1) {
             throw new IllegalArgumentException("measurements every " + every + " steps: must be at least 1");
         }
     }
 
+    /** The RMS measurements alone, no SVD entropy. */
+    public Measurements(long every, boolean updateRms, boolean weightRms, boolean layerOutputRms) {
+        this(every, updateRms, weightRms, layerOutputRms, false);
+    }
+
     /** Nothing beyond the trainer's metrics. */
     public static Measurements none() {
-        return new Measurements(1, false, false, false);
+        return new Measurements(1, false, false, false, false);
     }
 
     /** Whether anything is measured. */
     public boolean any() {
-        return updateRms || weightRms || layerOutputRms;
+        return updateRms || weightRms || layerOutputRms || svdEntropy;
     }
 
     /** The observer that takes these measurements; null when there are none. */
@@ -42,6 +49,10 @@ public record Measurements(long every, boolean updateRms, boolean weightRms, boo
         m.put("update_rms", updateRms);
         m.put("weight_rms", weightRms);
         m.put("layer_output_rms", layerOutputRms);
+        if (svdEntropy) {
+            // Only when asked: the grids of before it record no such field, and their run directories stay valid.
+            m.put("svd_entropy", true);
+        }
         return m;
     }
 }

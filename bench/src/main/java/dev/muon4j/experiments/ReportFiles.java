@@ -73,7 +73,19 @@ public final class ReportFiles {
      * the SVG with a link to the PNG when there is one.
      */
     public String plot(String name, SvgPlot plot, String alt) throws IOException {
-        text(name + ".svg", plot.render());
+        return svg(name, plot.render(), alt);
+    }
+
+    /**
+     * Writes several plots as one faceted figure ({@link SvgPlot#facets}) to {@code name}.svg and, where rsvg-convert
+     * draws it, {@code name}.png; returns the Markdown as {@link #plot} does.
+     */
+    public String facets(String name, String title, List<SvgPlot> plots, int columns, String alt) throws IOException {
+        return svg(name, SvgPlot.facets(title, plots, columns), alt);
+    }
+
+    private String svg(String name, String document, String alt) throws IOException {
+        text(name + ".svg", document);
         boolean png = png(name);
         return "![" + alt + "](" + name + ".svg)" + (png ? "\n(PNG: [" + name + ".png](" + name + ".png))" : "") + "\n";
     }

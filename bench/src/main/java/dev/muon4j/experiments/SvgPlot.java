@@ -90,8 +90,48 @@ public final class SvgPlot {
         return logX ? (x > 0 ? Math.log10(x) : Double.NaN) : x;
     }
 
+    /**
+     * Several plots on one canvas, {@code columns} to a row in the order given, under a title: one SVG document
+     * holding each plot's own document (nested {@code <svg>} elements), each row as tall as its tallest plot.
+     */
+    public static String facets(String title, List<SvgPlot> plots, int columns) {
+        if (plots.isEmpty() || columns < 1) {
+            throw new IllegalArgumentException("facets of " + plots.size() + " plots in " + columns + " columns: need at least one of each");
+        }
+        int titleHeight = 44;
+        int cols = Math.min(columns, plots.size());
+        int plotWidth = plots.getFirst().width;
+        int canvasWidth = cols * plotWidth;
+        StringBuilder body = new StringBuilder();
+        int y = titleHeight;
+        for (int first = 0; first < plots.size(); first += cols) {
+            int rowHeight = 0;
+            for (int i = first; i < Math.min(first + cols, plots.size()); i++) {
+                Document d = plots.get(i).document();
+                rowHeight = Math.max(rowHeight, d.height());
+                // The plot's own document, placed by x and y on the canvas.
+                body.append(d.svg().replaceFirst("^<svg ", f("<svg x=\"%d\" y=\"%d\" ", (i - first) * plotWidth, y)));
+            }
+            y += rowHeight;
+        }
+        return f("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">%n",
+                canvasWidth, y, canvasWidth, y)
+                + f("<rect width=\"%d\" height=\"%d\" fill=\"white\"/>%n", canvasWidth, y)
+                + f("<text x=\"%d\" y=\"30\" font-size=\"22\" font-weight=\"bold\" text-anchor=\"middle\">%s</text>%n", canvasWidth / 2,
+                escape(title))
+                + body + "</svg>\n";
+    }
+
     /** The SVG document. */
     public String render() {
+        return document().svg();
+    }
+
+    /** An SVG document and its canvas's height in pixels. */
+    private record Document(String svg, int height) {
+    }
+
+    private Document document() {
         double xMin = Double.POSITIVE_INFINITY;
         double xMax = Double.NEGATIVE_INFINITY;
         double yMin = Double.POSITIVE_INFINITY;
@@ -186,7 +226,7 @@ public final class SvgPlot {
             legendBelow(svg, below);
         }
         svg.append("</svg>\n");
-        return svg.toString();
+        return new Document(svg.toString(), canvasHeight);
     }
 
     /** The legend on a white box over the curves, in the corner of the plot that the curves cross least. */

@@ -26,7 +26,7 @@ import java.util.Map;
  * output is measured on every 1% of the steps ({@link MatrixStatsObserver}); validation every 2%.
  */
 public final class WeightDecayExperiment implements Experiment<WeightDecayExperiment.Arm> {
-    /** The weight decay of Moonlight's Muon and AdamW runs (arXiv 2502.16982, §2.2: 0.1). */
+    /** The weight decay of Moonlight's pretraining, "set to 0.1 for all stages" (arXiv 2502.16982, §3.3). */
     public static final double WEIGHT_DECAY = 0.1;
 
     /** The three runs. */

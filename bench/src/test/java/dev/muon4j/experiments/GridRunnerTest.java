@@ -10,8 +10,10 @@ import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.train.CheckpointStore;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.ScheduleKind;
 import dev.muon4j.train.TrainConfig;
@@ -41,6 +43,7 @@ class GridRunnerTest {
     static final int STEPS = 20;
     static Backend backend;
     static TokenDataset data;
+    static TokenDataset other;
 
     @TempDir
     Path tmp;
@@ -51,6 +54,8 @@ class GridRunnerTest {
     static void open() {
         backend = Backends.openBundled(2);
         data = TokenDataset.of(Corpus.ofText("text", "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs! "
+                .repeat(40)), new ByteTokenizer(), 0.1, T);
+        other = TokenDataset.of(Corpus.ofText("other", "We the People of the United States, in Order to form a more perfect Union, "
                 .repeat(40)), new ByteTokenizer(), 0.1, T);
     }
 
@@ -200,6 +205,79 @@ class GridRunnerTest {
         IllegalStateException cut = assertThrows(IllegalStateException.class, () -> runner(out, () -> false).train(changedB));
         assertTrue(cut.getMessage().contains("run directory " + GridRunner.runDir(out, "b") + " holds a checkpoint of other settings"),
                 cut.getMessage());
+    }
+
+    /** Run a, then d and e fine-tuned from a's final weights (Muon and AdamW), d on a corpus of its own. */
+    static List<GridRun<String>> fineTuningGrid(TrainConfig source) {
+        return List.of(new GridRun<>("a", "a", MODEL, source, Measurements.none()),
+                new GridRun<>("d", "d", MODEL, config(OptimizerChoice.MUON, 3e-3, 1).withSteps(8), Measurements.none(),
+                        ShippedCorpus.SOTU, "a"),
+                new GridRun<>("e", "e", MODEL, config(OptimizerChoice.ADAMW, 3e-3, 1).withSteps(8), Measurements.none(),
+                        ShippedCorpus.GUTENBERG, "a"));
+    }
+
+    /** A runner whose corpora are two different texts, so a run on the wrong one would validate to other losses. */
+    GridRunner twoCorpusRunner(Path out) {
+        return new GridRunner(backend, (corpus, context) -> corpus == ShippedCorpus.SOTU ? other : data, out,
+                new PrintWriter(log, true), () -> false, false);
+    }
+
+    @Test
+    void aFineTuningRunStartsFromItsSourcesFinalWeightsWithAFreshOptimizer() throws IOException {
+        Path out = tmp.resolve("finetune");
+        List<GridRun<String>> grid = fineTuningGrid(config(OptimizerChoice.ADAMW, 1e-2, 1));
+        GridRunner.Summary s = twoCorpusRunner(out).train(grid);
+        assertTrue(s.complete(), s.toString());
+        Path a = GridRunner.runDir(out, "a");
+        assertTrue(log.toString().contains("[2/3] d: Muon (moonlight) lr 0.0120, AdamW part lr 0.00300, weight decay 0.100, 8 steps of 4 x "
+                + T + String.format(java.util.Locale.ROOT, " tokens, %,d parameters, corpus sotu, from the final weights of a", MODEL.parameterCount())),
+                log.toString());
+        assertTrue(log.toString().contains("[2/3] d: initial weights from checkpoint " + a.resolve("step-00000020")
+                + " (step 20); the optimizer starts fresh"), log.toString());
+        // d's checkpoints record where its weights came from; its optimizer state counts only its own steps.
+        CheckpointStore.Checkpoint d = new CheckpointStore(GridRunner.runDir(out, "d"), 2, m -> { }).latest().orElseThrow();
+        assertEquals(8, d.step());
+        assertEquals(8, d.optimizer().step(), "the optimizer started at d's step 0, not at a's 20");
+        assertTrue(d.config().get("init_from") instanceof java.util.Map<?, ?> from && Long.valueOf(20).equals(from.get("step"))
+                && String.valueOf(from.get("path")).endsWith("step-00000020"), d.config().toString());
+        // d validated on the other text (its own corpus), e on the first.
+        assertTrue(d.config().get("data") instanceof java.util.Map<?, ?> dd && other.fingerprint().equals(dd.get("fingerprint")),
+                d.config().toString());
+        // Starting from a's trained weights, e's first validation is already near a's last; a fresh model's is far above.
+        List<RunRecord<String>> records = GridRunner.load(out, grid);
+        double aLast = records.get(0).finalLoss();
+        double eFirst = records.get(2).evals().getFirst().loss();
+        assertTrue(Math.abs(eFirst - aLast) < 0.3 * aLast, "e's first validation " + eFirst + " against a's last " + aLast);
+        assertEquals(java.util.Map.of("corpus", "sotu", "init_from", "a"), java.util.Map.of("corpus",
+                records.get(1).result().settings().get("corpus"), "init_from", records.get(1).result().settings().get("init_from")));
+        assertFalse(records.get(2).result().settings().containsKey("corpus"), "the default corpus is not written");
+    }
+
+    @Test
+    void aFineTuningRunOfADivergedRunIsRecordedAsDivergedWithoutTraining() throws IOException {
+        Path out = tmp.resolve("finetune-diverged");
+        List<GridRun<String>> grid = fineTuningGrid(config(OptimizerChoice.ADAMW, 300, 0));
+        GridRunner.Summary s = twoCorpusRunner(out).train(grid);
+        assertTrue(s.complete(), s.toString());
+        assertEquals(3, s.diverged(), s.toString());
+        assertTrue(log.toString().contains("[2/3] d: not trained: its initial weights' run a diverged; recorded as diverged"), log.toString());
+        RunRecord<String> d = GridRunner.load(out, grid).get(1);
+        assertTrue(d.result().diverged() && d.result().steps() == 0 && d.evals().isEmpty(), d.result().toString());
+        assertFalse(Files.exists(GridRunner.runDir(out, "d").resolve("metrics.jsonl")), "d trained nothing");
+    }
+
+    @Test
+    void aRunMustComeAfterTheRunItStartsFrom() {
+        List<GridRun<String>> grid = fineTuningGrid(config(OptimizerChoice.ADAMW, 1e-2, 1));
+        List<GridRun<String>> reversed = List.of(grid.get(1), grid.get(0));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> twoCorpusRunner(tmp).train(reversed));
+        assertEquals("grid run d starts from the weights of run a, which is not an earlier run of the grid", e.getMessage());
+        IllegalArgumentException self = assertThrows(IllegalArgumentException.class, () -> new GridRun<>("a", "a", MODEL,
+                config(OptimizerChoice.ADAMW, 1e-2, 1), Measurements.none(), ShippedCorpus.GUTENBERG, "a"));
+        assertEquals("grid run a cannot start from its own weights", self.getMessage());
+        IllegalArgumentException gutenbergOnly = assertThrows(IllegalArgumentException.class,
+                () -> runner(tmp.resolve("one-corpus"), () -> false).train(grid));
+        assertTrue(gutenbergOnly.getMessage().contains("given the default corpus only, not sotu"), gutenbergOnly.getMessage());
     }
 
     @Test

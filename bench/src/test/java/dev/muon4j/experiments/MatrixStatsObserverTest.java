@@ -47,8 +47,13 @@ class MatrixStatsObserverTest {
     @BeforeAll
     static void open() {
         backend = Backends.openBundled(2);
-        data = TokenDataset.of(Corpus.ofText("text", "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs! "
-                .repeat(40)), new ByteTokenizer(), 0.1, T);
+        data = pangrams(T);
+    }
+
+    /** Two pangrams repeated, as byte tokens in windows of {@code context}: data for the tests' tiny runs. */
+    static TokenDataset pangrams(int context) {
+        return TokenDataset.of(Corpus.ofText("text", "Sphinx of black quartz, judge my vow. Pack my box with five dozen liquor jugs! "
+                .repeat(40)), new ByteTokenizer(), 0.1, context);
     }
 
     @AfterAll

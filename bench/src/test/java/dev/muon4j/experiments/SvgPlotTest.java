@@ -140,4 +140,31 @@ class SvgPlotTest {
             assertTrue(SvgPlot.textWidth(text, 13) >= measured(text, 13), text + ": " + SvgPlot.textWidth(text, 13) + " < " + measured(text, 13));
         }
     }
+
+    @Test
+    void facetsPlaceEachPlotInItsCellUnderOneTitle() throws Exception {
+        // Three plots in two columns: two rows, the second as tall as its one plot, whose long legend goes below it.
+        SvgPlot small = plot(List.of("AdamW", "Muon"));
+        List<String> many = new ArrayList<>();
+        for (int k = 0; k < 12; k++) {
+            many.add("a long series name that makes the legend too large to sit inside the plot, number " + k);
+        }
+        SvgPlot tall = plot(many);
+        Document doc = parse(SvgPlot.facets("SVD entropy <per group>", List.of(small, small, tall), 2));
+        Element root = doc.getDocumentElement();
+        NodeList nested = root.getElementsByTagNameNS(SVG, "svg");
+        assertEquals(3, nested.getLength(), "one nested document per plot");
+        int[][] cells = {{0, 44}, {800, 44}, {0, 44 + 480}};
+        for (int i = 0; i < 3; i++) {
+            Element e = (Element) nested.item(i);
+            assertEquals(cells[i][0], Integer.parseInt(e.getAttribute("x")), "plot " + i + " x");
+            assertEquals(cells[i][1], Integer.parseInt(e.getAttribute("y")), "plot " + i + " y");
+        }
+        int tallHeight = Integer.parseInt(((Element) nested.item(2)).getAttribute("height"));
+        assertTrue(tallHeight > 480, "the long legend went below its plot: " + tallHeight);
+        assertEquals(1600, Integer.parseInt(root.getAttribute("width")));
+        assertEquals(44 + 480 + tallHeight, Integer.parseInt(root.getAttribute("height")), "rows as tall as their tallest plot");
+        assertEquals("SVD entropy <per group>", root.getElementsByTagNameNS(SVG, "text").item(0).getTextContent(), "the title, escaped");
+        assertEquals(2 + 2 + 12, root.getElementsByTagNameNS(SVG, "polyline").getLength(), "every series drawn");
+    }
 }

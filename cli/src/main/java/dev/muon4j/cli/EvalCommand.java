@@ -4,6 +4,7 @@ import dev.muon4j.backend.Backend;
 import dev.muon4j.data.Batch;
 import dev.muon4j.data.BatchSampler;
 import dev.muon4j.data.Corpus;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.data.Tokenizer;
 import dev.muon4j.nn.ModelConfig;
@@ -135,9 +136,9 @@ public final class EvalCommand implements Callable<Integer>, OneLineParseErrors 
         if (data != null && !data.isEmpty()) {
             return Corpus.fromPaths(data);
         }
-        Corpus.Origin origin = trained.corpus().orElse(new Corpus.Origin(true, List.of()));
+        Corpus.Origin origin = trained.corpus().orElse(Corpus.Origin.of(ShippedCorpus.GUTENBERG));
         if (origin.shipped()) {
-            return Corpus.defaultCorpus();
+            return Corpus.shipped(origin.shippedCorpus());
         }
         for (Path p : origin.paths()) {
             if (!Files.exists(p)) {

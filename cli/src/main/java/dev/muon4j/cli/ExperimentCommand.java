@@ -2,6 +2,7 @@ package dev.muon4j.cli;
 
 import dev.muon4j.backend.Backend;
 import dev.muon4j.data.Corpus;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.data.TokenizerKind;
 import dev.muon4j.experiments.Analysis;
@@ -15,7 +16,9 @@ import dev.muon4j.experiments.RunRecord;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.EnumMap;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -41,7 +44,9 @@ import picocli.CommandLine.Spec;
                 "Experiments: scaling (the training FLOPs Muon needs to reach AdamW's loss; 48 runs, about an hour on 2 cores), "
                         + "update-rms (the update RMS of every matrix shape under each scale; 3 runs, about 25 minutes), "
                         + "weight-decay (weights, layer outputs and loss over long training, with and without decay; 3 runs, about 55 "
-                        + "minutes). docs/EXPERIMENTS.md has each one's command and time."})
+                        + "minutes), svd-entropy (the SVD entropy of every group of weight matrices under Muon and AdamW, dense and "
+                        + "Mixture-of-Experts; 4 runs, about an hour), finetune (pretrained with AdamW or Muon, fine-tuned with AdamW or Muon on another corpus; 6 runs, "
+                        + "about 30 minutes). docs/EXPERIMENTS.md has each one's command and time."})
 public final class ExperimentCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "NAME", description = "The experiment: ${COMPLETION-CANDIDATES}.",
             completionCandidates = Names.class)
@@ -79,10 +84,11 @@ public final class ExperimentCommand implements Callable<Integer> {
         PrintWriter w = spec.commandLine().getOut();
         GridSize size = quick ? GridSize.QUICK : GridSize.DEFAULT;
         Path dir = out != null ? out : Path.of("runs", "experiment-" + experiment.name() + (quick ? "-quick" : ""));
-        Map<Integer, TokenDataset> datasets = new HashMap<>();
-        Corpus corpus = Corpus.defaultCorpus();
-        java.util.function.IntFunction<TokenDataset> data = context -> datasets.computeIfAbsent(context,
-                t -> TokenDataset.of(corpus, TokenizerKind.BYTE.create(), TokenDataset.DEFAULT_VALIDATION_FRACTION, t));
+        Map<ShippedCorpus, Corpus> corpora = new EnumMap<>(ShippedCorpus.class);
+        Map<String, TokenDataset> datasets = new HashMap<>();
+        GridRunner.DataSource data = (corpus, context) -> datasets.computeIfAbsent(corpus.id() + "/" + context,
+                k -> TokenDataset.of(corpora.computeIfAbsent(corpus, Corpus::shipped), TokenizerKind.BYTE.create(),
+                        TokenDataset.DEFAULT_VALIDATION_FRACTION, context));
         w.println("experiment " + experiment.name() + (quick ? " (quick grid)" : "") + ": " + experiment.title());
         w.println("output: " + dir);
         w.flush();
@@ -102,14 +108,14 @@ public final class ExperimentCommand implements Callable<Integer> {
                 return JobControl.STOPPED_EXIT_CODE;
             }
         }
-        Path report = analyze(experiment, size, dir, data.apply(contextOf(experiment, size)).describe(), w);
+        Path report = analyze(experiment, size, dir, describeData(experiment, size, data), w);
         w.println("report: " + report);
         w.flush();
         return 0;
     }
 
     private static <P> GridRunner.Summary train(Experiment<P> e, GridSize size, Backend backend,
-                                                java.util.function.IntFunction<TokenDataset> data, Path dir, PrintWriter w,
+                                                GridRunner.DataSource data, Path dir, PrintWriter w,
                                                 BooleanSupplier stop) throws IOException {
         return new GridRunner(backend, data, dir, w, stop, true).train(e.grid(size));
     }
@@ -124,9 +130,17 @@ public final class ExperimentCommand implements Callable<Integer> {
         return dir.resolve("report.md");
     }
 
-    /** The context length of the experiment's first run: the data the report describes. */
-    private static int contextOf(Experiment<?> e, GridSize size) {
-        return e.grid(size).getFirst().model().contextLength();
+    /**
+     * The data the report describes: each corpus of the grid tokenized for the context length of its first run, the
+     * corpus named where the grid has several.
+     */
+    private static String describeData(Experiment<?> e, GridSize size, GridRunner.DataSource data) {
+        Map<ShippedCorpus, Integer> contexts = new LinkedHashMap<>();
+        for (GridRun<?> run : e.grid(size)) {
+            contexts.putIfAbsent(run.corpus(), run.model().contextLength());
+        }
+        return contexts.entrySet().stream().map(c -> (contexts.size() > 1 ? c.getKey().id() + ": " : "")
+                + data.dataset(c.getKey(), c.getValue()).describe()).collect(Collectors.joining("; "));
     }
 
     /** The command as typed (without --analyze-only when {@code forReport}: the report names the command that trains it). */

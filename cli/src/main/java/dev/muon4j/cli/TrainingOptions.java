@@ -1,6 +1,7 @@
 package dev.muon4j.cli;
 
 import dev.muon4j.data.Corpus;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.data.TokenizerKind;
 import dev.muon4j.nn.LlamaConfig;
@@ -13,6 +14,7 @@ import dev.muon4j.train.TrainConfig;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import picocli.CommandLine;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
@@ -40,6 +42,23 @@ public final class TrainingOptions {
     @Option(names = "--data", paramLabel = "PATH", arity = "1..*",
             description = "Text files or directories of .txt files (default: the shipped Gutenberg sample).")
     List<Path> data;
+
+    @Option(names = "--corpus", paramLabel = "NAME", converter = CorpusName.class,
+            description = "A corpus shipped with muon4j: gutenberg (eight Project Gutenberg books, the default) or sotu (the State "
+                    + "of the Union addresses of 1970-2021); not with --data.")
+    ShippedCorpus corpus;
+
+    /** {@code --corpus NAME}: a shipped corpus by its name; an unknown one is refused with the names. */
+    static final class CorpusName implements CommandLine.ITypeConverter<ShippedCorpus> {
+        @Override
+        public ShippedCorpus convert(String value) {
+            try {
+                return ShippedCorpus.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
+    }
 
     @Option(names = "--tokenizer", defaultValue = "BYTE", description = "Tokenizer: ${COMPLETION-CANDIDATES} (default: ${DEFAULT-VALUE}).")
     TokenizerKind tokenizer;
@@ -190,8 +209,13 @@ public final class TrainingOptions {
 
     /** Loads the corpus and tokenizes it. */
     TokenDataset dataset(int contextLength) {
-        Corpus corpus = data == null || data.isEmpty() ? Corpus.defaultCorpus() : Corpus.fromPaths(data);
-        return TokenDataset.of(corpus, tokenizer.create(), validationFraction, contextLength);
+        boolean files = data != null && !data.isEmpty();
+        if (files && corpus != null) {
+            throw new IllegalArgumentException("give --data or --corpus, not both (--corpus " + corpus.id() + " names a shipped corpus, "
+                    + "--data files)");
+        }
+        Corpus text = files ? Corpus.fromPaths(data) : Corpus.shipped(corpus != null ? corpus : ShippedCorpus.GUTENBERG);
+        return TokenDataset.of(text, tokenizer.create(), validationFraction, contextLength);
     }
 
     /** The training config for {@code optimizer}; {@code defaultSteps} applies when neither --steps nor --tokens is given. */

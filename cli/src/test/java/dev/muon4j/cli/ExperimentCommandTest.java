@@ -134,10 +134,49 @@ class ExperimentCommandTest {
     }
 
     @Test
+    void svdEntropyQuick() throws Exception {
+        Path out = quick("svd-entropy", List.of("svd-entropy-dense", "svd-entropy-moe"), List.of("svd-entropy", "svd-entropy-final"),
+                List.of("Moonlight (arXiv 2502.16982, §3.4)", "### Dense Llama model", "### Mixture-of-Experts model", "| q |", "| k |",
+                        "| v |", "| o |", "| gate |", "| up |", "| down |", "| router |", "| experts | 12 matrices, 16×32 and 32×16 |",
+                        "| shared experts |"));
+        // Every matrix at the last measurement: 14 of the dense model and, in the MoE model, 8 of attention, 3 of the dense
+        // layer, the router, 3 shared and 12 experts (4 per stack), for each optimizer; and the header.
+        assertEquals(1 + 2 * 14 + 2 * 27, Files.readAllLines(out.resolve("svd-entropy-final.csv")).size());
+    }
+
+    @Test
+    void finetuneQuickCarriesOnAHalfFinishedGridInDependencyOrder() throws Exception {
+        Path out = quick("finetune", List.of("finetune-loss", "pretrain-loss"), List.of("finetune-loss", "pretrain-loss", "finetune-table"),
+                List.of("| pretrained with ↓ / fine-tuned with → | AdamW | Muon |", "pretraining and fine-tuning both with Muon works best",
+                        "sotu: byte tokens"));
+        assertEquals(5, Files.readAllLines(out.resolve("finetune-table.csv")).size(), "four fine-tuning runs and the header");
+        Path runs = out.resolve("runs");
+        String firstTable = Files.readString(out.resolve("finetune-table.csv"));
+        byte[] adamwThenAdamw = Files.readAllBytes(runs.resolve("adamw-then-adamw/metrics.jsonl"));
+        // Half the grid undone: Muon's pretraining killed after its last checkpoint, the two runs fine-tuned from it lost
+        // whole, and one fine-tuning run of AdamW's model cut before its result.
+        Files.delete(runs.resolve("pretrain-muon/result.json"));
+        deleteTree(runs.resolve("muon-then-adamw"));
+        deleteTree(runs.resolve("muon-then-muon"));
+        Files.delete(runs.resolve("adamw-then-muon/result.json"));
+        Outcome again = run("experiment", "finetune", "--quick", "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED", "--threads", "2");
+        assertEquals(0, again.code(), again.err());
+        assertTrue(again.out().contains("2 ended earlier (skipped), 4 to train"), again.out());
+        assertTrue(again.out().contains("[2/6] pretrain-muon: nothing to do"), again.out());
+        assertTrue(again.out().contains("[5/6] muon-then-adamw: initial weights from checkpoint " + runs.resolve("pretrain-muon")),
+                again.out());
+        assertFalse(again.out().contains("[3/6] adamw-then-adamw:"), again.out());
+        assertArrayEquals(adamwThenAdamw, Files.readAllBytes(runs.resolve("adamw-then-adamw/metrics.jsonl")), "not trained again");
+        assertEquals(firstTable, Files.readString(out.resolve("finetune-table.csv")), "the carried-on grid ends as the whole one did");
+        String settings = Files.readString(runs.resolve("muon-then-muon/result.json"));
+        assertTrue(settings.contains("\"corpus\": \"sotu\"") && settings.contains("\"init_from\": \"pretrain-muon\""), settings);
+    }
+
+    @Test
     void anUnknownExperimentIsRefusedWithTheNames() {
         Outcome o = run("experiment", "nonesuch");
         assertEquals(2, o.code());
-        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay"), o.err());
+        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay, svd-entropy, finetune"), o.err());
     }
 
     /** The fields of a CSV line: commas outside double quotes, plus one. */

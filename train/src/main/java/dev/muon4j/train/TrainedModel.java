@@ -1,6 +1,7 @@
 package dev.muon4j.train;
 
 import dev.muon4j.data.Corpus;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenizerKind;
 import dev.muon4j.nn.LanguageModel;
 import dev.muon4j.nn.ModelConfig;
@@ -141,13 +142,27 @@ public final class TrainedModel {
      */
     public Optional<Corpus.Origin> corpus() {
         Map<?, ?> d = data();
-        if (Boolean.TRUE.equals(d.get("shipped_corpus"))) {
-            return Optional.of(new Corpus.Origin(true, List.of()));
+        Optional<ShippedCorpus> shipped = shippedCorpus(checkpoint.config());
+        if (shipped.isPresent()) {
+            return Optional.of(Corpus.Origin.of(shipped.get()));
         }
         if (d.get("corpus_paths") instanceof List<?> paths && !paths.isEmpty() && paths.stream().allMatch(p -> p instanceof String)) {
-            return Optional.of(new Corpus.Origin(false, paths.stream().map(p -> Path.of((String) p)).toList()));
+            return Optional.of(Corpus.Origin.ofPaths(paths.stream().map(p -> Path.of((String) p)).toList()));
         }
         return Optional.empty();
+    }
+
+    /**
+     * The shipped corpus a run's settings (muon4j.json) record it read: {@code shipped_corpus_name}, or the Gutenberg
+     * corpus where only {@code shipped_corpus} is true (checkpoints before there were two); empty for files.
+     *
+     * @throws IllegalArgumentException naming the shipped corpora when the recorded name is none of them
+     */
+    static Optional<ShippedCorpus> shippedCorpus(Map<String, Object> settings) {
+        if (!(settings.get("data") instanceof Map<?, ?> d) || !Boolean.TRUE.equals(d.get("shipped_corpus"))) {
+            return Optional.empty();
+        }
+        return Optional.of(d.get("shipped_corpus_name") instanceof String name ? ShippedCorpus.parse(name) : ShippedCorpus.GUTENBERG);
     }
 
     /** The share of the corpus the run held out for validation, when it recorded it. */

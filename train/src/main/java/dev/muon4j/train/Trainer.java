@@ -7,6 +7,7 @@ import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Kernels;
 import dev.muon4j.data.Batch;
 import dev.muon4j.data.BatchSampler;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.data.HuggingFaceTokenizer;
 import dev.muon4j.data.TokenizerKind;
@@ -309,13 +310,14 @@ public final class Trainer {
     /**
      * The settings a resumed run must share with the checkpoint it continues, unless
      * {@link RunOptions#allowedChanges()} names them: every field of {@link TrainConfig#toMap()} that
-     * changes the arithmetic of the continuation, and {@code "data"} (the token streams' fingerprint).
+     * changes the arithmetic of the continuation, {@code "corpus"} (which shipped corpus, where both read one) and
+     * {@code "data"} (the token streams' fingerprint).
      * The model shape and the tokenizer can never change.
      */
     public static final java.util.Set<String> RESUME_SETTINGS = java.util.Set.of("optimizer", "learning_rate",
             "muon_learning_rate", "weight_decay", "beta1", "beta2", "muon_momentum", "schedule", "warmup_steps", "steps",
             "min_lr_factor", "batch_size", "accumulation", "clip_norm", "seed", "muon_variant", "cautious_weight_decay", "per_head_qk",
-            "qk_clip_threshold", "ns_method", "router_bias_rate", "ns_precision", "data");
+            "qk_clip_threshold", "ns_method", "router_bias_rate", "ns_precision", "corpus", "data");
 
     /** Trains; with {@code resume}, continues from the run directory's latest checkpoint, which must exist. */
     public Result run(boolean resume) throws IOException {
@@ -479,6 +481,12 @@ public final class Trainer {
             saved.put("data", d.get("fingerprint"));
         }
         Map<String, Object> now = config.toMap();
+        // Which shipped corpus, by name, where both runs read one: a clearer refusal than the fingerprint's alone.
+        Optional<ShippedCorpus> savedCorpus = TrainedModel.shippedCorpus(cp.config());
+        if (savedCorpus.isPresent() && data.origin().shipped()) {
+            saved.put("corpus", savedCorpus.get().id());
+            now.put("corpus", data.origin().shippedCorpus().id());
+        }
         now.put("data", data.fingerprint());
         Map<String, Object> allowed = new LinkedHashMap<>();
         List<ChangedSettingsException.Change> refused = new ArrayList<>();
@@ -1067,8 +1075,10 @@ public final class Trainer {
     private CheckpointConfig checkpointConfig() {
         // where the text was read, so that eval can read it again
         List<String> paths = data.origin().paths().isEmpty() ? null : data.origin().paths().stream().map(Path::toString).toList();
+        ShippedCorpus shipped = data.origin().shippedCorpus();
         return new CheckpointConfig(modelConfig.toMap(), config, tokenizerName,
-                new CheckpointConfig.Data(data.fingerprint(), data.describe(), data.validationFraction(), data.origin().shipped(), paths),
+                new CheckpointConfig.Data(data.fingerprint(), data.describe(), data.validationFraction(), shipped != null, paths,
+                        shipped == null || shipped == ShippedCorpus.GUTENBERG ? null : shipped.id()),
                 new CheckpointConfig.HuggingFace(HuggingFaceConfig.architecture(modelConfig).orElse(null),
                         HuggingFaceConfig.notes(modelConfig)),
                 initialWeights == null ? null : initialWeights.record());

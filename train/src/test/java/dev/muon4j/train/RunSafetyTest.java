@@ -9,6 +9,7 @@ import dev.muon4j.backend.Backend;
 import dev.muon4j.backend.Backends;
 import dev.muon4j.data.ByteTokenizer;
 import dev.muon4j.data.Corpus;
+import dev.muon4j.data.ShippedCorpus;
 import dev.muon4j.data.TokenDataset;
 import dev.muon4j.io.JsonCodec;
 import dev.muon4j.io.SafeTensors;
@@ -387,6 +388,30 @@ class RunSafetyTest {
         Map<String, Object> event = metricLines(dir).stream().filter(m -> "resume".equals(m.get("event"))).findFirst().orElseThrow();
         assertEquals(4L, event.get("step"));
         assertEquals(Map.of("steps", Map.of("from", 10L, "to", 12L)), event.get("changed"));
+    }
+
+    @Test
+    void theShippedCorpusIsRecordedByNameAndAnotherIsRefusedOnResume() throws IOException {
+        Path dir = tmp.resolve("sotu");
+        TrainConfig c = config(3e-3, 1, 10, 2, 3);
+        TokenDataset sotu = TokenDataset.of(Corpus.shipped(ShippedCorpus.SOTU), new ByteTokenizer(), 0.05, T);
+        new Trainer(backend, model(), c, sotu, dir, log::add, null).run(false, 4);
+        CheckpointStore.Checkpoint cp = new CheckpointStore(dir).latest().orElseThrow();
+        Map<?, ?> data = (Map<?, ?>) cp.config().get("data");
+        assertEquals(true, data.get("shipped_corpus"));
+        assertEquals("sotu", data.get("shipped_corpus_name"));
+        assertEquals(java.util.Optional.of(ShippedCorpus.SOTU), TrainedModel.shippedCorpus(cp.config()));
+        ChangedSettingsException e = assertThrows(ChangedSettingsException.class, () -> trainer(c, dir).run(true));
+        assertEquals(List.of("corpus", "data"), e.changes().stream().map(ChangedSettingsException.Change::setting).toList(),
+                e.getMessage());
+        assertTrue(e.getMessage().contains("corpus (checkpoint sotu, now gutenberg)"), e.getMessage());
+        // The default corpus leaves the name out, as checkpoints from before there were two shipped corpora; they mean it.
+        assertEquals(java.util.Optional.of(ShippedCorpus.GUTENBERG),
+                TrainedModel.shippedCorpus(Map.of("data", Map.of("shipped_corpus", true))));
+        assertEquals(java.util.Optional.empty(), TrainedModel.shippedCorpus(Map.of("data", Map.of("shipped_corpus", false))));
+        IllegalArgumentException unknown = assertThrows(IllegalArgumentException.class, () -> TrainedModel.shippedCorpus(
+                Map.of("data", Map.of("shipped_corpus", true, "shipped_corpus_name", "bible"))));
+        assertTrue(unknown.getMessage().contains("no shipped corpus named 'bible'"), unknown.getMessage());
     }
 
     @Test
