@@ -30,7 +30,8 @@ import org.junit.jupiter.api.io.TempDir;
  * the Maven snippet must name the versions this build has.
  */
 class ReadmeCodeTest {
-    private static final Pattern FENCE = Pattern.compile("(?ms)^```(\\w*)\\n(.*?)^```");
+    /** A fenced block and its whole info string: {@code java}, or {@code java djl} for muon4j-djl's (its own test compiles those). */
+    private static final Pattern FENCE = Pattern.compile("(?ms)^```([^\\n]*)\\n(.*?)^```");
     private static final Pattern PUBLIC_CLASS = Pattern.compile("(?m)^public (?:final )?class (\\w+)");
 
     @TempDir

