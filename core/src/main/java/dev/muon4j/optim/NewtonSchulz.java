@@ -280,12 +280,13 @@ public final class NewtonSchulz {
 
     /**
      * Rows per block of the symmetric products in {@link #standardBf16}: m (one block, a full
-     * product) below twice {@link #symmetricMinBlock}, else m cut into equal blocks of at least that
-     * many rows, rounded up to a multiple of 32 (a 64-byte cache line of bfloat16).
+     * product) below twice {@link #symmetricMinBlock} or above {@value #SYMMETRIC_MAX_ROWS}, else m cut
+     * into equal blocks of at least that many rows, rounded up to a multiple of 32 (a 64-byte cache
+     * line of bfloat16).
      */
     static int symmetricBlock(int m) {
         int blocks = m / symmetricMinBlock;
-        if (blocks < 2) {
+        if (blocks < 2 || m > SYMMETRIC_MAX_ROWS) {
             return m;
         }
         int block = (m + blocks - 1) / blocks;
@@ -298,6 +299,13 @@ public final class NewtonSchulz {
      * a Zen 5, docs/BENCHMARKS.md). Not final only so that tests can compare against one full product.
      */
     static int symmetricMinBlock = 128;
+
+    /**
+     * Above this many rows the symmetric products are full ones: on one thread, 1024×1024 ran 1.01×
+     * the full products' time by blocks of 128 (0.88–0.94× at 384 and 768 rows), and on two threads a
+     * product of 128-row blocks leaves them idle more (docs/BENCHMARKS.md).
+     */
+    static final int SYMMETRIC_MAX_ROWS = 768;
 
     /**
      * Copies each m×m bfloat16 matrix's blocks below the diagonal (blocks of {@code block} rows and

@@ -428,7 +428,8 @@ class NewtonSchulzTest {
         assertEquals(128, NewtonSchulz.symmetricBlock(256));
         assertEquals(128, NewtonSchulz.symmetricBlock(384));
         assertEquals(160, NewtonSchulz.symmetricBlock(300)); // 2 blocks of 150, rounded up to 160: 160 + 140
-        assertEquals(128, NewtonSchulz.symmetricBlock(1024));
+        assertEquals(128, NewtonSchulz.symmetricBlock(768));
+        assertEquals(1024, NewtonSchulz.symmetricBlock(1024)); // above SYMMETRIC_MAX_ROWS: one full product
     }
 
     @Test
