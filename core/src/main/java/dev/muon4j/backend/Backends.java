@@ -270,20 +270,23 @@ public final class Backends {
     /**
      * Extracts (once) and opens oneDNN from the org.bytedeco:dnnl jar on the class path.
      *
-     * <p>OpenMP reads how its idle workers wait when it loads, from {@code OMP_WAIT_POLICY} (or
-     * {@code GOMP_SPINCOUNT}). muon4j wants {@code PASSIVE}: between two GEMMs muon4j's own threads
-     * run the element-wise work, and workers spinning for the next parallel region take the cores
-     * from them (measured on 2 cores: docs/BENCHMARKS.md). The launcher and the build's test runs
-     * set it before the JVM starts; a process without it is told so once, and runs, slower. The
-     * variable is not set from here: changing the environment of a running multi-threaded process
-     * races with any thread reading it.
+     * <p>OpenMP reads how its idle workers wait when it loads, from {@code OMP_WAIT_POLICY} or
+     * {@code GOMP_SPINCOUNT}. muon4j wants a short spin ({@code GOMP_SPINCOUNT=10000}, the launcher's
+     * setting): a worker that sleeps at once pays a wake-up on every one of the many small products of
+     * a forward and backward pass, and one that spins long (GNU OpenMP's default, or {@code ACTIVE})
+     * takes the cores from muon4j's own threads, which run the element-wise work between products
+     * (both measured on 2 cores: docs/BENCHMARKS.md). The build's test runs use {@code PASSIVE}. A
+     * process with neither variable is told so once, and runs, slower. The variables are not set from
+     * here: changing the environment of a running multi-threaded process races with any thread
+     * reading it.
      */
     public static OneDnnBackend openOneDnn(int threads) {
         Path dir = extractAll("dnnl", ONEDNN_RESOURCE_DIR, ONEDNN_FILES);
         if (System.getenv("OMP_WAIT_POLICY") == null && System.getenv("GOMP_SPINCOUNT") == null && !waitPolicyTold) {
             waitPolicyTold = true;
-            LOG.log(Level.INFO, "OMP_WAIT_POLICY is not set: oneDNN's OpenMP workers will spin between products and compete"
-                    + " with muon4j's own threads; set OMP_WAIT_POLICY=PASSIVE before starting Java (the muon4j launcher does)");
+            LOG.log(Level.INFO, "neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set: oneDNN's OpenMP workers will spin long between"
+                    + " products and compete with muon4j's own threads; set GOMP_SPINCOUNT=10000 before starting Java (the muon4j"
+                    + " launcher does)");
         }
         return OneDnnBackend.open(dir.resolve("libdnnl.so.3"), threads);
     }
