@@ -199,18 +199,42 @@ public final class BenchCommand implements Callable<Integer> {
                     + "effective GFLOP/s, accuracy against float64 up to 1024x4096), and a full Muon step on GPT-2 small's hidden "
                     + "matrices with each.")
     static final class Optimizer implements Callable<Integer> {
-        @Mixin
-        BackendOptions backendOptions;
+        @Option(names = "--backend", paramLabel = "KIND", defaultValue = "AUTO",
+                description = "Compute backend: CUDA (the first NVIDIA GPU, through muon4j-cuda) or a CPU backend: "
+                        + "AUTO, OPENBLAS_SYSTEM, OPENBLAS_BUNDLED, ONEDNN, VECTOR (default: ${DEFAULT-VALUE}).")
+        String backend;
 
-        @Option(names = "--repetitions", defaultValue = "3", description = "Timed repetitions per case, median reported (default: ${DEFAULT-VALUE}).")
-        int repetitions;
+        @Option(names = "--threads", paramLabel = "N", description = "Compute threads of a CPU backend (default: number of processors).")
+        Integer threads;
+
+        @Option(names = "--repetitions", paramLabel = "N",
+                description = "Timed repetitions per case, median reported (default: 3 on the CPU, 20 on CUDA).")
+        Integer repetitions;
+
+        @Option(names = "--json-out", paramLabel = "FILE", description = "CUDA only: also write the results as JSON lines to FILE.")
+        java.nio.file.Path jsonOut;
 
         @Option(names = "--skip-gpt2", description = "Skip the GPT-2 small optimizer step (needs about 1.5 GB of heap).")
         boolean skipGpt2;
 
         @Override
-        public Integer call() {
+        public Integer call() throws java.io.IOException {
+            if (backend.equalsIgnoreCase("cuda")) {
+                int reps = repetitions == null ? 20 : repetitions;
+                atLeast("--repetitions", reps, 1);
+                dev.muon4j.cuda.CudaBenchmark.run(System.out, reps, jsonOut);
+                return 0;
+            }
+            int repetitions = this.repetitions == null ? 3 : this.repetitions;
             atLeast("--repetitions", repetitions, 1);
+            BackendOptions backendOptions = new BackendOptions();
+            try {
+                backendOptions.kind = dev.muon4j.backend.BackendKind.valueOf(backend.toUpperCase(java.util.Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--backend: no backend " + backend
+                        + "; choose CUDA, AUTO, OPENBLAS_SYSTEM, OPENBLAS_BUNDLED, ONEDNN or VECTOR");
+            }
+            backendOptions.threads = threads;
             try (Backend backend = backendOptions.open()) {
                 System.out.println(backendOptions.describe(backend));
                 System.out.printf("java %s, %d processors%n%n", Runtime.version(), Runtime.getRuntime().availableProcessors());
