@@ -41,7 +41,7 @@ class VersionTest {
             assertEquals(version, parent.group(1), "the parent version in " + pom);
             count++;
         }
-        assertEquals(8, count, "modules of the parent POM");
+        assertEquals(9, count, "modules of the parent POM");
     }
 
     @Test
