@@ -369,6 +369,13 @@ public final class CudaNewtonSchulz implements AutoCloseable {
         return stepLt[0] != null && stepLt[1] != null;
     }
 
+    /** Bytes of device memory this workspace holds: X and its next value, A, B, the sums of squares, the pointer arrays. */
+    public long deviceBytes() {
+        long matrices = 2L * m * n * batch * elementBytes + 2L * m * m * batch * elementBytes;
+        long pointers = blocks > 1 ? 8L * blockProducts * Long.BYTES : 0;
+        return matrices + (long) batch * Double.BYTES + pointers;
+    }
+
     /** Flops of one call as conventionally counted (whole products): {@code batch·steps·(4m²n + 2m³)}. */
     public double conventionalFlops() {
         double mm = m;

@@ -409,6 +409,9 @@ public final class CudaOptimizer implements AutoCloseable {
         long total = 0;
         for (Resident r : residents) {
             total += (3 + r.state.size()) * r.group.elements() * Float.BYTES;
+            if (r.newtonSchulz != null) {
+                total += r.newtonSchulz.deviceBytes();
+            }
         }
         return total;
     }
