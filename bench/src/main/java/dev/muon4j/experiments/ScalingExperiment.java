@@ -1,6 +1,9 @@
 package dev.muon4j.experiments;
 
+import dev.muon4j.nn.DeepSeekConfig;
 import dev.muon4j.nn.LlamaConfig;
+import dev.muon4j.nn.ModelConfig;
+import dev.muon4j.nn.MoeConfig;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.ScheduleKind;
 import dev.muon4j.train.TrainConfig;
@@ -29,12 +32,48 @@ import java.util.Map;
  * Muon is Moonlight's (classic Nesterov momentum 0.95, scale 0.2·√max(out, in)) on the hidden
  * matrices, at 4 times the learning rate of its AdamW part (embedding, head, norms), the ratio
  * muon4j's short runs favour (docs/EXPERIMENTS.md); the sweep moves both together.
+ *
+ * <p>The same comparison runs on each {@link Family} of models, each an experiment of its own: {@code scaling} on
+ * dense Llama models, {@code scaling-moe} on DeepSeek-V3-style Mixture-of-Experts models, whose N counts the active
+ * matrix parameters ({@link TrainingFlops}). A family is its name, its grids ({@link #design}) and the words its
+ * report uses for its models.
  */
 public final class ScalingExperiment implements Experiment<ScalingExperiment.Point> {
     /** Muon's share of AdamW's training FLOPs at compute-optimal settings (Moonlight, arXiv 2502.16982, §3.2 and Figure 3). */
     public static final double MOONLIGHT_FLOP_RATIO = 0.52;
     /** Muon's sample efficiency over AdamW that Moonlight reports with it (ibid.: "~2× computational efficiency", 1/0.52 ≈ 1.92). */
     public static final double MOONLIGHT_EFFICIENCY = 1.92;
+
+    /** The models a scaling grid trains. */
+    public enum Family {
+        /** Dense Llama models: {@code scaling}. */
+        DENSE("scaling"),
+        /** DeepSeek-V3-style Mixture-of-Experts models with grouped-query attention, the first layer dense: {@code scaling-moe}. */
+        MOE("scaling-moe");
+
+        private final String experiment;
+
+        Family(String experiment) {
+            this.experiment = experiment;
+        }
+
+        /** The experiment's name on the command line. */
+        public String experiment() {
+            return experiment;
+        }
+    }
+
+    private final Family family;
+
+    /** The dense family's experiment, {@code scaling}. */
+    public ScalingExperiment() {
+        this(Family.DENSE);
+    }
+
+    /** The experiment of {@code family}'s models. */
+    public ScalingExperiment(Family family) {
+        this.family = java.util.Objects.requireNonNull(family, "family");
+    }
 
     /**
      * A model size of the grid with the centres of its learning-rate sweeps.
@@ -44,7 +83,7 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
      *                  budget; at a budget k times larger the centre is 1/√k of it, Muon's best rate falling as the
      *                  run lengthens
      */
-    public record Size(String name, LlamaConfig model, double adamwRate, double muonRate) {
+    public record Size(String name, ModelConfig model, double adamwRate, double muonRate) {
     }
 
     /**
@@ -58,14 +97,35 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
     public record Point(Size size, double tokensPerParameter, OptimizerChoice optimizer, double learningRate) {
     }
 
-    /** The grid's shape: sizes with their learning rates, budgets, and the training constants. */
-    record Design(List<Size> sizes, double[] budgets, int batch, int evalBatches, int checkpointsPerRun) {
+    /**
+     * The grid's shape: sizes with their learning rates, budgets, and the training constants.
+     *
+     * @param routerBiasRate the Mixture-of-Experts routers' bias rate γ ({@link TrainConfig#routerBiasRate()}); a dense
+     *                       grid keeps the TrainConfig default, which its runs record and which does nothing to them
+     */
+    record Design(List<Size> sizes, double[] budgets, int batch, int evalBatches, int checkpointsPerRun, double routerBiasRate) {
     }
 
     private static final int VOCAB = 256;
 
     static LlamaConfig llama(int layers, int width, int heads, int mlpWidth, int context) {
         return new LlamaConfig(VOCAB, width, layers, heads, heads, mlpWidth, context, false, 10000, 1e-5, 0.02);
+    }
+
+    /** Moonlight's routed scaling factor (moonshotai/Moonlight-16B-A3B config.json, {@code routed_scaling_factor}). */
+    static final double ROUTED_SCALE = 2.446;
+
+    /**
+     * The Mixture-of-Experts model with the trunk of {@link #llama} (its SwiGLU width F is the first, dense layer's) and
+     * muon4j's Moonlight proportions (cli's {@code ModelPreset}): {@code experts} routed experts of width F/4 of which
+     * each token goes to 2, and 2 shared ones, so that the 4 experts a token passes through make the dense width F.
+     */
+    static DeepSeekConfig moe(int layers, int width, int heads, int mlpWidth, int context, int experts) {
+        if (mlpWidth % 4 != 0) {
+            throw new IllegalArgumentException("MoE scaling model: the dense SwiGLU width " + mlpWidth
+                    + " is not a multiple of 4, so experts of a quarter of it do not make it up");
+        }
+        return new DeepSeekConfig(llama(layers, width, heads, mlpWidth, context), new MoeConfig(experts, 2, mlpWidth / 4, 2, ROUTED_SCALE, 1));
     }
 
     /** Rates r/2, r, 2r, each to 2 significant digits. */
@@ -82,45 +142,103 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
         return o == OptimizerChoice.ADAMW ? around(s.adamwRate()) : around(s.muonRate() * Math.sqrt(d.budgets()[0] / k));
     }
 
+    /** The grid of {@code family}'s models: its default or its quick one. */
+    static Design design(Family family, GridSize size) {
+        return switch (family) {
+            case DENSE -> dense(size);
+            case MOE -> moe(size);
+        };
+    }
+
     /**
-     * The default grid: 4 sizes of N = 34,816 to 356,352 matrix parameters (43k to 0.38M parameters in all),
+     * The default dense grid: 4 sizes of N = 34,816 to 356,352 matrix parameters (43k to 0.38M parameters in all),
      * 2 budgets of 8·N and 32·N tokens (either side of Chinchilla's 20), 3 learning rates per optimizer and
      * point: 48 runs, 150M tokens. The sweeps' centres come from a first sitting of this grid with budgets of
      * 5·N and 20·N (docs/EXPERIMENTS.md): AdamW was best near 4e-3 (8e-3 at width 32), Muon's AdamW part near
      * 8e-3 at width 32 falling to 2e-3 at width 96, and half that on the 4 times longer budget. That sitting
      * trained the four sizes at about 120k, 105k, 55k and 31k tokens a second on 2 Zen 5 cores shared with
-     * other jobs, which puts this grid at about an hour.
+     * other jobs, which puts this grid at about an hour. The quick grid: one layer of widths 8 to 24, context 16, on
+     * 0.5·N and 1·N tokens.
      */
-    static Design design(GridSize size) {
+    private static Design dense(GridSize size) {
         return switch (size) {
             case DEFAULT -> new Design(List.of(
                     new Size("l2w32", llama(2, 32, 2, 96, 64), 8e-3, 8e-3),
                     new Size("l2w48", llama(2, 48, 2, 128, 64), 4e-3, 6e-3),
                     new Size("l3w64", llama(3, 64, 2, 176, 64), 4e-3, 3e-3),
                     new Size("l3w96", llama(3, 96, 3, 256, 64), 4e-3, 2e-3)),
-                    new double[] {8, 32}, 16, 32, 4);
+                    new double[] {8, 32}, 16, 32, 4, TrainConfig.DEFAULT_ROUTER_BIAS_RATE);
             case QUICK -> new Design(List.of(
                     new Size("l1w8", llama(1, 8, 2, 16, 16), 1e-2, 1e-2),
                     new Size("l1w12", llama(1, 12, 2, 24, 16), 1e-2, 1e-2),
                     new Size("l1w16", llama(1, 16, 2, 32, 16), 1e-2, 1e-2),
                     new Size("l1w24", llama(1, 24, 2, 48, 16), 1e-2, 1e-2)),
-                    new double[] {0.5, 1}, 4, 2, 2);
+                    new double[] {0.5, 1}, 4, 2, 2, TrainConfig.DEFAULT_ROUTER_BIAS_RATE);
+        };
+    }
+
+    /**
+     * The routers' bias rate γ of the MoE grids: {@code compare}'s 0.01. At DeepSeek-V3's 0.001 a bias moves at most 0.27
+     * in the shortest run's 274 steps, and in 120 steps the tiny MoE model's routers sent nearly every token of a layer to
+     * the same 2 experts; at 0.01 they balanced (docs/EXPERIMENTS.md, "Muon against AdamW on the tiny Mixture-of-Experts
+     * model").
+     */
+    static final double MOE_ROUTER_BIAS_RATE = 0.01;
+
+    /**
+     * The default MoE grid: 4 sizes of 2 layers, the first a dense SwiGLU and the second a Mixture-of-Experts layer, of
+     * widths 32, 48, 64 and 80 (heads of width 16 to 32; the dense grid's SwiGLU widths, 216 at width 80), whose expert
+     * layers have 8 routed experts of a quarter of that width, 2 of them active, and 2 shared: N = 35,072 to 176,000
+     * active matrix parameters (57k to 275k parameters in all); the dense grid's 2 budgets of 8·N and 32·N tokens and 3
+     * learning rates per optimizer and point: 48 runs, 95M tokens. The sweeps' centres are the dense grid's at the same
+     * width (at width 64 those of the 3-layer {@code l3w64}, at width 80 halfway between {@code l3w64}'s and
+     * {@code l3w96}'s): they were not tuned for the MoE model, and the report marks a best rate at the edge of its sweep.
+     *
+     * <p>The sizes were chosen by measurement (2026-11-28): 600-step runs of each candidate at its 8·N settings, one
+     * with each optimizer, trained through the grid runner on the 2 Zen 5 cores of the development machine while other
+     * jobs ran beside them (load average 5 to 6.6; dense {@code l2w32} and {@code l3w64} ran there at 26k–31k and
+     * 16k–17k tokens a second, a quarter to a third of what the dense grid's sizing measured at a load of 2 to 4).
+     * Tokens a second over each run's wall time, validation and checkpoints included, AdamW / Muon: {@code m2w32} 29k /
+     * 27k–29k, {@code m2w48} 26k / 23k–24k, {@code m2w64} 22k–28k / 20k–21k, {@code m2w80} 21k–24k / 16k–22k. The
+     * grid's tokens at the means of those take about 71 minutes, at the slowest of each 76 minutes. A third layer costs
+     * more than widening: {@code m3w64} (two expert layers) trained at 16k tokens a second with either optimizer, which
+     * would have made its 12 runs alone 43 minutes. The quick grid: the same 2 layers at widths 8 to 24, 4 routed
+     * experts, context 16, on 0.5·N and 1·N tokens.
+     */
+    private static Design moe(GridSize size) {
+        return switch (size) {
+            case DEFAULT -> new Design(List.of(
+                    new Size("m2w32", moe(2, 32, 2, 96, 64, 8), 8e-3, 8e-3),
+                    new Size("m2w48", moe(2, 48, 2, 128, 64, 8), 4e-3, 6e-3),
+                    new Size("m2w64", moe(2, 64, 2, 176, 64, 8), 4e-3, 3e-3),
+                    new Size("m2w80", moe(2, 80, 4, 216, 64, 8), 4e-3, 2.5e-3)),
+                    new double[] {8, 32}, 16, 32, 4, MOE_ROUTER_BIAS_RATE);
+            case QUICK -> new Design(List.of(
+                    new Size("m2w8", moe(2, 8, 2, 16, 16, 4), 1e-2, 1e-2),
+                    new Size("m2w12", moe(2, 12, 2, 24, 16, 4), 1e-2, 1e-2),
+                    new Size("m2w16", moe(2, 16, 2, 32, 16, 4), 1e-2, 1e-2),
+                    new Size("m2w24", moe(2, 24, 2, 48, 16, 4), 1e-2, 1e-2)),
+                    new double[] {0.5, 1}, 4, 2, 2, MOE_ROUTER_BIAS_RATE);
         };
     }
 
     @Override
     public String name() {
-        return "scaling";
+        return family.experiment();
     }
 
     @Override
     public String title() {
-        return "Scaling: the training FLOPs Muon needs to reach AdamW's loss (Moonlight, Figure 3)";
+        return switch (family) {
+            case DENSE -> "Scaling: the training FLOPs Muon needs to reach AdamW's loss (Moonlight, Figure 3)";
+            case MOE -> "Scaling, Mixture of Experts (MoE): the training FLOPs Muon needs to reach AdamW's loss, counted on active "
+                    + "parameters (Moonlight, Figure 3)";
+        };
     }
 
     @Override
     public List<GridRun<Point>> grid(GridSize size) {
-        Design d = design(size);
+        Design d = design(family, size);
         List<GridRun<Point>> runs = new ArrayList<>();
         for (Size s : d.sizes()) {
             long n = TrainingFlops.matmulParameters(s.model());
@@ -132,7 +250,8 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
                         Point p = new Point(s, k, o, lr);
                         TrainConfig c = new TrainConfig(o, lr, 4 * lr, 0.1, 0.9, 0.95, 0.95, ScheduleKind.COSINE,
                                 Math.max(1, steps / 20), steps, 0.1, d.batch(), 1, 1.0, 1,
-                                Math.max(1, steps / 4), d.evalBatches(), Math.max(1, steps / d.checkpointsPerRun()), 1);
+                                Math.max(1, steps / 4), d.evalBatches(), Math.max(1, steps / d.checkpointsPerRun()), 1)
+                                .withRouterBiasRate(d.routerBiasRate());
                         String id = String.format(Locale.ROOT, "%s-%sn-%s-lr%s", s.name(), number(k), o.name().toLowerCase(Locale.ROOT),
                                 number(lr));
                         runs.add(new GridRun<>(id, p, s.model(), c, Measurements.none()));
@@ -182,7 +301,8 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
         ReportFiles files = a.files();
 
         // Plot 1: both frontiers against log C (Moonlight's Figure 3).
-        SvgPlot plot = new SvgPlot("Compute frontiers: validation loss against training FLOPs", "training FLOPs (6·N·D + attention)",
+        SvgPlot plot = new SvgPlot("Compute frontiers: validation loss against training FLOPs", family == Family.MOE
+                ? "training FLOPs (6·N·D + attention, N the active matrix parameters)" : "training FLOPs (6·N·D + attention)",
                 "validation loss (nats/byte)").logX();
         List<List<Object>> plotRows = new ArrayList<>();
         for (Frontier f : frontiers.values()) {
@@ -370,13 +490,14 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
         s.append("A point is a model size and a token budget; its loss is the lowest final validation loss over the learning-rate sweep. "
                 + "\"edge\" marks a best rate at the end of the sweep, where a rate beyond it might have done better. "
                 + "\"envelope\" marks the points of the lower envelope (no point with less compute has a lower loss), to which the frontier is fitted.\n\n");
-        s.append("| optimizer | model | N (matrix parameters) | tokens | FLOPs | best lr (Muon's matrices) | final validation loss | |\n"
+        s.append("| optimizer | model | N (").append(family == Family.MOE ? "active " : "")
+                .append("matrix parameters) | tokens | FLOPs | best lr (Muon's matrices) | final validation loss | |\n"
                 + "|---|---|---|---|---|---|---|---|\n");
         for (Frontier f : frontiers.values()) {
             for (Best b : f.best()) {
-                LlamaConfig m = b.size().model();
-                s.append(String.format(Locale.ROOT, "| %s | %s: %d layer%s, width %d | %,d | %,d (%s·N) | %.3e | %s%s | %.4f | %s |%n",
-                        label(f.optimizer()), b.size().name(), m.layers(), m.layers() == 1 ? "" : "s", m.width(), TrainingFlops.matmulParameters(m), b.tokens(),
+                ModelConfig m = b.size().model();
+                s.append(String.format(Locale.ROOT, "| %s | %s: %s | %,d | %,d (%s·N) | %.3e | %s%s | %.4f | %s |%n",
+                        label(f.optimizer()), b.size().name(), shape(m), TrainingFlops.matmulParameters(m), b.tokens(),
                         number(b.tokensPerParameter()), b.flops(), number(b.run().point().learningRate()),
                         f.optimizer() == OptimizerChoice.MUON ? " (" + number(b.run().run().train().muonLearningRate()) + ")" : "",
                         b.loss(), (f.envelope().contains(b) ? "envelope" : "") + (b.atEdge() ? (f.envelope().contains(b) ? ", " : "") + "edge" : "")));
@@ -390,23 +511,72 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
                     Analysis.minutes(r.result().wallSeconds())));
         }
         s.append("\n## How it is computed\n\n");
-        s.append("- Models: byte-level Llama models (vocabulary 256) of the sizes above, heads of width 16 to 32, key/value heads = heads, "
-                + "SwiGLU, untied head; all trained from the same seed on the same data order.\n");
+        s.append(switch (family) {
+            case DENSE -> "- Models: byte-level Llama models (vocabulary 256) of the sizes above, heads of width 16 to 32, key/value heads = heads, "
+                    + "SwiGLU, untied head; all trained from the same seed on the same data order.\n";
+            case MOE -> moeModels(a);
+        });
         s.append("- Training: cosine schedule to 10% after a 5% warm-up, weight decay 0.1, β2 0.95, gradient clipping 1.0. AdamW runs AdamW "
                 + "on every parameter; Muon runs Moonlight's Muon (classic Nesterov momentum 0.95, update scale 0.2·√max(out, in)) on the "
                 + "hidden matrices at 4× the learning rate of its AdamW part (embedding, head, norms), both moved together by the sweep.\n");
-        s.append("- FLOPs: C = D·(6·N + 6·L·H·D_head·(T+1)): N counts the projections of every layer and the output head; the attention term "
-                + "counts the causal scores and value sums (a token at position t attends to t + 1 keys). See `TrainingFlops`.\n");
+        s.append(switch (family) {
+            case DENSE -> "- FLOPs: C = D·(6·N + 6·L·H·D_head·(T+1)): N counts the projections of every layer and the output head; the attention "
+                    + "term counts the causal scores and value sums (a token at position t attends to t + 1 keys). See `TrainingFlops`.\n";
+            case MOE -> "- FLOPs: C = D·(6·N + 6·L·H·D_head·(T+1)), where N counts the **active parameters**: the matrices each token is "
+                    + "multiplied by, which are every layer's attention projections, the first layer's dense SwiGLU, in each MoE layer the "
+                    + "router (width × experts: every token scores every expert) and the SwiGLUs of the routed experts the token goes to and of "
+                    + "the shared ones (3 × width × expert width each), and the output head. The routed experts a token does not go to are left "
+                    + "out, as in the activated parameters Moonlight and DeepSeek-V3 count; the budgets of 8·N and 32·N tokens are per active "
+                    + "matrix parameter too. The attention term counts the causal scores and value sums (a token at position t attends to "
+                    + "t + 1 keys). See `TrainingFlops`.\n";
+        });
         s.append("- Frontier: the best run of each point; the lower envelope of those; L(C) = a·C^(−b) + L∞ fitted to it by least squares "
                 + "(a global search over b with a and L∞ solved exactly, a ≥ 0, 0 ≤ L∞ ≤ the lowest loss). See `FrontierFit`.\n");
         s.append("- Ratio: at computes C across AdamW's envelope, L = AdamW's fitted L(C), and Muon's FLOPs for L from Muon's fitted curve, "
                 + "C_Muon = (a/(L − L∞))^(1/b). Where C_Muon lies outside Muon's own envelope the value rests on the curve's extrapolation, "
                 + "and the headline uses only the others when there are any.\n");
-        s.append("- Learning rates: each sweep is half, once and twice a centre set per size (and for Muon per budget, lower on the longer "
-                + "one) from a first sitting of the grid; docs/EXPERIMENTS.md has its numbers. A best rate at the edge of its sweep is marked above.\n");
+        s.append(switch (family) {
+            case DENSE -> "- Learning rates: each sweep is half, once and twice a centre set per size (and for Muon per budget, lower on the longer "
+                    + "one) from a first sitting of the grid; docs/EXPERIMENTS.md has its numbers. A best rate at the edge of its sweep is marked "
+                    + "above.\n";
+            case MOE -> "- Learning rates: each sweep is half, once and twice a centre set per size (and for Muon per budget, lower on the longer "
+                    + "one), taken from the dense grid's (`scaling`) for the same widths: **they were not tuned for the Mixture-of-Experts "
+                    + "model**. A best rate at the edge of its sweep is marked \"edge\" above: there a rate beyond the sweep might have done "
+                    + "better, and the point's loss may be too high for its optimizer.\n";
+        });
         s.append("- Moonlight's runs were language models far larger than these, which have tens to hundreds of thousands of parameters and "
                 + "read a few million bytes of one corpus: the comparison is of the method and the direction, not of the scale.\n");
         return s.toString();
+    }
+
+    /** "2 layers, width 32" for a dense model; a Mixture-of-Experts model adds its experts. */
+    private static String shape(ModelConfig m) {
+        LlamaConfig t = m.trunk();
+        String layers = String.format(Locale.ROOT, "%d layer%s, width %d", t.layers(), t.layers() == 1 ? "" : "s", t.width());
+        return switch (m) {
+            case LlamaConfig l -> layers;
+            case DeepSeekConfig d -> String.format(Locale.ROOT, "%s, %d experts (%d active + %d shared) of width %d", layers, d.moe().experts(),
+                    d.moe().activeExperts(), d.moe().sharedExperts(), d.moe().expertWidth());
+        };
+    }
+
+    /** The Models line of the MoE report's "How it is computed", from the grid's models (their experts are alike). */
+    private static String moeModels(Analysis<Point> a) {
+        DeepSeekConfig first = (DeepSeekConfig) a.runs().getFirst().point().size().model();
+        MoeConfig e = first.moe();
+        java.util.IntSummaryStatistics headWidths = a.runs().stream().mapToInt(r -> r.point().size().model().trunk().headDim())
+                .summaryStatistics();
+        return String.format(Locale.ROOT, "- Models: byte-level DeepSeek-V3-style Mixture-of-Experts (MoE) models (vocabulary 256) of the sizes "
+                        + "above: grouped-query attention with heads of width %d to %d, key/value heads = heads; %s a dense SwiGLU of width "
+                        + "F, every later layer %d routed experts of width F/4 of which each token goes to %d, plus %d shared "
+                        + "experts of that width, routed scale %s (muon4j's Moonlight proportions: the %d experts a token passes through make "
+                        + "the dense width F); auxiliary-loss-free balancing with router bias rate %s; untied head. Each model has more "
+                        + "parameters in all than the active ones N counts (runs.csv's `parameters` column has them all). All "
+                        + "trained from the same seed on the same data order.\n",
+                headWidths.getMin(), headWidths.getMax(), e.firstDenseLayers() == 1 ? "the first layer is"
+                        : "the first " + e.firstDenseLayers() + " layers are each",
+                e.experts(), e.activeExperts(), e.sharedExperts(), number(e.routedScale()), e.activeExperts() + e.sharedExperts(),
+                number(a.runs().getFirst().run().train().routerBiasRate()));
     }
 
     private static String label(OptimizerChoice o) {

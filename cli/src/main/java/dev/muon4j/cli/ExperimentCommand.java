@@ -42,6 +42,7 @@ import picocli.CommandLine.Spec;
                 + "checkpoints, so the grid may span several sittings), then write report.md, the plots (SVG, and PNG where "
                 + "rsvg-convert is installed) and the data behind them (CSV) into --out.",
                 "Experiments: scaling (the training FLOPs Muon needs to reach AdamW's loss; 48 runs, about an hour on 2 cores), "
+                        + "scaling-moe (the same on Mixture-of-Experts models, FLOPs counted on active parameters; 48 runs, about 70 minutes), "
                         + "update-rms (the update RMS of every matrix shape under each scale; 3 runs, about 25 minutes), "
                         + "weight-decay (weights, layer outputs and loss over long training, with and without decay; 3 runs, about 55 "
                         + "minutes), svd-entropy (the SVD entropy of every group of weight matrices under Muon and AdamW, dense and "

@@ -101,6 +101,21 @@ class ExperimentCommandTest {
     }
 
     @Test
+    void scalingMoeQuick() throws Exception {
+        Path out = quick("scaling-moe", List.of("frontier"), List.of("frontier", "runs"),
+                List.of("# Scaling, Mixture of Experts (MoE): the training FLOPs Muon needs to reach AdamW's loss, counted on active parameters",
+                        "| optimizer | model | N (active matrix parameters) |", "m2w8: 2 layers, width 8, 4 experts (2 active + 2 shared) of width 4",
+                        "N counts the **active parameters**", "Mixture-of-Experts (MoE) models", "4 routed experts of width F/4",
+                        "router bias rate 0.01", "not tuned for the Mixture-of-Experts model", "## Every run"));
+        assertEquals(49, Files.readAllLines(out.resolve("runs.csv")).size(), "48 runs and the header");
+        try (Stream<Path> dirs = Files.list(out.resolve("runs"))) {
+            assertEquals(48, dirs.count());
+        }
+        String settings = Files.readString(out.resolve("runs/m2w8-0.5n-adamw-lr0.005/result.json"));
+        assertTrue(settings.contains("\"model\": \"deepseek\"") && settings.contains("\"router_bias_rate\": 0.01"), settings);
+    }
+
+    @Test
     void updateRmsQuickCarriesOnACutGrid() throws Exception {
         Path out = quick("update-rms", List.of("update-rms-adamw", "update-rms-muon-original", "update-rms-muon-match-rms"),
                 List.of("update-rms"), List.of("| matrices | class | fan-out × fan-in |", "| experts |", "| square |", "| wide |", "| tall |"));
@@ -176,7 +191,7 @@ class ExperimentCommandTest {
     void anUnknownExperimentIsRefusedWithTheNames() {
         Outcome o = run("experiment", "nonesuch");
         assertEquals(2, o.code());
-        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, update-rms, weight-decay, svd-entropy, finetune"), o.err());
+        assertTrue(o.err().contains("no experiment named 'nonesuch'; the experiments are scaling, scaling-moe, update-rms, weight-decay, svd-entropy, finetune"), o.err());
     }
 
     /** The fields of a CSV line: commas outside double quotes, plus one. */
