@@ -148,20 +148,24 @@ public final class OptimizerBenchmark {
     }
 
     /**
-     * Warm-up: each body is run until it has run {@link #WARMUP_SECONDS} in all (at least once), so that the JIT has
-     * compiled the loops around the native products. One warm-up run was not enough for the first shape measured:
+     * Warm-up: each body is run until it has run {@link #WARMUP_SECONDS} in all or {@link #WARMUP_RUNS} times (at
+     * least once), so that the JIT has compiled the loops around the native products. One warm-up run was not enough for the first shape measured:
      * NS5 1024² in bfloat16 took 134 ms as the median of runs 2–4 and 53–58 ms from the fifth run on (2 Zen 5 cores,
      * oneDNN, 2026-11-28), the conversions to and from bfloat16 still running in the interpreter.
      */
     static final double WARMUP_SECONDS = 1.0;
+    /** At most this many warm-up runs (tiny shapes reach it long before {@link #WARMUP_SECONDS}). */
+    static final int WARMUP_RUNS = 10;
 
     /** Each body warmed up ({@link #WARMUP_SECONDS}), then {@code repetitions} rounds of one run of each in turn; the median time of each. */
     private double[] interleavedMedians(List<Runnable> bodies) {
         for (Runnable body : bodies) {
             long start = System.nanoTime();
+            int runs = 0;
             do {
                 body.run();
-            } while (System.nanoTime() - start < WARMUP_SECONDS * 1e9);
+                runs++;
+            } while (runs < WARMUP_RUNS && System.nanoTime() - start < WARMUP_SECONDS * 1e9);
         }
         double[][] t = new double[bodies.size()][repetitions];
         for (int rep = 0; rep < repetitions; rep++) {
