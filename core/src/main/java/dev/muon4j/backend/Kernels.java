@@ -138,6 +138,37 @@ public final class Kernels {
     }
 
     /**
+     * Writes {@code round(s·src[i])} for {@code len} values of {@code src} from {@code off} as bfloat16
+     * bit patterns (ties to even, as {@link dev.muon4j.tensor.BFloat16#toBits}) into elements
+     * {@code [index, index + len)} of the native or heap segment {@code dst}: the same bits as
+     * {@link #scale} followed by {@link #roundToBFloat16} and a store, in one pass. src is read only.
+     */
+    public static void scaleToBFloat16(float[] src, int off, int len, float s, java.lang.foreign.MemorySegment dst, long index) {
+        java.util.Objects.checkFromIndexSize(off, len, src.length);
+        java.util.Objects.checkFromIndexSize(index * Short.BYTES, (long) len * Short.BYTES, dst.byteSize());
+        if (VECTOR) {
+            VectorKernels.scaleToBFloat16(src, off, len, s, dst, index);
+        } else {
+            PlainKernels.scaleToBFloat16(src, off, len, s, dst, index, 0);
+        }
+    }
+
+    /**
+     * Reads {@code len} bfloat16 bit patterns from elements {@code [index, index + len)} of {@code src}
+     * into {@code dst[off..off+len)} as float32 (exactly, as {@link dev.muon4j.tensor.BFloat16#fromBits}).
+     * Modifies dst.
+     */
+    public static void fromBFloat16(java.lang.foreign.MemorySegment src, long index, float[] dst, int off, int len) {
+        java.util.Objects.checkFromIndexSize(off, len, dst.length);
+        java.util.Objects.checkFromIndexSize(index * Short.BYTES, (long) len * Short.BYTES, src.byteSize());
+        if (VECTOR) {
+            VectorKernels.fromBFloat16(src, index, dst, off, len);
+        } else {
+            PlainKernels.fromBFloat16(src, index, dst, off, len, 0);
+        }
+    }
+
+    /**
      * Muon momentum update and the matrix handed to Newton–Schulz, fused. Modifies m and u.
      *
      * <pre>

@@ -81,6 +81,21 @@ final class PlainKernels {
         }
     }
 
+    /** {@link Kernels#scaleToBFloat16} from element {@code from} of the range on. */
+    static void scaleToBFloat16(float[] src, int off, int len, float s, java.lang.foreign.MemorySegment dst, long index, int from) {
+        for (int i = from; i < len; i++) {
+            dst.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, index + i,
+                    dev.muon4j.tensor.BFloat16.toBits(src[off + i] * s));
+        }
+    }
+
+    /** {@link Kernels#fromBFloat16} from element {@code from} of the range on. */
+    static void fromBFloat16(java.lang.foreign.MemorySegment src, long index, float[] dst, int off, int len, int from) {
+        for (int i = from; i < len; i++) {
+            dst[off + i] = dev.muon4j.tensor.BFloat16.fromBits(src.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, index + i));
+        }
+    }
+
     static void muonMomentum(boolean ema, boolean nesterov, double momentum,
                              float[] g, int gOff, float[] m, int mOff, float[] u, int uOff, int len) {
         float beta = (float) momentum;

@@ -2,6 +2,8 @@ package dev.muon4j.backend;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -16,6 +18,9 @@ final class VectorKernels {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> SI = IntVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** Shorts as many as {@link #S}'s floats: bfloat16 patterns of one float vector. */
+    private static final VectorSpecies<Short> SS = VectorSpecies.of(short.class, VectorShape.forBitSize(L * Short.SIZE));
+    private static final java.nio.ByteOrder NATIVE = java.nio.ByteOrder.nativeOrder();
 
     private VectorKernels() {
     }
@@ -100,6 +105,43 @@ final class VectorKernels {
             }
         }
         return -1;
+    }
+
+    /** Rounds each value of a float vector's bits to bfloat16 (as {@link #roundToBFloat16}) and keeps the upper 16 bits. */
+    private static IntVector bfloat16Bits(FloatVector v) {
+        IntVector bits = v.reinterpretAsInts();
+        VectorMask<Integer> special = bits.and(0x7f800000).compare(VectorOperators.EQ, 0x7f800000);
+        IntVector lsb = bits.lanewise(VectorOperators.LSHR, 16).and(1);
+        IntVector rounded = bits.add(lsb.add(0x7fff));
+        IntVector result = rounded.blend(bits, special)
+                .blend(IntVector.broadcast(SI, 0x7fc00000), v.test(VectorOperators.IS_NAN).cast(SI));
+        return result.lanewise(VectorOperators.LSHR, 16);
+    }
+
+    static void scaleToBFloat16(float[] src, int off, int len, float s, java.lang.foreign.MemorySegment dst, long index) {
+        int i = 0;
+        if (SI.length() == L && SS.length() == L) {
+            long at = index * Short.BYTES;
+            for (int bound = S.loopBound(len); i < bound; i += L) {
+                IntVector bits = bfloat16Bits(FloatVector.fromArray(S, src, off + i).mul(s));
+                ((ShortVector) bits.convertShape(VectorOperators.I2S, SS, 0)).intoMemorySegment(dst, at + (long) i * Short.BYTES, NATIVE);
+            }
+        }
+        PlainKernels.scaleToBFloat16(src, off, len, s, dst, index, i);
+    }
+
+    static void fromBFloat16(java.lang.foreign.MemorySegment src, long index, float[] dst, int off, int len) {
+        int i = 0;
+        if (SI.length() == L && SS.length() == L) {
+            long at = index * Short.BYTES;
+            for (int bound = S.loopBound(len); i < bound; i += L) {
+                ShortVector bits = ShortVector.fromMemorySegment(SS, src, at + (long) i * Short.BYTES, NATIVE);
+                // sign extension puts copies of bit 15 in bits 16..31; the shift moves them out
+                ((IntVector) bits.convertShape(VectorOperators.S2I, SI, 0)).lanewise(VectorOperators.LSHL, 16)
+                        .reinterpretAsFloats().intoArray(dst, off + i);
+            }
+        }
+        PlainKernels.fromBFloat16(src, index, dst, off, len, i);
     }
 
     /** Rounds each value to the nearest bfloat16 (ties to even), in place; same result as {@code BFloat16.round}. */

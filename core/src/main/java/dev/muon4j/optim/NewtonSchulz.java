@@ -131,15 +131,31 @@ public final class NewtonSchulz {
         boolean bf16 = config.precision() == DType.BF16;
         // bfloat16 products work on X as it is laid out, tall or wide (transposes are strides to them)
         java.util.Optional<Bf16Matmul> bf16Products = bf16 && !gram ? backend.bf16Matmul() : java.util.Optional.empty();
-        workspace.ensure(m, n);
         int size = m * n;
+        CoefficientSchedule schedule = config.schedule();
+        if (bf16Products.isPresent() && config.normalization() != NewtonSchulzConfig.Normalization.TORCH_BF16) {
+            // X = bf16(G / (s·‖G‖_F + eps)) straight from the input into bfloat16: one pass, no float32 copy
+            double denominator = schedule.normScale() * Math.sqrt(Kernels.sumOfSquares(input, inputOffset, size)) + config.eps();
+            if (denominator == 0) {
+                java.util.Arrays.fill(output, outputOffset, outputOffset + size, 0f);
+                return;
+            }
+            double factor = 1.0 / denominator;
+            if ((float) factor < Float.POSITIVE_INFINITY) {
+                workspace.ensureBf16(m, n);
+                Kernels.scaleToBFloat16(input, inputOffset, size, (float) factor, workspace.xs, 0);
+                standardBf16(bf16Products.get(), config, rows, cols, workspace, output, outputOffset);
+                return;
+            }
+            // 1/denominator overflows float32: the two-step scaling below
+        }
+        workspace.ensure(m, n);
         float[] x = workspace.x;
         if (transposed && bf16Products.isEmpty()) {
             Kernels.transpose(input, inputOffset, rows, cols, x, 0);
         } else {
             System.arraycopy(input, inputOffset, x, 0, size);
         }
-        CoefficientSchedule schedule = config.schedule();
         if (config.normalization() == NewtonSchulzConfig.Normalization.TORCH_BF16) {
             normalizeAsTorch(x, size, schedule.normScale(), config.eps());
         } else if (!normalize(x, size, schedule.normScale(), config.eps(), bf16)) {
@@ -148,6 +164,8 @@ public final class NewtonSchulz {
             return;
         }
         if (bf16Products.isPresent()) {
+            workspace.ensureBf16(m, n);
+            Kernels.scaleToBFloat16(x, 0, size, 1f, workspace.xs, 0); // already bfloat16 values: exact
             standardBf16(bf16Products.get(), config, rows, cols, workspace, output, outputOffset);
             return;
         }
@@ -206,7 +224,7 @@ public final class NewtonSchulz {
 
     /**
      * The standard iteration in {@link DType#BF16} precision on bfloat16 matrices in native memory, from
-     * the normalised rows×cols X in {@code workspace.x} (already rounded to bfloat16) into {@code output}:
+     * the normalised rows×cols X in bfloat16 in {@code workspace.xs} into {@code output}:
      * the same products, each accumulated in float32 and rounded once to bfloat16, as {@link #standard}
      * computes with float32 products and rounding afterwards; only the order of the float32 sums
      * differs. A tall X (rows &gt; cols) is not transposed: the iteration runs on Xᵀ's terms, A = XᵀX and
@@ -229,7 +247,6 @@ public final class NewtonSchulz {
         java.lang.foreign.MemorySegment b = workspace.bs;
         long xBytes = (long) size * Short.BYTES;
         long aBytes = (long) m * m * Short.BYTES;
-        BFloat16.store(workspace.x, 0, size, x, 0);
         CoefficientSchedule schedule = config.schedule();
         for (int step = 0; step < config.steps(); step++) {
             Coefficients k = schedule.at(step);
@@ -275,7 +292,7 @@ public final class NewtonSchulz {
         }
         workspace.xs = x;
         workspace.ys = y;
-        BFloat16.load(x, 0, output, outputOffset, size);
+        Kernels.fromBFloat16(x, 0, output, outputOffset, size);
     }
 
     /**
@@ -311,8 +328,43 @@ public final class NewtonSchulz {
      * Copies each m×m bfloat16 matrix's blocks below the diagonal (blocks of {@code block} rows and
      * columns) onto their mirror images above it; the diagonal blocks are left as they are.
      */
+    /**
+     * One row of a 4×4 tile of bfloat16 patterns, read little-endian whatever the platform: its four
+     * patterns then sit in the long's 16-bit slots 0..3 in order, and each moves whole, so it is
+     * written back as it was read. A constant, so that the JIT compiles its accesses to plain loads.
+     */
+    private static final java.lang.foreign.ValueLayout.OfLong TILE_ROW =
+            java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+
     static void mirrorLowerBlocks(java.lang.foreign.MemorySegment s, int m, int block) {
-        for (int i = block; i < m; i++) {
+        // 4×4 tiles, each row of a tile one long of four bfloat16 patterns, transposed in registers;
+        // block is a multiple of 4 here (symmetricBlock), so tiles never straddle the diagonal blocks
+        int tiled = block % 4 == 0 ? block + (m - block) / 4 * 4 : block;
+        var L = TILE_ROW;
+        long rowBytes = (long) m * Short.BYTES;
+        for (int i = block; i < tiled; i += 4) {
+            int end = i / block * block;
+            long from = i * rowBytes;
+            long to = (long) i * Short.BYTES;
+            for (int j = 0; j < end; j += 4) {
+                long at = from + (long) j * Short.BYTES;
+                long r0 = s.get(L, at);
+                long r1 = s.get(L, at + rowBytes);
+                long r2 = s.get(L, at + 2 * rowBytes);
+                long r3 = s.get(L, at + 3 * rowBytes);
+                // element e of row r sits in bits 16e..16e+15: pair rows 0,1 and 2,3, then the pairs
+                long t0 = (r0 & 0x0000FFFF0000FFFFL) | ((r1 & 0x0000FFFF0000FFFFL) << 16);
+                long t1 = ((r0 >>> 16) & 0x0000FFFF0000FFFFL) | (r1 & 0xFFFF0000FFFF0000L);
+                long t2 = (r2 & 0x0000FFFF0000FFFFL) | ((r3 & 0x0000FFFF0000FFFFL) << 16);
+                long t3 = ((r2 >>> 16) & 0x0000FFFF0000FFFFL) | (r3 & 0xFFFF0000FFFF0000L);
+                long back = to + (long) j * rowBytes;
+                s.set(L, back, (t0 & 0xFFFFFFFFL) | (t2 << 32));
+                s.set(L, back + rowBytes, (t1 & 0xFFFFFFFFL) | (t3 << 32));
+                s.set(L, back + 2 * rowBytes, (t0 >>> 32) | (t2 & 0xFFFFFFFF00000000L));
+                s.set(L, back + 3 * rowBytes, (t1 >>> 32) | (t3 & 0xFFFFFFFF00000000L));
+            }
+        }
+        for (int i = tiled; i < m; i++) {
             int end = i / block * block;
             long row = (long) i * m;
             for (int j = 0; j < end; j++) {

@@ -1,6 +1,7 @@
 package dev.muon4j.backend;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.muon4j.tensor.BFloat16;
@@ -265,6 +266,65 @@ class KernelsTest {
         // Overflow: the largest float rounds to infinity, the largest bfloat16 stays.
         assertEquals(Float.POSITIVE_INFINITY, BFloat16.round(Float.MAX_VALUE));
         assertEquals(Float.intBitsToFloat(0x7f7f0000), BFloat16.round(Float.intBitsToFloat(0x7f7f7fff)));
+    }
+
+    /**
+     * The fused scale-round-store into bfloat16 patterns and the load back give, pattern for pattern,
+     * what {@link BFloat16#toBits} and {@link BFloat16#fromBits} give one element at a time, on
+     * Gaussians, random bit patterns (NaNs with payloads, subnormals, infinities), exact ties and a
+     * scale that overflows; and touch nothing outside their range.
+     */
+    @Test
+    void bfloat16StoreAndLoadMatchBFloat16Patterns() {
+        float[] bits = new float[10_007];
+        for (int i = 0; i < bits.length; i++) {
+            bits[i] = Float.intBitsToFloat(random.nextInt());
+        }
+        float[] ties = {Float.intBitsToFloat(0x3f808000), Float.intBitsToFloat(0x3f818000), Float.intBitsToFloat(0xbf808000),
+            Float.intBitsToFloat(0x7f7f8000), Float.NaN, Float.intBitsToFloat(0xff800001), Float.POSITIVE_INFINITY, -0f,
+            Float.MIN_VALUE, 1f, -1f, 3f, 0.1f, 65504f, 1e-40f, 7f, 8f};
+        for (float s : new float[] {1f, 0.3712f, -2.5f, 3e38f}) {
+            for (int len : LENGTHS) {
+                for (int off : OFFSETS) {
+                    checkStore(padded(off, len), off, len, s, 2, "gaussian len " + len + " off " + off + " scale " + s);
+                }
+            }
+            checkStore(bits, 0, bits.length, s, 0, "random bits, scale " + s);
+            checkStore(bits, 5, 1003, s, 1, "random bits, offset 5, scale " + s);
+            checkStore(ties, 0, ties.length, s, 3, "ties and specials, scale " + s);
+        }
+        for (int len : new int[] {0, 1, 15, 16, 17, 33, 1000, 10_007}) {
+            for (long index : new long[] {0, 1, 3}) {
+                java.lang.foreign.MemorySegment src = java.lang.foreign.Arena.ofAuto().allocate((index + len) * Short.BYTES);
+                short[] patterns = new short[len];
+                for (int i = 0; i < len; i++) {
+                    patterns[i] = (short) random.nextInt();
+                    src.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, index + i, patterns[i]);
+                }
+                float[] want = new float[len + 2 + PAD];
+                Arrays.fill(want, Float.NaN);
+                float[] got = want.clone();
+                for (int i = 0; i < len; i++) {
+                    want[2 + i] = BFloat16.fromBits(patterns[i]);
+                }
+                Kernels.fromBFloat16(src, index, got, 2, len);
+                assertSameBits(want, got, "fromBFloat16 len " + len + " index " + index);
+            }
+        }
+        java.lang.foreign.MemorySegment small = java.lang.foreign.Arena.ofAuto().allocate(8 * Short.BYTES);
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.scaleToBFloat16(new float[9], 0, 9, 1f, small, 0));
+        assertThrows(IndexOutOfBoundsException.class, () -> Kernels.fromBFloat16(small, 1, new float[8], 0, 8));
+    }
+
+    private static void checkStore(float[] x, int off, int len, float s, long index, String what) {
+        java.lang.foreign.MemorySegment dst = java.lang.foreign.Arena.ofAuto().allocate((index + len + 2) * Short.BYTES);
+        dst.fill((byte) 0x5a);
+        Kernels.scaleToBFloat16(x, off, len, s, dst, index);
+        for (long i = 0; i < index + len + 2; i++) {
+            short got = dst.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i);
+            short want = i >= index && i < index + len ? BFloat16.toBits(x[off + (int) (i - index)] * s) : (short) 0x5a5a;
+            assertEquals(want, got, what + ": element " + i);
+        }
     }
 
     private static void checkRounding(float[] x, int off, int len, String what) {

@@ -164,6 +164,36 @@ class NewtonSchulzTest {
         return out;
     }
 
+    /**
+     * The mirroring by 4×4 tiles of longs agrees with copying element by element, on the block sizes
+     * Newton–Schulz uses and on sizes whose last rows do not fill a tile.
+     */
+    @Test
+    void mirroringByTilesEqualsElementByElement() {
+        java.util.Random random = new java.util.Random(5);
+        int[][] cases = {{384, 128}, {300, 160}, {261, 160}, {258, 128}, {8, 4}, {9, 4}, {11, 4}, {6, 3}, {64, 32}};
+        for (int[] c : cases) {
+            int m = c[0];
+            int block = c[1];
+            java.lang.foreign.MemorySegment s = java.lang.foreign.Arena.ofAuto().allocate((long) m * m * Short.BYTES);
+            short[] want = new short[m * m];
+            for (int i = 0; i < m * m; i++) {
+                want[i] = (short) random.nextInt();
+                s.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i, want[i]);
+            }
+            for (int i = block; i < m; i++) {
+                for (int j = 0; j < i / block * block; j++) {
+                    want[j * m + i] = want[i * m + j];
+                }
+            }
+            NewtonSchulz.mirrorLowerBlocks(s, m, block);
+            for (int i = 0; i < m * m; i++) {
+                assertEquals(want[i], s.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i),
+                        m + "×" + m + " by blocks of " + block + ": (" + i / m + ", " + i % m + ")");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- singular values
 
     /** Eigenvalues of a symmetric n×n matrix (cyclic Jacobi rotations), ascending. */
