@@ -325,10 +325,6 @@ public final class NewtonSchulz {
     static final int SYMMETRIC_MAX_ROWS = 768;
 
     /**
-     * Copies each m×m bfloat16 matrix's blocks below the diagonal (blocks of {@code block} rows and
-     * columns) onto their mirror images above it; the diagonal blocks are left as they are.
-     */
-    /**
      * One row of a 4×4 tile of bfloat16 patterns, read little-endian whatever the platform: its four
      * patterns then sit in the long's 16-bit slots 0..3 in order, and each moves whole, so it is
      * written back as it was read. A constant, so that the JIT compiles its accesses to plain loads.
@@ -336,11 +332,14 @@ public final class NewtonSchulz {
     private static final java.lang.foreign.ValueLayout.OfLong TILE_ROW =
             java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
 
+    /**
+     * Copies each m×m bfloat16 matrix's blocks below the diagonal (blocks of {@code block} rows and
+     * columns) onto their mirror images above it; the diagonal blocks are left as they are.
+     */
     static void mirrorLowerBlocks(java.lang.foreign.MemorySegment s, int m, int block) {
         // 4×4 tiles, each row of a tile one long of four bfloat16 patterns, transposed in registers;
         // block is a multiple of 4 here (symmetricBlock), so tiles never straddle the diagonal blocks
         int tiled = block % 4 == 0 ? block + (m - block) / 4 * 4 : block;
-        var L = TILE_ROW;
         long rowBytes = (long) m * Short.BYTES;
         for (int i = block; i < tiled; i += 4) {
             int end = i / block * block;
@@ -348,20 +347,20 @@ public final class NewtonSchulz {
             long to = (long) i * Short.BYTES;
             for (int j = 0; j < end; j += 4) {
                 long at = from + (long) j * Short.BYTES;
-                long r0 = s.get(L, at);
-                long r1 = s.get(L, at + rowBytes);
-                long r2 = s.get(L, at + 2 * rowBytes);
-                long r3 = s.get(L, at + 3 * rowBytes);
+                long r0 = s.get(TILE_ROW, at);
+                long r1 = s.get(TILE_ROW, at + rowBytes);
+                long r2 = s.get(TILE_ROW, at + 2 * rowBytes);
+                long r3 = s.get(TILE_ROW, at + 3 * rowBytes);
                 // element e of row r sits in bits 16e..16e+15: pair rows 0,1 and 2,3, then the pairs
                 long t0 = (r0 & 0x0000FFFF0000FFFFL) | ((r1 & 0x0000FFFF0000FFFFL) << 16);
                 long t1 = ((r0 >>> 16) & 0x0000FFFF0000FFFFL) | (r1 & 0xFFFF0000FFFF0000L);
                 long t2 = (r2 & 0x0000FFFF0000FFFFL) | ((r3 & 0x0000FFFF0000FFFFL) << 16);
                 long t3 = ((r2 >>> 16) & 0x0000FFFF0000FFFFL) | (r3 & 0xFFFF0000FFFF0000L);
                 long back = to + (long) j * rowBytes;
-                s.set(L, back, (t0 & 0xFFFFFFFFL) | (t2 << 32));
-                s.set(L, back + rowBytes, (t1 & 0xFFFFFFFFL) | (t3 << 32));
-                s.set(L, back + 2 * rowBytes, (t0 >>> 32) | (t2 & 0xFFFFFFFF00000000L));
-                s.set(L, back + 3 * rowBytes, (t1 >>> 32) | (t3 & 0xFFFFFFFF00000000L));
+                s.set(TILE_ROW, back, (t0 & 0xFFFFFFFFL) | (t2 << 32));
+                s.set(TILE_ROW, back + rowBytes, (t1 & 0xFFFFFFFFL) | (t3 << 32));
+                s.set(TILE_ROW, back + 2 * rowBytes, (t0 >>> 32) | (t2 & 0xFFFFFFFF00000000L));
+                s.set(TILE_ROW, back + 3 * rowBytes, (t1 >>> 32) | (t3 & 0xFFFFFFFF00000000L));
             }
         }
         for (int i = tiled; i < m; i++) {
