@@ -66,6 +66,10 @@ public final class TrainingBenchmark {
     public record Case(String label, ModelConfig config) {
     }
 
+    /** A model with the optimizer to step it: Moonlight's Muon (hybrid) when {@code muon}, else AdamW on every parameter. */
+    public record Arm(Case c, boolean muon) {
+    }
+
     private final Backend backend;
     private final PrintStream out;
     private final DType nsPrecision;
@@ -95,10 +99,19 @@ public final class TrainingBenchmark {
      * each case in order. Medians over the timed steps, one result per case in their order.
      */
     public List<Result> compare(List<Case> cases, int batch, int accumulation, boolean muon, int warmup, int steps) {
+        return compareArms(cases.stream().map(c -> new Arm(c, muon)).toList(), batch, accumulation, warmup, steps);
+    }
+
+    /**
+     * Times the arms in turns, as {@link #compare} times models: each arm's warm-up steps, then
+     * {@code steps} rounds of one step of each arm in order, so that a model's AdamW and Muon steps
+     * alternate and {@link #pairedRatio} compares them round by round. One result per arm in their order.
+     */
+    public List<Result> compareArms(List<Arm> arms, int batch, int accumulation, int warmup, int steps) {
         List<Session> sessions = new ArrayList<>();
         try {
-            for (Case c : cases) {
-                sessions.add(new Session(c, batch, accumulation, muon, steps));
+            for (Arm a : arms) {
+                sessions.add(new Session(a.c(), batch, accumulation, a.muon(), steps));
             }
             for (Session s : sessions) {
                 for (int i = 0; i < warmup; i++) {

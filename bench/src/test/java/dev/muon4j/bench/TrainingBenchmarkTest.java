@@ -48,6 +48,27 @@ class TrainingBenchmarkTest {
     }
 
     @Test
+    void stepsOneModelsAdamWAndMuonInTurns() {
+        try (VectorBackend backend = new VectorBackend(1)) {
+            TrainingBenchmark bench = new TrainingBenchmark(backend, new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
+            TrainingBenchmark.Case dense = new TrainingBenchmark.Case("dense", DENSE);
+            List<TrainingBenchmark.Result> results = bench.compareArms(
+                    List.of(new TrainingBenchmark.Arm(dense, false), new TrainingBenchmark.Arm(dense, true)), 2, 1, 1, 3);
+            assertEquals(2, results.size());
+            assertEquals("AdamW", results.get(0).optimizer());
+            assertEquals("Muon (hybrid)", results.get(1).optimizer());
+            assertEquals(0, results.get(0).newtonSchulz(), "AdamW runs no Newton–Schulz");
+            assertTrue(results.get(1).newtonSchulz() > 0, results.get(1).toString());
+            for (TrainingBenchmark.Result r : results) {
+                assertEquals("dense", r.model());
+                assertEquals(3, r.stepTimes().length);
+            }
+            double paired = TrainingBenchmark.pairedRatio(results.get(1), results.get(0));
+            assertTrue(paired > 0 && Double.isFinite(paired), "paired ratio " + paired);
+        }
+    }
+
+    @Test
     void pairedRatioIsTheMedianOfTheRoundsRatios() {
         // Rounds of 1 s and 2 s for a, 2 s, 2 s and 8 s for b: a's speed over b's is 2, 1 and 8; median 2.
         var a = new TrainingBenchmark.Result("a", "AdamW", 0, 0, 0, 0, 100, new double[] {1, 2, 1});

@@ -62,7 +62,8 @@ public final class BenchCommand implements Callable<Integer> {
         Models models;
 
         @Option(names = "--optimizer", defaultValue = "both", converter = OptimizersConverter.class,
-                description = "adamw, muon (the hybrid) or both, one after the other (default: ${DEFAULT-VALUE}).")
+                description = "adamw, muon (the hybrid) or both, stepped in turns, with the median of the rounds' Muon/AdamW ratios "
+                        + "(default: ${DEFAULT-VALUE}).")
         Optimizers optimizers;
 
         @Option(names = "--batch", defaultValue = TrainingOptions.DEFAULT_BATCH, description = "Sequences per step (default: ${DEFAULT-VALUE}).")
@@ -129,17 +130,27 @@ public final class BenchCommand implements Callable<Integer> {
             List<TrainingBenchmark.Case> cases = cases();
             LlamaConfig trunk = ModelPreset.SMALL.config();
             SizeLimits.checkArrays(trunk, batch, 1, new SizeLimits.Flags(trunk, Integer.parseInt(TrainingOptions.DEFAULT_BATCH), false));
-            // AdamW holds the larger optimizer state; the models timed in turns are all alive at once;
-            // each timed step keeps four doubles per model.
-            OptimizerChoice heaviest = optimizers == Optimizers.MUON ? OptimizerChoice.MUON : OptimizerChoice.ADAMW;
+            // Every (model, optimizer) pair is a session of its own, stepped in turns with the others and
+            // alive with them; each timed step keeps four doubles per session.
+            List<TrainingBenchmark.Arm> arms = new ArrayList<>();
+            for (TrainingBenchmark.Case c : cases) {
+                if (optimizers != Optimizers.MUON) {
+                    arms.add(new TrainingBenchmark.Arm(c, false));
+                }
+                if (optimizers != Optimizers.ADAMW) {
+                    arms.add(new TrainingBenchmark.Arm(c, true));
+                }
+            }
             SizeLimits.checkHeap(b -> {
                 List<SizeLimits.Heap.Part> parts = new ArrayList<>();
-                for (TrainingBenchmark.Case c : cases) {
-                    for (SizeLimits.Heap.Part part : SizeLimits.trainingHeap(c.config(), heaviest, b, 1, false).parts()) {
-                        parts.add(cases.size() == 1 ? part : new SizeLimits.Heap.Part(c.label() + ": " + part.what(), part.bytes()));
+                for (TrainingBenchmark.Arm a : arms) {
+                    OptimizerChoice choice = a.muon() ? OptimizerChoice.MUON : OptimizerChoice.ADAMW;
+                    for (SizeLimits.Heap.Part part : SizeLimits.trainingHeap(a.c().config(), choice, b, 1, false).parts()) {
+                        parts.add(arms.size() == 1 ? part : new SizeLimits.Heap.Part(a.c().label() + ", " + choice.name().toLowerCase(
+                                java.util.Locale.ROOT) + ": " + part.what(), part.bytes()));
                     }
                 }
-                parts.add(new SizeLimits.Heap.Part("step timings", SizeLimits.times(4L * Double.BYTES * cases.size(), steps)));
+                parts.add(new SizeLimits.Heap.Part("step timings", SizeLimits.times(4L * Double.BYTES * arms.size(), steps)));
                 return new SizeLimits.Heap(parts);
             }, batch, Runtime.getRuntime().maxMemory(), "--batch or --steps");
             try (Backend backend = backendOptions.open()) {
@@ -148,7 +159,8 @@ public final class BenchCommand implements Callable<Integer> {
                     System.out.printf("%s: %s%n", c.label(), c.config().describe());
                 }
                 System.out.printf("batch %d x %d tokens, %d micro-batch(es) per optimizer step%s%n", batch, trunk.contextLength(),
-                        accumulate, cases.size() > 1 ? "; the models step in turns" : "");
+                        accumulate, arms.size() > 1 ? "; the " + (cases.size() > 1 ? "models" : "optimizers")
+                                + (cases.size() > 1 && optimizers == Optimizers.BOTH ? " and optimizers" : "") + " step in turns" : "");
                 if (optimizers != Optimizers.ADAMW) {
                     System.out.printf("Muon: Moonlight's, Newton-Schulz in %s%s%n", nsPrecision.name().toLowerCase(java.util.Locale.ROOT),
                             nsPrecision == dev.muon4j.tensor.DType.BF16
@@ -158,21 +170,23 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 System.out.println();
                 TrainingBenchmark bench = new TrainingBenchmark(backend, System.out, nsPrecision);
-                List<TrainingBenchmark.Result> adam = null;
-                List<TrainingBenchmark.Result> muon = null;
-                if (optimizers != Optimizers.MUON) {
-                    adam = bench.compare(cases, batch, accumulate, false, warmup, steps);
-                    adam.forEach(bench::print);
+                List<TrainingBenchmark.Result> results = bench.compareArms(arms, batch, accumulate, warmup, steps);
+                List<TrainingBenchmark.Result> adam = optimizers == Optimizers.MUON ? null : new ArrayList<>();
+                List<TrainingBenchmark.Result> muon = optimizers == Optimizers.ADAMW ? null : new ArrayList<>();
+                for (int i = 0; i < arms.size(); i++) {
+                    (arms.get(i).muon() ? muon : adam).add(results.get(i));
                 }
-                if (optimizers != Optimizers.ADAMW) {
-                    muon = bench.compare(cases, batch, accumulate, true, warmup, steps);
-                    muon.forEach(bench::print);
+                for (List<TrainingBenchmark.Result> r : java.util.Arrays.asList(adam, muon)) {
+                    if (r != null) {
+                        r.forEach(bench::print);
+                    }
                 }
                 System.out.println();
                 if (adam != null && muon != null) {
                     for (int i = 0; i < cases.size(); i++) {
-                        System.out.printf("%s: Muon throughput / AdamW throughput: %.3f%n", cases.get(i).label(),
-                                muon.get(i).tokensPerSecond() / adam.get(i).tokensPerSecond());
+                        System.out.printf("%s: Muon throughput / AdamW throughput: %.3f (median of the rounds' ratios: %.3f)%n",
+                                cases.get(i).label(), muon.get(i).tokensPerSecond() / adam.get(i).tokensPerSecond(),
+                                TrainingBenchmark.pairedRatio(muon.get(i), adam.get(i)));
                     }
                 }
                 if (cases.size() > 1) {
