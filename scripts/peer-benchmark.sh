@@ -5,8 +5,8 @@
 #             seconds against the 1024x4096 rows of `./muon4j bench optimizer --skip-gpt2`
 #   training  tokens/s of the small dense Llama (10.8M parameters, batch 16 x 256) with AdamW, with
 #             Muon (hybrid) and with Muon whose Newton-Schulz runs in bfloat16 (both sides):
-#             scripts/peer/torch_train_bench.py against `./muon4j bench training --optimizer both`
-#             and `--optimizer muon --ns-precision bf16`
+#             scripts/peer/torch_train_bench.py against `./muon4j bench training --optimizer adamw`,
+#             `--optimizer muon` and `--optimizer muon --ns-precision bf16`, one process each
 #
 # Each round runs both sides once; odd rounds start with PyTorch, even rounds with muon4j, so a
 # drift in the machine's speed falls on both. Per-round and median ratios (muon4j / PyTorch: speed-up
@@ -106,13 +106,14 @@ muon4j_ns() {   # -> "float32_seconds bfloat16_seconds": the 1024x4096 rows of t
     || die "cannot parse the 1024x4096 NS5 times (float32 and bfloat16) from '$ROOT/muon4j bench optimizer' (output: $f)"
   echo "$v $b"
 }
-muon4j_train() {   # -> "adamw_tok_s muon_tok_s"
-  run "r$1-muon4j-training" "$ROOT/muon4j" bench training --optimizer both --steps "$STEPS" --warmup "$WARMUP"
-  local f="$LOG_DIR/r$1-muon4j-training.txt" a m
-  a="$(sed -nE 's/^dense +AdamW +([0-9.]+) tok\/s.*/\1/p' "$f" | head -1)"
-  m="$(sed -nE 's/^dense +Muon \(hybrid\) +([0-9.]+) tok\/s.*/\1/p' "$f" | head -1)"
-  is_number "$a" && is_number "$m" \
-    || die "cannot parse 'dense AdamW ... tok/s' and 'dense Muon (hybrid) ... tok/s' from '$ROOT/muon4j bench training' (output: $f)"
+muon4j_train() {   # -> "adamw_tok_s muon_tok_s", each optimizer in a process of its own, as PyTorch's side runs them
+  run "r$1-muon4j-training-adamw" "$ROOT/muon4j" bench training --optimizer adamw --steps "$STEPS" --warmup "$WARMUP"
+  run "r$1-muon4j-training-muon" "$ROOT/muon4j" bench training --optimizer muon --steps "$STEPS" --warmup "$WARMUP"
+  local fa="$LOG_DIR/r$1-muon4j-training-adamw.txt" fm="$LOG_DIR/r$1-muon4j-training-muon.txt" a m
+  a="$(sed -nE 's/^dense +AdamW +([0-9.]+) tok\/s.*/\1/p' "$fa" | head -1)"
+  m="$(sed -nE 's/^dense +Muon \(hybrid\) +([0-9.]+) tok\/s.*/\1/p' "$fm" | head -1)"
+  is_number "$a" || die "cannot parse 'dense AdamW ... tok/s' from '$ROOT/muon4j bench training --optimizer adamw' (output: $fa)"
+  is_number "$m" || die "cannot parse 'dense Muon (hybrid) ... tok/s' from '$ROOT/muon4j bench training --optimizer muon' (output: $fm)"
   echo "$a $m"
 }
 muon4j_train_bf16() {   # -> Muon tok/s with Newton-Schulz in bfloat16
