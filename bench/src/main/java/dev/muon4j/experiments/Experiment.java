@@ -23,8 +23,20 @@ public interface Experiment<P> {
     List<GridRun<P>> grid(GridSize size);
 
     /**
+     * Runs to add to the grid once every run of {@code ended} (the grid so far, in its order) has
+     * ended: a grid that adapts to its results, such as a learning-rate sweep that goes on past an edge
+     * where the best rate lies. The command trains them and asks again with the grown grid until none
+     * come; the analysis sees the grid with all of them. A function of the ended runs alone, so that
+     * training and a later {@code --analyze-only} find the same runs; ids not already in the grid.
+     * None by default.
+     */
+    default List<GridRun<P>> extend(GridSize size, List<RunRecord<P>> ended) {
+        return List.of();
+    }
+
+    /**
      * Writes report.md, the plots and the data behind them into {@link Analysis#out()}, from the
-     * finished runs of the grid ({@link Analysis#runs()}, in grid order).
+     * finished runs of the grid and its extensions ({@link Analysis#runs()}, in grid order).
      */
     void analyze(Analysis<P> analysis) throws IOException;
 }

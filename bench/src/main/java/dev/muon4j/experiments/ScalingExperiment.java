@@ -103,8 +103,16 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
      * @param routerBiasRate the Mixture-of-Experts routers' bias rate γ ({@link TrainConfig#routerBiasRate()}); a dense
      *                       grid keeps the TrainConfig default, which its runs record and which does nothing to them
      */
-    record Design(List<Size> sizes, double[] budgets, int batch, int evalBatches, int checkpointsPerRun, double routerBiasRate) {
+    record Design(List<Size> sizes, double[] budgets, int batch, int evalBatches, int checkpointsPerRun, double routerBiasRate,
+                  int extensions) {
     }
+
+    /**
+     * Rates each sweep may go on by beyond either end of its first three ({@link #extend}): where the best final loss
+     * is at the sweep's lowest or highest rate, the grid adds half the lowest or twice the highest, up to this many
+     * on each side.
+     */
+    static final int SWEEP_EXTENSIONS = 2;
 
     private static final int VOCAB = 256;
 
@@ -167,13 +175,13 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
                     new Size("l2w48", llama(2, 48, 2, 128, 64), 4e-3, 6e-3),
                     new Size("l3w64", llama(3, 64, 2, 176, 64), 4e-3, 3e-3),
                     new Size("l3w96", llama(3, 96, 3, 256, 64), 4e-3, 2e-3)),
-                    new double[] {8, 32}, 16, 32, 4, TrainConfig.DEFAULT_ROUTER_BIAS_RATE);
+                    new double[] {8, 32}, 16, 32, 4, TrainConfig.DEFAULT_ROUTER_BIAS_RATE, SWEEP_EXTENSIONS);
             case QUICK -> new Design(List.of(
                     new Size("l1w8", llama(1, 8, 2, 16, 16), 1e-2, 1e-2),
                     new Size("l1w12", llama(1, 12, 2, 24, 16), 1e-2, 1e-2),
                     new Size("l1w16", llama(1, 16, 2, 32, 16), 1e-2, 1e-2),
                     new Size("l1w24", llama(1, 24, 2, 48, 16), 1e-2, 1e-2)),
-                    new double[] {0.5, 1}, 4, 2, 2, TrainConfig.DEFAULT_ROUTER_BIAS_RATE);
+                    new double[] {0.5, 1}, 4, 2, 2, TrainConfig.DEFAULT_ROUTER_BIAS_RATE, 1);
         };
     }
 
@@ -212,13 +220,13 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
                     new Size("m2w48", moe(2, 48, 2, 128, 64, 8), 4e-3, 6e-3),
                     new Size("m2w64", moe(2, 64, 2, 176, 64, 8), 4e-3, 3e-3),
                     new Size("m2w80", moe(2, 80, 4, 216, 64, 8), 4e-3, 2.5e-3)),
-                    new double[] {8, 32}, 16, 32, 4, MOE_ROUTER_BIAS_RATE);
+                    new double[] {8, 32}, 16, 32, 4, MOE_ROUTER_BIAS_RATE, SWEEP_EXTENSIONS);
             case QUICK -> new Design(List.of(
                     new Size("m2w8", moe(2, 8, 2, 16, 16, 4), 1e-2, 1e-2),
                     new Size("m2w12", moe(2, 12, 2, 24, 16, 4), 1e-2, 1e-2),
                     new Size("m2w16", moe(2, 16, 2, 32, 16, 4), 1e-2, 1e-2),
                     new Size("m2w24", moe(2, 24, 2, 48, 16, 4), 1e-2, 1e-2)),
-                    new double[] {0.5, 1}, 4, 2, 2, MOE_ROUTER_BIAS_RATE);
+                    new double[] {0.5, 1}, 4, 2, 2, MOE_ROUTER_BIAS_RATE, 1);
         };
     }
 
@@ -241,25 +249,69 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
         Design d = design(family, size);
         List<GridRun<Point>> runs = new ArrayList<>();
         for (Size s : d.sizes()) {
-            long n = TrainingFlops.matmulParameters(s.model());
-            int tokensPerStep = d.batch() * s.model().contextLength();
             for (double k : d.budgets()) {
-                long steps = Math.max(1, Math.round(k * n / tokensPerStep));
                 for (OptimizerChoice o : List.of(OptimizerChoice.ADAMW, OptimizerChoice.MUON)) {
                     for (double lr : rates(d, s, k, o)) {
-                        Point p = new Point(s, k, o, lr);
-                        TrainConfig c = new TrainConfig(o, lr, 4 * lr, 0.1, 0.9, 0.95, 0.95, ScheduleKind.COSINE,
-                                Math.max(1, steps / 20), steps, 0.1, d.batch(), 1, 1.0, 1,
-                                Math.max(1, steps / 4), d.evalBatches(), Math.max(1, steps / d.checkpointsPerRun()), 1)
-                                .withRouterBiasRate(d.routerBiasRate());
-                        String id = String.format(Locale.ROOT, "%s-%sn-%s-lr%s", s.name(), number(k), o.name().toLowerCase(Locale.ROOT),
-                                number(lr));
-                        runs.add(new GridRun<>(id, p, s.model(), c, Measurements.none()));
+                        runs.add(run(d, new Point(s, k, o, lr)));
                     }
                 }
             }
         }
         return runs;
+    }
+
+    /** The run of one point of design {@code d}. */
+    private static GridRun<Point> run(Design d, Point p) {
+        Size s = p.size();
+        double k = p.tokensPerParameter();
+        double lr = p.learningRate();
+        long n = TrainingFlops.matmulParameters(s.model());
+        int tokensPerStep = d.batch() * s.model().contextLength();
+        long steps = Math.max(1, Math.round(k * n / tokensPerStep));
+        TrainConfig c = new TrainConfig(p.optimizer(), lr, 4 * lr, 0.1, 0.9, 0.95, 0.95, ScheduleKind.COSINE,
+                Math.max(1, steps / 20), steps, 0.1, d.batch(), 1, 1.0, 1,
+                Math.max(1, steps / 4), d.evalBatches(), Math.max(1, steps / d.checkpointsPerRun()), 1)
+                .withRouterBiasRate(d.routerBiasRate());
+        String id = String.format(Locale.ROOT, "%s-%sn-%s-lr%s", s.name(), number(k), p.optimizer().name().toLowerCase(Locale.ROOT),
+                number(lr));
+        return new GridRun<>(id, p, s.model(), c, Measurements.none());
+    }
+
+    /**
+     * The sweeps that go on past an edge: for each (size, budget, optimizer) whose lowest final loss is at its lowest
+     * rate, a run at half that rate, or at its highest, a run at twice it (2 significant digits), while fewer than the
+     * design's {@code extensions} lie beyond that end of the first three rates. A diverged run counts as a rate of its
+     * sweep and never as the best, so a sweep whose highest rate diverged does not go higher.
+     */
+    @Override
+    public List<GridRun<Point>> extend(GridSize size, List<RunRecord<Point>> ended) {
+        Design d = design(family, size);
+        Map<String, List<RunRecord<Point>>> groups = new LinkedHashMap<>();
+        for (RunRecord<Point> r : ended) {
+            Point p = r.point();
+            groups.computeIfAbsent(p.size().name() + "/" + p.tokensPerParameter() + "/" + p.optimizer(), g -> new ArrayList<>()).add(r);
+        }
+        List<GridRun<Point>> more = new ArrayList<>();
+        for (List<RunRecord<Point>> g : groups.values()) {
+            Point first = g.getFirst().point();
+            List<Double> sweep = rates(d, first.size(), first.tokensPerParameter(), first.optimizer());
+            double lowest = g.stream().mapToDouble(r -> r.point().learningRate()).min().orElseThrow();
+            double highest = g.stream().mapToDouble(r -> r.point().learningRate()).max().orElseThrow();
+            java.util.Optional<RunRecord<Point>> best = g.stream().filter(r -> Double.isFinite(r.finalLoss()))
+                    .min(Comparator.comparingDouble(RunRecord::finalLoss));
+            if (best.isEmpty()) {
+                continue;
+            }
+            double at = best.get().point().learningRate();
+            long below = g.stream().filter(r -> r.point().learningRate() < sweep.getFirst()).count();
+            long above = g.stream().filter(r -> r.point().learningRate() > sweep.getLast()).count();
+            if (at == lowest && below < d.extensions()) {
+                more.add(run(d, new Point(first.size(), first.tokensPerParameter(), first.optimizer(), twoDigits(lowest / 2))));
+            } else if (at == highest && above < d.extensions()) {
+                more.add(run(d, new Point(first.size(), first.tokensPerParameter(), first.optimizer(), twoDigits(highest * 2))));
+            }
+        }
+        return more;
     }
 
     /** "5", "0.5", "0.004": a number as a short plain string for ids and tables. */
@@ -536,14 +588,16 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
                 + "C_Muon = (a/(L − L∞))^(1/b). Where C_Muon lies outside Muon's own envelope the value rests on the curve's extrapolation, "
                 + "and the headline uses only the others when there are any.\n");
         s.append(switch (family) {
-            case DENSE -> "- Learning rates: each sweep is half, once and twice a centre set per size (and for Muon per budget, lower on the longer "
-                    + "one) from a first sitting of the grid; docs/EXPERIMENTS.md has its numbers. A best rate at the edge of its sweep is marked "
-                    + "above.\n";
-            case MOE -> "- Learning rates: each sweep is half, once and twice a centre set per size (and for Muon per budget, lower on the longer "
-                    + "one), taken from the dense grid's (`scaling`) for the same widths: **they were not tuned for the Mixture-of-Experts "
-                    + "model**. A best rate at the edge of its sweep is marked \"edge\" above: there a rate beyond the sweep might have done "
-                    + "better, and the point's loss may be too high for its optimizer.\n";
+            case DENSE -> "- Learning rates: each sweep starts at half, once and twice a centre set per size (and for Muon per budget, lower on "
+                    + "the longer one) from a first sitting of the grid; docs/EXPERIMENTS.md has its numbers. ";
+            case MOE -> "- Learning rates: each sweep starts at half, once and twice a centre set per size (and for Muon per budget, lower on "
+                    + "the longer one), taken from the dense grid's (`scaling`) for the same widths: **they were not tuned for the "
+                    + "Mixture-of-Experts model**. ";
         });
+        s.append(String.format(Locale.ROOT, "Where a sweep's best rate was its lowest or its highest, the grid went on past that end, "
+                + "halving or doubling, up to %d rate(s) beyond the first three (`ScalingExperiment.extend`). A best rate still at the edge "
+                + "is marked \"edge\" above: there a rate beyond the sweep might have done better, and the point's loss may be too high for "
+                + "its optimizer.\n", design(family, a.size()).extensions()));
         s.append("- Moonlight's runs were language models far larger than these, which have tens to hundreds of thousands of parameters and "
                 + "read a few million bytes of one corpus: the comparison is of the method and the direction, not of the scale.\n");
         return s.toString();

@@ -12,6 +12,7 @@ import dev.muon4j.nn.MoeConfig;
 import dev.muon4j.train.OptimizerChoice;
 import dev.muon4j.train.TrainConfig;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.HashSet;
 import java.util.HexFormat;
@@ -95,6 +96,56 @@ class ScalingExperimentTest {
                 assertEquals(4 * r.point().learningRate(), r.train().muonLearningRate(), 1e-12, r.id());
             }
         }
+    }
+
+    /** A record of {@code run} ended with {@code loss} (NaN: diverged), as GridRunner.load gives it. */
+    private static RunRecord<ScalingExperiment.Point> ended(GridRun<ScalingExperiment.Point> run, double loss) {
+        boolean diverged = Double.isNaN(loss);
+        RunResult r = new RunResult(RunResult.FORMAT, run.id(), diverged ? RunResult.DIVERGED : RunResult.FINISHED, diverged ? "NaN loss" : null,
+                Map.of(), 10, 1000, diverged ? null : loss, 1, 1, "2026-11-28T00:00:00Z", "test", "test");
+        return new RunRecord<>(run, Path.of("runs", run.id()), r, List.of(), List.of());
+    }
+
+    /**
+     * The sweep goes on past the end where its best rate lies, halving or doubling (2 significant digits), one rate at
+     * a time, at most {@code SWEEP_EXTENSIONS} beyond each end; a best rate inside the sweep, a diverged run at the
+     * highest rate and a sweep that has gone as far as it may add nothing.
+     */
+    @Test
+    void sweepsGoOnPastTheEdgeWhereTheirBestRateLies() {
+        ScalingExperiment e = new ScalingExperiment(ScalingExperiment.Family.MOE);
+        List<GridRun<ScalingExperiment.Point>> grid = e.grid(GridSize.DEFAULT);
+        // m2w80 at 32·N with AdamW: 0.002, 0.004, 0.008; with Muon: 0.00063, 0.0013, 0.0025.
+        List<GridRun<ScalingExperiment.Point>> adamw = grid.stream().filter(r -> r.id().startsWith("m2w80-32n-adamw")).toList();
+        List<GridRun<ScalingExperiment.Point>> muon = grid.stream().filter(r -> r.id().startsWith("m2w80-32n-muon")).toList();
+        assertEquals(List.of("m2w80-32n-adamw-lr0.002", "m2w80-32n-adamw-lr0.004", "m2w80-32n-adamw-lr0.008"),
+                adamw.stream().map(GridRun::id).toList());
+        // AdamW best at its lowest rate, Muon best inside: one run, AdamW at half the lowest.
+        List<RunRecord<ScalingExperiment.Point>> done = new java.util.ArrayList<>(List.of(
+                ended(adamw.get(0), 1.70), ended(adamw.get(1), 1.72), ended(adamw.get(2), 1.75),
+                ended(muon.get(0), 1.63), ended(muon.get(1), 1.62), ended(muon.get(2), 1.64)));
+        List<GridRun<ScalingExperiment.Point>> more = e.extend(GridSize.DEFAULT, done);
+        assertEquals(List.of("m2w80-32n-adamw-lr0.001"), more.stream().map(GridRun::id).toList());
+        GridRun<ScalingExperiment.Point> lower = more.getFirst();
+        assertEquals(0.001, lower.point().learningRate());
+        assertEquals(adamw.get(0).train().steps(), lower.train().steps(), "the same budget");
+        assertEquals(0.001, lower.train().learningRate());
+        assertEquals(0.004, lower.train().muonLearningRate());
+        assertEquals(adamw.get(0).model(), lower.model());
+        assertEquals(adamw.get(0).train().warmupSteps(), lower.train().warmupSteps());
+        // Still best at the new lowest: once more, to 0.0005; then the sweep has gone 2 rates below and stops.
+        done.add(ended(lower, 1.69));
+        more = e.extend(GridSize.DEFAULT, done);
+        assertEquals(List.of("m2w80-32n-adamw-lr0.0005"), more.stream().map(GridRun::id).toList());
+        done.add(ended(more.getFirst(), 1.68));
+        assertEquals(List.of(), e.extend(GridSize.DEFAULT, done), "at most " + ScalingExperiment.SWEEP_EXTENSIONS + " beyond an end");
+        // Muon best at its highest rate: twice it, 0.005.
+        done.set(3, ended(muon.get(0), 1.71));
+        done.set(4, ended(muon.get(1), 1.70));
+        assertEquals(List.of("m2w80-32n-muon-lr0.005"), e.extend(GridSize.DEFAULT, done).stream().map(GridRun::id).toList());
+        // ... unless a run at a higher rate diverged: a diverged run bounds the sweep and is never its best.
+        done.add(ended(e.extend(GridSize.DEFAULT, done).getFirst(), Double.NaN));
+        assertEquals(List.of(), e.extend(GridSize.DEFAULT, done));
     }
 
     @Test

@@ -16,6 +16,7 @@ import dev.muon4j.experiments.RunRecord;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -115,16 +116,47 @@ public final class ExperimentCommand implements Callable<Integer> {
         return 0;
     }
 
+    /**
+     * Trains the grid, then each extension the experiment asks for once the runs before it have ended
+     * ({@link Experiment#extend}), until it asks for none or a stop is requested.
+     */
     private static <P> GridRunner.Summary train(Experiment<P> e, GridSize size, Backend backend,
                                                 GridRunner.DataSource data, Path dir, PrintWriter w,
                                                 BooleanSupplier stop) throws IOException {
-        return new GridRunner(backend, data, dir, w, stop, true).train(e.grid(size));
+        GridRunner runner = new GridRunner(backend, data, dir, w, stop, true);
+        List<GridRun<P>> grid = new ArrayList<>(e.grid(size));
+        while (true) {
+            GridRunner.Summary summary = runner.train(grid);
+            if (!summary.complete()) {
+                return summary;
+            }
+            List<GridRun<P>> more = e.extend(size, GridRunner.load(dir, grid));
+            if (more.isEmpty()) {
+                return summary;
+            }
+            w.println("the grid goes on with " + more.size() + " run(s): "
+                    + more.stream().map(GridRun::id).collect(Collectors.joining(", ")));
+            w.flush();
+            grid.addAll(more);
+        }
+    }
+
+    /** The grid with every extension its ended runs call for; all of them must have ended. */
+    private static <P> List<RunRecord<P>> loadExtended(Experiment<P> e, GridSize size, Path dir) throws IOException {
+        List<GridRun<P>> grid = new ArrayList<>(e.grid(size));
+        while (true) {
+            List<RunRecord<P>> runs = GridRunner.load(dir, grid);
+            List<GridRun<P>> more = e.extend(size, runs);
+            if (more.isEmpty()) {
+                return runs;
+            }
+            grid.addAll(more);
+        }
     }
 
     private <P> Path analyze(Experiment<P> e, GridSize size, Path dir, String data, PrintWriter w) throws IOException {
-        List<GridRun<P>> grid = e.grid(size);
         // Loading needs no backend: the runner only reads the run directories.
-        List<RunRecord<P>> runs = GridRunner.load(dir, grid);
+        List<RunRecord<P>> runs = loadExtended(e, size, dir);
         ReportFiles files = new ReportFiles(dir, ReportFiles.findRsvgConvert());
         e.analyze(new Analysis<>(size, runs, files, new Analysis.Context(commandLine(true), data)));
         w.println("wrote " + files.written().stream().collect(Collectors.joining(", ")) + " in " + dir);

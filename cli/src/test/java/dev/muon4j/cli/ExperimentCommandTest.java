@@ -90,14 +90,40 @@ class ExperimentCommandTest {
     void scalingQuick() throws Exception {
         Path out = quick("scaling", List.of("frontier", "flop-ratio"), List.of("frontier", "flop-ratio", "runs"),
                 List.of("Moonlight: **52%**", "| optimizer | fitted to | a | b | L∞ | RMS residual |", "## Every run"));
-        assertEquals(49, Files.readAllLines(out.resolve("runs.csv")).size(), "48 runs and the header");
-        try (Stream<Path> dirs = Files.list(out.resolve("runs"))) {
-            assertEquals(48, dirs.count());
-        }
-        // A second invocation finds every run ended and only writes the report again.
+        int runs = extendedGrid(out, "scaling");
+        // A second invocation finds every run, extensions included, ended and only writes the report again.
         Outcome again = run("experiment", "scaling", "--quick", "--out", out.toString(), "--backend", "OPENBLAS_BUNDLED");
         assertEquals(0, again.code(), again.err());
         assertTrue(again.out().contains("48 ended earlier (skipped), 0 to train"), again.out());
+        assertTrue(again.out().contains(runs + " ended earlier (skipped), 0 to train"), again.out());
+    }
+
+    /**
+     * Checks the quick scaling grid's 48 runs and the runs its sweeps went on with (the quick grid goes at most one rate
+     * past an edge): each extension is named on the output, has its run directory and its line in runs.csv, and lies
+     * beyond its sweep's first three rates by a factor of 2; returns the number of runs.
+     */
+    private int extendedGrid(Path out, String name) throws IOException {
+        List<String> lines = Files.readAllLines(out.resolve("runs.csv"));
+        int runs = lines.size() - 1;
+        try (Stream<Path> dirs = Files.list(out.resolve("runs"))) {
+            assertEquals(runs, dirs.count(), "a run directory for each line of runs.csv");
+        }
+        java.util.Set<String> base = dev.muon4j.experiments.Experiments.byName(name).grid(dev.muon4j.experiments.GridSize.QUICK).stream()
+                .map(dev.muon4j.experiments.GridRun::id).collect(java.util.stream.Collectors.toSet());
+        assertEquals(48, base.size());
+        List<String> extra = lines.stream().skip(1).map(l -> l.substring(0, l.indexOf(','))).filter(id -> !base.contains(id)).toList();
+        assertEquals(runs - 48, extra.size(), "runs.csv holds the 48 runs of the grid and its extensions");
+        for (String id : extra) {
+            String sweep = id.substring(0, id.lastIndexOf("-lr"));
+            double lr = Double.parseDouble(id.substring(id.lastIndexOf("-lr") + 3));
+            List<Double> first = base.stream().filter(b -> b.startsWith(sweep + "-lr")).map(b -> Double.parseDouble(b.substring(b.lastIndexOf("-lr") + 3)))
+                    .sorted().toList();
+            assertEquals(3, first.size(), sweep);
+            assertTrue(Math.abs(lr - first.getFirst() / 2) < 1e-12 || Math.abs(lr - first.getLast() * 2) < 1e-12,
+                    id + " lies one factor of 2 beyond " + first);
+        }
+        return runs;
     }
 
     @Test
@@ -107,10 +133,7 @@ class ExperimentCommandTest {
                         "| optimizer | model | N (active matrix parameters) |", "m2w8: 2 layers, width 8, 4 experts (2 active + 2 shared) of width 4",
                         "N counts the **active parameters**", "Mixture-of-Experts (MoE) models", "4 routed experts of width F/4",
                         "router bias rate 0.01", "not tuned for the Mixture-of-Experts model", "## Every run"));
-        assertEquals(49, Files.readAllLines(out.resolve("runs.csv")).size(), "48 runs and the header");
-        try (Stream<Path> dirs = Files.list(out.resolve("runs"))) {
-            assertEquals(48, dirs.count());
-        }
+        extendedGrid(out, "scaling-moe");
         String settings = Files.readString(out.resolve("runs/m2w8-0.5n-adamw-lr0.005/result.json"));
         assertTrue(settings.contains("\"model\": \"deepseek\"") && settings.contains("\"router_bias_rate\": 0.01"), settings);
     }
