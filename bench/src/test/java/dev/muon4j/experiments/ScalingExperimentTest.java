@@ -143,9 +143,20 @@ class ScalingExperimentTest {
         done.set(3, ended(muon.get(0), 1.71));
         done.set(4, ended(muon.get(1), 1.70));
         assertEquals(List.of("m2w80-32n-muon-lr0.005"), e.extend(GridSize.DEFAULT, done).stream().map(GridRun::id).toList());
-        // ... unless a run at a higher rate diverged: a diverged run bounds the sweep and is never its best.
+        // Still best at each new highest: 0.01 next, then the sweep has gone 2 rates above and stops.
+        List<RunRecord<ScalingExperiment.Point>> up = new java.util.ArrayList<>(done);
+        up.add(ended(e.extend(GridSize.DEFAULT, up).getFirst(), 1.60));
+        List<GridRun<ScalingExperiment.Point>> next = e.extend(GridSize.DEFAULT, up);
+        assertEquals(List.of("m2w80-32n-muon-lr0.01"), next.stream().map(GridRun::id).toList());
+        up.add(ended(next.getFirst(), 1.59));
+        assertEquals(List.of(), e.extend(GridSize.DEFAULT, up), "at most " + ScalingExperiment.SWEEP_EXTENSIONS + " above");
+        // ... and a run at a higher rate that diverged bounds the sweep and is never its best.
         done.add(ended(e.extend(GridSize.DEFAULT, done).getFirst(), Double.NaN));
         assertEquals(List.of(), e.extend(GridSize.DEFAULT, done));
+        // A rate that does not halve to 2 digits: Muon's lowest 0.00063 goes to 0.00032 (its id says so).
+        List<RunRecord<ScalingExperiment.Point>> low = new java.util.ArrayList<>(List.of(
+                ended(muon.get(0), 1.60), ended(muon.get(1), 1.62), ended(muon.get(2), 1.64)));
+        assertEquals(List.of("m2w80-32n-muon-lr0.00032"), e.extend(GridSize.DEFAULT, low).stream().map(GridRun::id).toList());
     }
 
     @Test

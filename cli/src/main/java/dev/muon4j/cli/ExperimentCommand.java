@@ -125,12 +125,13 @@ public final class ExperimentCommand implements Callable<Integer> {
                                                 BooleanSupplier stop) throws IOException {
         GridRunner runner = new GridRunner(backend, data, dir, w, stop, true);
         List<GridRun<P>> grid = new ArrayList<>(e.grid(size));
+        int base = grid.size();
         while (true) {
             GridRunner.Summary summary = runner.train(grid);
             if (!summary.complete()) {
                 return summary;
             }
-            List<GridRun<P>> more = e.extend(size, GridRunner.load(dir, grid));
+            List<GridRun<P>> more = checkExtension(e, base, grid, e.extend(size, GridRunner.load(dir, grid)));
             if (more.isEmpty()) {
                 return summary;
             }
@@ -144,14 +145,35 @@ public final class ExperimentCommand implements Callable<Integer> {
     /** The grid with every extension its ended runs call for; all of them must have ended. */
     private static <P> List<RunRecord<P>> loadExtended(Experiment<P> e, GridSize size, Path dir) throws IOException {
         List<GridRun<P>> grid = new ArrayList<>(e.grid(size));
+        int base = grid.size();
         while (true) {
             List<RunRecord<P>> runs = GridRunner.load(dir, grid);
-            List<GridRun<P>> more = e.extend(size, runs);
+            List<GridRun<P>> more = checkExtension(e, base, grid, e.extend(size, runs));
             if (more.isEmpty()) {
                 return runs;
             }
             grid.addAll(more);
         }
+    }
+
+    /** Most runs an experiment's extensions may add to its grid, in all: a bound on a grid that would grow for ever. */
+    static final int MAX_EXTENSION_RUNS = 1000;
+
+    /**
+     * {@code more}, once it is known to add only new ids and to keep the extensions within {@link #MAX_EXTENSION_RUNS}:
+     * an experiment that broke {@link Experiment#extend}'s contract would otherwise train the same runs or grow its grid
+     * without end.
+     */
+    private static <P> List<GridRun<P>> checkExtension(Experiment<P> e, int base, List<GridRun<P>> grid, List<GridRun<P>> more) {
+        java.util.Set<String> ids = grid.stream().map(GridRun::id).collect(Collectors.toSet());
+        List<String> again = more.stream().map(GridRun::id).filter(ids::contains).toList();
+        if (!again.isEmpty()) {
+            throw new IllegalStateException("experiment " + e.name() + " extends its grid with runs it already has: " + String.join(", ", again));
+        }
+        if (grid.size() + more.size() - base > MAX_EXTENSION_RUNS) {
+            throw new IllegalStateException("experiment " + e.name() + " extends its grid past " + MAX_EXTENSION_RUNS + " added runs");
+        }
+        return more;
     }
 
     private <P> Path analyze(Experiment<P> e, GridSize size, Path dir, String data, PrintWriter w) throws IOException {

@@ -120,10 +120,15 @@ class ExperimentCommandTest {
             List<Double> first = base.stream().filter(b -> b.startsWith(sweep + "-lr")).map(b -> Double.parseDouble(b.substring(b.lastIndexOf("-lr") + 3)))
                     .sorted().toList();
             assertEquals(3, first.size(), sweep);
-            assertTrue(Math.abs(lr - first.getFirst() / 2) < 1e-12 || Math.abs(lr - first.getLast() * 2) < 1e-12,
-                    id + " lies one factor of 2 beyond " + first);
+            assertTrue(lr == twoDigits(first.getFirst() / 2) || lr == twoDigits(first.getLast() * 2),
+                    id + " lies one factor of 2 (to 2 significant digits) beyond " + first);
         }
         return runs;
+    }
+
+    /** A rate to 2 significant digits, as the scaling grids write them. */
+    private static double twoDigits(double v) {
+        return new java.math.BigDecimal(v).round(new java.math.MathContext(2)).doubleValue();
     }
 
     @Test

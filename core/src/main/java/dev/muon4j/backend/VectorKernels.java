@@ -18,8 +18,13 @@ final class VectorKernels {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> SI = IntVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    /** Shorts as many as {@link #S}'s floats: bfloat16 patterns of one float vector. */
-    private static final VectorSpecies<Short> SS = VectorSpecies.of(short.class, VectorShape.forBitSize(L * Short.SIZE));
+    /**
+     * Shorts as many as {@link #S}'s floats: bfloat16 patterns of one float vector; null where that would be
+     * narrower than the narrowest vector (64 bits: a JVM whose preferred float vector holds 2 lanes), and the
+     * bfloat16 conversions then run element by element.
+     */
+    private static final VectorSpecies<Short> SS = L * Short.SIZE >= 64
+            ? VectorSpecies.of(short.class, VectorShape.forBitSize(L * Short.SIZE)) : null;
     private static final java.nio.ByteOrder NATIVE = java.nio.ByteOrder.nativeOrder();
 
     private VectorKernels() {
@@ -120,7 +125,7 @@ final class VectorKernels {
 
     static void scaleToBFloat16(float[] src, int off, int len, float s, java.lang.foreign.MemorySegment dst, long index) {
         int i = 0;
-        if (SI.length() == L && SS.length() == L) {
+        if (SI.length() == L && SS != null && SS.length() == L) {
             long at = index * Short.BYTES;
             for (int bound = S.loopBound(len); i < bound; i += L) {
                 IntVector bits = bfloat16Bits(FloatVector.fromArray(S, src, off + i).mul(s));
@@ -132,7 +137,7 @@ final class VectorKernels {
 
     static void fromBFloat16(java.lang.foreign.MemorySegment src, long index, float[] dst, int off, int len) {
         int i = 0;
-        if (SI.length() == L && SS.length() == L) {
+        if (SI.length() == L && SS != null && SS.length() == L) {
             long at = index * Short.BYTES;
             for (int bound = S.loopBound(len); i < bound; i += L) {
                 ShortVector bits = ShortVector.fromMemorySegment(SS, src, at + (long) i * Short.BYTES, NATIVE);

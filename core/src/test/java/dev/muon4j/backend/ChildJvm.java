@@ -84,8 +84,16 @@ public final class ChildJvm {
      */
     public static Result run(List<String> classPath, String mainClass, Path directory, int seconds)
             throws IOException, InterruptedException {
-        List<String> command = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-cp", String.join(File.pathSeparator, classPath), mainClass);
+        return run(List.of(), classPath, mainClass, directory, seconds);
+    }
+
+    /** {@link #run(List, String, Path, int)} with {@code jvmOptions} before the class path. */
+    public static Result run(List<String> jvmOptions, List<String> classPath, String mainClass, Path directory, int seconds)
+            throws IOException, InterruptedException {
+        List<String> command = new java.util.ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", String.join(File.pathSeparator, classPath), mainClass));
         Path out = directory.resolve(mainClass + ".stdout");
         Path err = directory.resolve(mainClass + ".stderr");
         ProcessBuilder builder = new ProcessBuilder(command).directory(directory.toFile())

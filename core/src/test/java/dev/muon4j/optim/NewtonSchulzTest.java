@@ -755,6 +755,31 @@ class NewtonSchulzTest {
         }
     }
 
+    /**
+     * The bfloat16 products' own entry (the input normalised straight into bfloat16): a zero matrix gives zero with
+     * either eps, a tiny one with eps = 0 takes the two-step scaling and stays finite, and a matrix scaled by a power of
+     * two gives the same bits (its normalised bfloat16 X is the same).
+     */
+    @Test
+    void bfloat16ProductsEdgeCases() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(oneDnn.bf16Matmul().isPresent(), "no bfloat16 products on this processor");
+        for (double eps : new double[] {NewtonSchulzConfig.DEFAULT_EPS, 0}) {
+            NewtonSchulzConfig config = NewtonSchulzConfig.defaults().withPrecision(DType.BF16).withEps(eps);
+            assertArrayEquals(new float[12 * 20], NewtonSchulz.orthogonalize(oneDnn, config, new float[12 * 20], 12, 20), "eps " + eps);
+        }
+        NewtonSchulzConfig zeroEps = NewtonSchulzConfig.defaults().withPrecision(DType.BF16).withEps(0);
+        for (int[] shape : new int[][] {{8, 12}, {12, 8}, {1, 5}, {5, 1}}) {
+            float[] g = gaussian(shape[0] * shape[1], 67);
+            float[] o = NewtonSchulz.orthogonalize(oneDnn, zeroEps, scaled(g, 1e-41f), shape[0], shape[1]);
+            for (float v : o) {
+                assertTrue(Float.isFinite(v), shape[0] + "×" + shape[1] + ": finite output of a tiny input");
+            }
+            float[] plain = NewtonSchulz.orthogonalize(oneDnn, zeroEps, g, shape[0], shape[1]);
+            assertArrayEquals(plain, NewtonSchulz.orthogonalize(oneDnn, zeroEps, scaled(g, 0x1p-20f), shape[0], shape[1]),
+                    shape[0] + "×" + shape[1] + ": scaling by 2^-20 changes nothing");
+        }
+    }
+
     @Test
     void tinyInputWithZeroEpsStaysFinite() {
         // With eps = 0, 1/‖G‖_F overflows float32 for ‖G‖_F below about 3e-39: no Inf or NaN may come out.
