@@ -434,8 +434,8 @@ public final class OptimizerBenchmark {
             java.lang.foreign.MemorySegment a = arena.allocate(2L * m * k, 64);
             java.lang.foreign.MemorySegment b = arena.allocate(2L * k * n, 64);
             java.lang.foreign.MemorySegment c = arena.allocate(2L * m * n, 64);
-            dev.muon4j.tensor.BFloat16.store(random(m * k, 2), 0, m * k, a, 0);
-            dev.muon4j.tensor.BFloat16.store(random(k * n, 3), 0, k * n, b, 0);
+            dev.muon4j.backend.Kernels.scaleToBFloat16(random(m * k, 2), 0, m * k, 1f, a, 0);
+            dev.muon4j.backend.Kernels.scaleToBFloat16(random(k * n, 3), 0, k * n, 1f, b, 0);
             Runnable product = () -> matmul.gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
             settle(product);
             double seconds = median(product);

@@ -286,29 +286,16 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
     @Override
     public List<GridRun<Point>> extend(GridSize size, List<RunRecord<Point>> ended) {
         Design d = design(family, size);
-        Map<String, List<RunRecord<Point>>> groups = new LinkedHashMap<>();
-        for (RunRecord<Point> r : ended) {
-            Point p = r.point();
-            groups.computeIfAbsent(p.size().name() + "/" + p.tokensPerParameter() + "/" + p.optimizer(), g -> new ArrayList<>()).add(r);
-        }
         List<GridRun<Point>> more = new ArrayList<>();
-        for (List<RunRecord<Point>> g : groups.values()) {
-            Point first = g.getFirst().point();
+        for (Sweep w : sweeps(ended)) {
+            Point first = w.runs().getFirst().point();
             List<Double> sweep = rates(d, first.size(), first.tokensPerParameter(), first.optimizer());
-            double lowest = g.stream().mapToDouble(r -> r.point().learningRate()).min().orElseThrow();
-            double highest = g.stream().mapToDouble(r -> r.point().learningRate()).max().orElseThrow();
-            java.util.Optional<RunRecord<Point>> best = g.stream().filter(r -> Double.isFinite(r.finalLoss()))
-                    .min(Comparator.comparingDouble(RunRecord::finalLoss));
-            if (best.isEmpty()) {
-                continue;
-            }
-            double at = best.get().point().learningRate();
-            long below = g.stream().filter(r -> r.point().learningRate() < sweep.getFirst()).count();
-            long above = g.stream().filter(r -> r.point().learningRate() > sweep.getLast()).count();
-            if (at == lowest && below < d.extensions()) {
-                more.add(run(d, new Point(first.size(), first.tokensPerParameter(), first.optimizer(), twoDigits(lowest / 2))));
-            } else if (at == highest && above < d.extensions()) {
-                more.add(run(d, new Point(first.size(), first.tokensPerParameter(), first.optimizer(), twoDigits(highest * 2))));
+            long below = w.runs().stream().filter(r -> r.point().learningRate() < sweep.getFirst()).count();
+            long above = w.runs().stream().filter(r -> r.point().learningRate() > sweep.getLast()).count();
+            if (w.bestAtLowest() && below < d.extensions()) {
+                more.add(run(d, new Point(first.size(), first.tokensPerParameter(), first.optimizer(), twoDigits(w.lowest() / 2))));
+            } else if (w.bestAtHighest() && above < d.extensions()) {
+                more.add(run(d, new Point(first.size(), first.tokensPerParameter(), first.optimizer(), twoDigits(w.highest() * 2))));
             }
         }
         return more;
@@ -317,6 +304,41 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
     /** "5", "0.5", "0.004": a number as a short plain string for ids and tables. */
     static String number(double v) {
         return java.math.BigDecimal.valueOf(v).stripTrailingZeros().toPlainString();
+    }
+
+    /**
+     * One learning-rate sweep: the ended runs of one (size, budget, optimizer) in grid order, the best of them (the
+     * lowest final loss; the first of equal ones), and its lowest and highest rate, a diverged run's included.
+     */
+    record Sweep(List<RunRecord<Point>> runs, RunRecord<Point> best, double lowest, double highest) {
+        boolean bestAtLowest() {
+            return best.point().learningRate() == lowest;
+        }
+
+        boolean bestAtHighest() {
+            return best.point().learningRate() == highest;
+        }
+
+        boolean bestAtEdge() {
+            return bestAtLowest() || bestAtHighest();
+        }
+    }
+
+    /** The sweeps of {@code runs} in the order they first appear; a sweep whose runs all diverged has no best and is left out. */
+    static List<Sweep> sweeps(List<RunRecord<Point>> runs) {
+        Map<String, List<RunRecord<Point>>> groups = new LinkedHashMap<>();
+        for (RunRecord<Point> r : runs) {
+            Point p = r.point();
+            groups.computeIfAbsent(p.size().name() + "/" + p.tokensPerParameter() + "/" + p.optimizer(), g -> new ArrayList<>()).add(r);
+        }
+        List<Sweep> sweeps = new ArrayList<>();
+        for (List<RunRecord<Point>> g : groups.values()) {
+            g.stream().filter(r -> Double.isFinite(r.finalLoss())).min(Comparator.comparingDouble(RunRecord::finalLoss))
+                    .ifPresent(best -> sweeps.add(new Sweep(List.copyOf(g), best,
+                            g.stream().mapToDouble(r -> r.point().learningRate()).min().orElseThrow(),
+                            g.stream().mapToDouble(r -> r.point().learningRate()).max().orElseThrow())));
+        }
+        return sweeps;
     }
 
     /** The best run of one (size, budget, optimizer): the lowest final loss over the learning rates. */
@@ -402,25 +424,14 @@ public final class ScalingExperiment implements Experiment<ScalingExperiment.Poi
 
     /** The best run of each (size, budget) for {@code o}, their lower envelope and the fit. */
     private static Frontier frontier(Analysis<Point> a, OptimizerChoice o) {
-        Map<String, List<RunRecord<Point>>> groups = new LinkedHashMap<>();
-        for (RunRecord<Point> r : a.runs()) {
-            if (r.point().optimizer() == o) {
-                groups.computeIfAbsent(r.point().size().name() + "/" + r.point().tokensPerParameter(), k -> new ArrayList<>()).add(r);
-            }
-        }
         List<Best> best = new ArrayList<>();
-        for (List<RunRecord<Point>> g : groups.values()) {
-            List<RunRecord<Point>> finished = g.stream().filter(r -> Double.isFinite(r.finalLoss())).toList();
-            if (finished.isEmpty()) {
-                continue;
+        for (Sweep w : sweeps(a.runs())) {
+            RunRecord<Point> b = w.best();
+            if (b.point().optimizer() == o) {
+                long tokens = b.result().tokens();
+                best.add(new Best(b.point().size(), b.point().tokensPerParameter(), o, b, w.bestAtEdge(),
+                        TrainingFlops.training(b.point().size().model(), tokens), tokens));
             }
-            RunRecord<Point> b = finished.stream().min(Comparator.comparingDouble(RunRecord::finalLoss)).orElseThrow();
-            double lowest = g.stream().mapToDouble(r -> r.point().learningRate()).min().orElseThrow();
-            double highest = g.stream().mapToDouble(r -> r.point().learningRate()).max().orElseThrow();
-            boolean edge = b.point().learningRate() == lowest || b.point().learningRate() == highest;
-            long tokens = b.result().tokens();
-            best.add(new Best(b.point().size(), b.point().tokensPerParameter(), o, b, edge,
-                    TrainingFlops.training(b.point().size().model(), tokens), tokens));
         }
         best.sort(Comparator.comparingDouble(Best::flops));
         double[] c = best.stream().mapToDouble(Best::flops).toArray();

@@ -31,25 +31,6 @@ public final class BFloat16 {
         return Float.intBitsToFloat((bits & 0xffff) << 16);
     }
 
-    /**
-     * Writes {@code length} values of {@code src} from {@code offset}, each rounded to bfloat16 as
-     * {@link #toBits} does, as 16-bit patterns into elements {@code [index, index + length)} of {@code dst}.
-     */
-    public static void store(float[] src, int offset, int length, java.lang.foreign.MemorySegment dst, long index) {
-        java.util.Objects.checkFromIndexSize(offset, length, src.length);
-        for (int i = 0; i < length; i++) {
-            dst.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, index + i, toBits(src[offset + i]));
-        }
-    }
-
-    /** Reads {@code length} bfloat16 patterns from elements {@code [index, index + length)} of {@code src} into {@code dst} from {@code offset}. */
-    public static void load(java.lang.foreign.MemorySegment src, long index, float[] dst, int offset, int length) {
-        java.util.Objects.checkFromIndexSize(offset, length, dst.length);
-        for (int i = 0; i < length; i++) {
-            dst[offset + i] = fromBits(src.getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, index + i));
-        }
-    }
-
     /** Rounds {@code length} values of {@code x} starting at {@code offset} to bfloat16, in place. */
     public static void roundInPlace(float[] x, int offset, int length) {
         for (int i = offset, end = offset + length; i < end; i++) {
