@@ -112,7 +112,10 @@ final class VectorKernels {
         return -1;
     }
 
-    /** Rounds each value of a float vector's bits to bfloat16 (as {@link #roundToBFloat16}) and keeps the upper 16 bits. */
+    /**
+     * The bfloat16 patterns of a float vector's values, rounded to nearest, ties to even (as {@code BFloat16.toBits}),
+     * in the low 16 bits of each lane: infinities pass unchanged and every NaN becomes the canonical NaN.
+     */
     private static IntVector bfloat16Bits(FloatVector v) {
         IntVector bits = v.reinterpretAsInts();
         VectorMask<Integer> special = bits.and(0x7f800000).compare(VectorOperators.EQ, 0x7f800000);
@@ -154,15 +157,8 @@ final class VectorKernels {
         int i = 0;
         if (SI.length() == L) {
             for (int bound = S.loopBound(len); i < bound; i += L) {
-                FloatVector v = FloatVector.fromArray(S, x, off + i);
-                IntVector bits = v.reinterpretAsInts();
-                VectorMask<Integer> special = bits.and(0x7f800000).compare(VectorOperators.EQ, 0x7f800000);
-                IntVector lsb = bits.lanewise(VectorOperators.LSHR, 16).and(1);
-                IntVector rounded = bits.add(lsb.add(0x7fff)).and(0xffff0000);
-                // Infinities pass unchanged; every NaN becomes the canonical NaN (as BFloat16.round does).
-                IntVector result = rounded.blend(bits, special)
-                        .blend(IntVector.broadcast(SI, 0x7fc00000), v.test(VectorOperators.IS_NAN).cast(SI));
-                result.reinterpretAsFloats().intoArray(x, off + i);
+                bfloat16Bits(FloatVector.fromArray(S, x, off + i)).lanewise(VectorOperators.LSHL, 16)
+                        .reinterpretAsFloats().intoArray(x, off + i);
             }
         }
         for (; i < len; i++) {
