@@ -10,8 +10,8 @@ public final class Experiments {
 
     /** Every experiment; a new one is added here. */
     public static List<Experiment<?>> all() {
-        return List.of(new ScalingExperiment(), new ScalingExperiment(ScalingExperiment.Family.MOE), new UpdateRmsExperiment(), new WeightDecayExperiment(), new SvdEntropyExperiment(),
-                new FinetuneExperiment());
+        return List.of(new ScalingExperiment(), new ScalingExperiment(ScalingExperiment.Family.MOE), new UpdateRmsExperiment(),
+                new WeightDecayExperiment(), new SvdEntropyExperiment(), new FinetuneExperiment());
     }
 
     /**
